@@ -1,0 +1,75 @@
+//! Separation: the [`Separator`] interface, the classical HPSS baseline, the chunked
+//! overlap-add engine that streams a whole file through a separator, and batch processing.
+
+pub mod engine;
+pub mod hpss;
+
+pub use engine::{ChunkEngine, Segment, separate_all};
+pub use hpss::Hpss;
+
+use crate::Result;
+
+/// What the user asks to extract.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Query {
+    /// A source label or a free-text name for one (`drums`, `percussive`, `harmonic`, ...).
+    Label(String),
+}
+
+impl Query {
+    /// The query text as the user typed it, trimmed and lower-cased.
+    pub fn label(&self) -> &str {
+        match self {
+            Query::Label(s) => s,
+        }
+    }
+
+    /// Builds a label query, normalising case and surrounding space.
+    pub fn from_label(s: &str) -> Self {
+        Query::Label(s.trim().to_lowercase())
+    }
+}
+
+/// A source separator: a chunk of audio at the separator's rate plus a query in, the
+/// estimate of the queried source out (same shape as the chunk).
+///
+/// Implementations must be deterministic for a given input and may be called from several
+/// threads at once (one file per thread).
+pub trait Separator: Send + Sync {
+    /// Short name shown to the user.
+    fn name(&self) -> &str;
+
+    /// Sample rate the separator works at; `None` means it works at any rate (the file's).
+    fn processing_rate(&self) -> Option<u32> {
+        None
+    }
+
+    /// Preferred segmentation of long inputs for the chunked engine.
+    fn segment(&self) -> Segment {
+        Segment::default()
+    }
+
+    /// Checks that the separator can answer `query`; the error lists what it can answer.
+    fn check_query(&self, query: &Query) -> Result<()>;
+
+    /// Estimates the queried source in `chunk` (planar, `sample_rate`). The result has the
+    /// same number of channels and frames as `chunk`.
+    fn separate(&self, chunk: &[Vec<f32>], sample_rate: u32, query: &Query) -> Result<Vec<Vec<f32>>>;
+}
+
+/// The identity separator: returns its input. Used to test the engine end to end (what goes
+/// in must come out) and to benchmark the I/O pipeline without a model.
+#[derive(Clone, Debug, Default)]
+pub struct Identity;
+
+impl Separator for Identity {
+    fn name(&self) -> &str {
+        "identity"
+    }
+    fn check_query(&self, _query: &Query) -> Result<()> {
+        Ok(())
+    }
+    fn separate(&self, chunk: &[Vec<f32>], _sr: u32, _q: &Query) -> Result<Vec<Vec<f32>>> {
+        Ok(chunk.to_vec())
+    }
+}
