@@ -1,2 +1,26 @@
-//! Command-line interface (in progress).
-pub fn main() -> i32 { 0 }
+//! The command line: flags in [`args`], one module per subcommand. Exit status: 0 success,
+//! 1 when any file failed, 2 for invalid usage.
+
+pub mod args;
+mod info;
+mod separate;
+
+use clap::Parser;
+
+pub use args::Cli;
+
+/// Parses `std::env::args` and runs the command; returns the process exit status.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    match &cli.command {
+        args::Command::Separate(a) => separate::run(a),
+        args::Command::Info(a) => info::run(a),
+    }
+}

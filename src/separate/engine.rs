@@ -153,6 +153,10 @@ impl<'a> ChunkEngine<'a> {
 
     /// Feeds input frames; returns the output frames that are final (possibly none).
     pub fn push(&mut self, input: &[Vec<f32>]) -> Result<Planar> {
+        let mut out = vec![Vec::new(); self.pending.len()];
+        if input.iter().all(Vec::is_empty) {
+            return Ok(out);
+        }
         anyhow::ensure!(
             input.len() == self.pending.len(),
             "engine expects {} channels, got {}",
@@ -162,7 +166,6 @@ impl<'a> ChunkEngine<'a> {
         for (p, i) in self.pending.iter_mut().zip(input) {
             p.extend_from_slice(i);
         }
-        let mut out = vec![Vec::new(); self.pending.len()];
         while crate::audio::frames(&self.pending) >= self.len {
             self.run_segment()?;
             self.emit(self.hop, &mut out);

@@ -2,12 +2,40 @@
 //! overlap-add engine that streams a whole file through a separator, and batch processing.
 
 pub mod engine;
+pub mod batch;
+pub mod file;
 pub mod hpss;
 
 pub use engine::{ChunkEngine, Segment, separate_all};
 pub use hpss::Hpss;
 
 use crate::Result;
+
+/// Names accepted by [`by_name`], with a line each for `--help` and error messages.
+pub const SEPARATORS: &[(&str, &str)] = &[
+    ("hpss", "median-filter harmonic/percussive separation; queries: percussive (drums), harmonic"),
+    ("identity", "copies the input (identity@RATE resamples to RATE and back); for testing and benchmarks"),
+];
+
+/// Builds a separator from its name (see [`SEPARATORS`]).
+pub fn by_name(name: &str) -> Result<Box<dyn Separator>> {
+    match name {
+        "hpss" => Ok(Box::new(Hpss::default())),
+        "identity" => Ok(Box::new(Identity::default())),
+        _ => {
+            if let Some(rate) = name.strip_prefix("identity@") {
+                let rate: u32 = rate
+                    .parse()
+                    .ok()
+                    .filter(|r| (1000..=384_000).contains(r))
+                    .ok_or_else(|| anyhow::anyhow!("model '{name}': '{rate}' is not a sample rate in Hz"))?;
+                return Ok(Box::new(Identity { rate: Some(rate) }));
+            }
+            let known: Vec<&str> = SEPARATORS.iter().map(|(n, _)| *n).collect();
+            anyhow::bail!("unknown model '{name}'; available: {}", known.join(", "))
+        }
+    }
+}
 
 /// What the user asks to extract.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,11 +88,17 @@ pub trait Separator: Send + Sync {
 /// The identity separator: returns its input. Used to test the engine end to end (what goes
 /// in must come out) and to benchmark the I/O pipeline without a model.
 #[derive(Clone, Debug, Default)]
-pub struct Identity;
+pub struct Identity {
+    /// Processing rate to request (exercises the resamplers); `None` works at the file's rate.
+    pub rate: Option<u32>,
+}
 
 impl Separator for Identity {
     fn name(&self) -> &str {
         "identity"
+    }
+    fn processing_rate(&self) -> Option<u32> {
+        self.rate
     }
     fn check_query(&self, _query: &Query) -> Result<()> {
         Ok(())

@@ -1,0 +1,117 @@
+//! Every command-line flag, in one place.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::audio::SampleFormat;
+use crate::separate::batch::DEFAULT_TEMPLATE;
+
+#[derive(Parser, Debug)]
+#[command(name = "splitflow", version, about = "Query-conditioned audio source separation", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Extract one source from audio files or folders.
+    Separate(SeparateArgs),
+    /// Print format, codec, sample rate, channels, bit depth and duration of audio files.
+    Info(InfoArgs),
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Device {
+    Cpu,
+    Cuda,
+    Metal,
+}
+
+#[derive(Args, Debug)]
+pub struct SeparateArgs {
+    /// Audio files or folders (folders: the audio files in them; see --recursive).
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+
+    /// What to extract, e.g. `drums` (`percussive`) or `harmonic`.
+    #[arg(short, long)]
+    pub query: String,
+
+    /// Output folder.
+    #[arg(short, long, value_name = "DIR", default_value = "separated")]
+    pub out: PathBuf,
+
+    /// Output path under DIR; placeholders {track}, {parent}, {query}, {model}, {ext}.
+    /// The residual uses `no_QUERY` for {query}.
+    #[arg(long, value_name = "TEMPLATE", default_value = DEFAULT_TEMPLATE)]
+    pub filename: String,
+
+    /// Also write the residual (input minus target; the two sum to the input).
+    #[arg(long)]
+    pub residual: bool,
+
+    /// Separator to use.
+    #[arg(long, value_name = "NAME", default_value = "hpss")]
+    pub model: String,
+
+    /// Where the model runs.
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
+
+    /// Files processed in parallel.
+    #[arg(short = 'j', long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: u16,
+
+    /// Descend into sub-folders of folder inputs.
+    #[arg(short, long)]
+    pub recursive: bool,
+
+    /// Skip inputs whose outputs all exist already.
+    #[arg(long, conflicts_with = "overwrite")]
+    pub skip_existing: bool,
+
+    /// Replace existing outputs (inputs are never overwritten).
+    #[arg(long)]
+    pub overwrite: bool,
+
+    /// Print what would be written, and do nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Output sample rate in Hz (default: the input's).
+    #[arg(long, value_name = "HZ", value_parser = clap::value_parser!(u32).range(8000..=192000))]
+    pub sample_rate: Option<u32>,
+
+    /// Output sample format: 8, 16, 24 (integer), 32 (float) or 32i (integer); default: the
+    /// input's (16 for lossy inputs).
+    #[arg(long, value_name = "BITS", value_parser = parse_bit_depth)]
+    pub bit_depth: Option<SampleFormat>,
+
+    /// No progress bars; only errors and the summary.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// Audio files.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_bit_depth(s: &str) -> Result<SampleFormat, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "8" => Ok(SampleFormat::Int(8)),
+        "16" => Ok(SampleFormat::Int(16)),
+        "24" => Ok(SampleFormat::Int(24)),
+        "32" | "32f" | "float" => Ok(SampleFormat::Float(32)),
+        "32i" => Ok(SampleFormat::Int(32)),
+        _ => Err(format!("'{s}' is not one of 8, 16, 24, 32 (float), 32i")),
+    }
+}

@@ -1,0 +1,202 @@
+//! `splitflow separate`: plans the batch, runs it on a thread pool with progress bars, and
+//! reports failures at the end.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rayon::prelude::*;
+
+use super::args::{Device, SeparateArgs};
+use crate::audio::{AudioInfo, AudioReader};
+use crate::separate::batch::{self, BatchOptions, Planned};
+use crate::separate::file::{FileJob, OutputOptions, separate_file};
+use crate::separate::{Query, Separator, by_name};
+
+/// Prints through the progress bars when they are drawn, else straight to stderr.
+fn say(mp: &MultiProgress, line: String) {
+    if mp.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        let _ = mp.println(line);
+    }
+}
+
+fn file_style() -> ProgressStyle {
+    ProgressStyle::with_template("{prefix:>24!} [{bar:30}] {percent:>3}% {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
+
+fn batch_style() -> ProgressStyle {
+    ProgressStyle::with_template("{prefix:>24!} [{bar:30}] {pos}/{len} files, {elapsed} elapsed, eta {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("## ")
+}
+
+pub fn run(args: &SeparateArgs) -> i32 {
+    let sep = match by_name(&args.model) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return 2;
+        }
+    };
+    if args.device != Device::Cpu {
+        eprintln!(
+            "error: --device {:?} is not available: model '{}' runs on the CPU only",
+            args.device,
+            args.model
+        );
+        return 2;
+    }
+    let query = Query::from_label(&args.query);
+    if let Err(e) = sep.check_query(&query) {
+        eprintln!("error: {e:#}");
+        return 2;
+    }
+    if let Err(e) = batch::validate_template(&args.filename) {
+        eprintln!("error: {e}");
+        return 2;
+    }
+
+    let (files, mut failures) = batch::collect_inputs(&args.inputs, args.recursive);
+    let opts = BatchOptions {
+        out_dir: args.out.clone(),
+        template: args.filename.clone(),
+        residual: args.residual,
+        skip_existing: args.skip_existing,
+        overwrite: args.overwrite,
+    };
+    let plan = batch::plan(&files, query.label(), &args.model, &opts);
+    let mut jobs = Vec::new();
+    let mut skipped = 0;
+    for p in plan {
+        match p {
+            Planned::Run(job) => jobs.push(job),
+            Planned::Skip { input, outputs } => {
+                skipped += 1;
+                if !args.quiet {
+                    eprintln!("skip {} ({} exists)", input.display(), outputs[0].display());
+                }
+            }
+            Planned::Fail { input, error } => failures.push((input, error)),
+        }
+    }
+
+    if args.dry_run {
+        for job in &jobs {
+            let residual = job.residual.as_ref().map(|r| format!(" + {}", r.display())).unwrap_or_default();
+            let format = match AudioReader::open(&job.input) {
+                Ok(r) => {
+                    let spec = crate::separate::file::default_output_spec(r.info(), &output_options(args));
+                    format!("{} Hz, {} ch, {}", spec.sample_rate, spec.channels, spec.format)
+                }
+                Err(e) => format!("unreadable: {e:#}"),
+            };
+            println!("{} -> {}{residual} [{format}]", job.input.display(), job.target.display());
+        }
+        for (_, e) in &failures {
+            eprintln!("error: {e}");
+        }
+        return i32::from(!failures.is_empty());
+    }
+
+    if let Err(e) = ctrlc::set_handler(|| {
+        crate::separate::file::CANCELLED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }) {
+        eprintln!("warning: cannot install the Ctrl-C handler: {e}");
+    }
+
+    let mp = if args.quiet {
+        MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
+    } else {
+        MultiProgress::with_draw_target(ProgressDrawTarget::stderr())
+    };
+    let total_bar = mp.add(ProgressBar::new(jobs.len() as u64).with_style(batch_style()).with_prefix("batch"));
+    total_bar.enable_steady_tick(Duration::from_millis(250));
+    let failures = Mutex::new(failures);
+    let written = Mutex::new(0usize);
+    let pool = match rayon::ThreadPoolBuilder::new().num_threads(args.jobs as usize).build() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: cannot start {} worker threads: {e}", args.jobs);
+            return 2;
+        }
+    };
+    let started = Instant::now();
+    let out_opts = output_options(args);
+    pool.install(|| {
+        jobs.par_iter().for_each(|job| {
+            let result = run_one(&*sep, &query, job, &out_opts, &mp);
+            match result {
+                Ok(line) => {
+                    *written.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                    if !args.quiet {
+                        say(&mp, line);
+                    }
+                }
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    say(&mp, format!("error: {msg}"));
+                    failures.lock().unwrap_or_else(|e| e.into_inner()).push((job.input.clone(), msg));
+                }
+            }
+            total_bar.inc(1);
+        });
+    });
+    total_bar.finish_and_clear();
+
+    let failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
+    let written = written.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut summary = format!("{written} separated");
+    if skipped > 0 {
+        summary += &format!(", {skipped} skipped");
+    }
+    summary += &format!(", {} failed in {:.1} s", failures.len(), started.elapsed().as_secs_f64());
+    if crate::separate::file::CANCELLED.load(std::sync::atomic::Ordering::Relaxed) {
+        summary += " (interrupted)";
+    }
+    eprintln!("{summary}");
+    for (_, e) in &failures {
+        eprintln!("  failed: {e}");
+    }
+    i32::from(!failures.is_empty())
+}
+
+fn output_options(args: &SeparateArgs) -> OutputOptions {
+    OutputOptions { sample_rate: args.sample_rate, format: args.bit_depth, overwrite: args.overwrite }
+}
+
+/// Separates one file with its own progress bar; returns the line to print on success.
+fn run_one(
+    sep: &dyn Separator,
+    query: &Query,
+    job: &FileJob,
+    opts: &OutputOptions,
+    mp: &MultiProgress,
+) -> crate::Result<String> {
+    let name = job.input.file_name().map_or_else(|| job.input.display().to_string(), |n| n.to_string_lossy().into());
+    let bar = mp.insert(0, ProgressBar::new(1).with_style(file_style()).with_prefix(name));
+    let start = Instant::now();
+    let progress = |info: &AudioInfo, frames: u64| {
+        bar.set_length(info.frames.unwrap_or(0).max(frames).max(1));
+        bar.set_position(frames);
+        let audio = frames as f64 / info.sample_rate as f64;
+        if audio > 0.0 {
+            bar.set_message(format!("{audio:.1} s audio, RTF {:.3}", start.elapsed().as_secs_f64() / audio));
+        }
+    };
+    let result = separate_file(sep, query, job, opts, &progress);
+    bar.finish_and_clear();
+    mp.remove(&bar);
+    let report = result?;
+    let residual = job.residual.as_ref().map(|r| format!(" + {}", r.display())).unwrap_or_default();
+    Ok(format!(
+        "{} -> {}{residual} ({:.1} s audio, RTF {:.3})",
+        job.input.display(),
+        job.target.display(),
+        report.frames as f64 / report.info.sample_rate as f64,
+        report.real_time_factor()
+    ))
+}

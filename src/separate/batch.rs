@@ -1,0 +1,187 @@
+//! Batches: expanding the inputs (files, folders, recursively), naming outputs from a
+//! template, and deciding per file whether to run, skip or fail before any work is done.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::file::FileJob;
+
+/// File extensions picked up when scanning folders. Files named explicitly are tried
+/// whatever their extension.
+pub const AUDIO_EXTENSIONS: &[&str] = &[
+    "wav", "wave", "flac", "mp3", "ogg", "oga", "m4a", "mp4", "aac", "alac", "aif", "aiff", "aifc", "caf", "mka",
+    "mkv", "webm",
+];
+
+/// Default output file name template, relative to the output folder.
+pub const DEFAULT_TEMPLATE: &str = "{track}/{query}.{ext}";
+
+fn is_audio(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Expands inputs into files. Folders contribute their audio files (sorted; sub-folders only
+/// with `recursive`). Returns the files and, separately, one error per input that yielded
+/// nothing (missing path, folder without audio).
+pub fn collect_inputs(inputs: &[PathBuf], recursive: bool) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for input in inputs {
+        match std::fs::metadata(input) {
+            Err(e) => errors.push((input.clone(), format!("{}: cannot read: {e}", input.display()))),
+            Ok(m) if m.is_dir() => {
+                let before = files.len();
+                if let Err(e) = scan_dir(input, recursive, &mut files) {
+                    errors.push((input.clone(), format!("{}: cannot list folder: {e}", input.display())));
+                } else if files.len() == before {
+                    let hint = if recursive { "" } else { " (use --recursive for sub-folders)" };
+                    errors.push((input.clone(), format!("{}: folder contains no audio files{hint}", input.display())));
+                }
+            }
+            Ok(_) => files.push(input.clone()),
+        }
+    }
+    (files, errors)
+}
+
+fn scan_dir(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            if recursive {
+                scan_dir(&path, recursive, out)?;
+            }
+        } else if is_audio(&path) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Expands an output template for one input. Placeholders: `{track}` (input file name without
+/// extension), `{parent}` (name of the input's folder), `{query}` (the query, or `no_QUERY`
+/// for the residual), `{model}`, `{ext}` (`wav`).
+pub fn expand_template(template: &str, input: &Path, query: &str, model: &str) -> PathBuf {
+    let stem = input.file_stem().map_or_else(|| "audio".into(), |s| s.to_string_lossy());
+    let parent = input
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.parent().and_then(|p| p.file_name()).map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    PathBuf::from(
+        template
+            .replace("{track}", &stem)
+            .replace("{parent}", &parent)
+            .replace("{query}", query)
+            .replace("{model}", model)
+            .replace("{ext}", "wav"),
+    )
+}
+
+/// Checks that a template names something usable.
+pub fn validate_template(template: &str) -> Result<(), String> {
+    if !template.contains("{track}") {
+        return Err(format!("--filename '{template}' must contain {{track}}, or every input would write the same file"));
+    }
+    if template.ends_with('/') || template.is_empty() {
+        return Err(format!("--filename '{template}' must name a file"));
+    }
+    Ok(())
+}
+
+/// How outputs are named and what happens to existing ones.
+#[derive(Clone, Debug)]
+pub struct BatchOptions {
+    pub out_dir: PathBuf,
+    pub template: String,
+    pub residual: bool,
+    pub skip_existing: bool,
+    pub overwrite: bool,
+}
+
+/// The decision for one input.
+#[derive(Clone, Debug)]
+pub enum Planned {
+    Run(FileJob),
+    /// All outputs exist and `--skip-existing` was given.
+    Skip { input: PathBuf, outputs: Vec<PathBuf> },
+    Fail { input: PathBuf, error: String },
+}
+
+/// Canonical form of a path that may not exist yet (its parent may not either).
+fn normalise(p: &Path) -> PathBuf {
+    let abs = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().unwrap_or_default().join(p) };
+    // Canonicalise the longest existing ancestor, then re-append the rest.
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => break,
+        }
+    }
+    let mut out = existing.canonicalize().unwrap_or_else(|_| existing.to_path_buf());
+    out.extend(rest.iter().rev());
+    out
+}
+
+/// Plans a batch: output names, collisions between inputs, outputs that would overwrite an
+/// input, and existing outputs.
+pub fn plan(files: &[PathBuf], query: &str, model: &str, opts: &BatchOptions) -> Vec<Planned> {
+    let inputs: HashMap<PathBuf, &PathBuf> = files.iter().map(|f| (normalise(f), f)).collect();
+    let mut claimed: HashMap<PathBuf, PathBuf> = HashMap::new();
+    files
+        .iter()
+        .map(|input| {
+            let target = opts.out_dir.join(expand_template(&opts.template, input, query, model));
+            let residual = opts
+                .residual
+                .then(|| opts.out_dir.join(expand_template(&opts.template, input, &format!("no_{query}"), model)));
+            let outputs: Vec<PathBuf> = std::iter::once(target.clone()).chain(residual.clone()).collect();
+            for out in &outputs {
+                let key = normalise(out);
+                if let Some(src) = inputs.get(&key) {
+                    return Planned::Fail {
+                        input: input.clone(),
+                        error: format!("{}: output {} would overwrite input {}", input.display(), out.display(), src.display()),
+                    };
+                }
+                if let Some(other) = claimed.get(&key) {
+                    return Planned::Fail {
+                        input: input.clone(),
+                        error: format!(
+                            "{}: output {} is also the output of {} (add {{parent}} to --filename)",
+                            input.display(),
+                            out.display(),
+                            other.display()
+                        ),
+                    };
+                }
+            }
+            for out in &outputs {
+                claimed.insert(normalise(out), input.clone());
+            }
+            let existing: Vec<&PathBuf> = outputs.iter().filter(|p| p.exists()).collect();
+            if !existing.is_empty() && !opts.overwrite {
+                if opts.skip_existing && existing.len() == outputs.len() {
+                    return Planned::Skip { input: input.clone(), outputs };
+                }
+                return Planned::Fail {
+                    input: input.clone(),
+                    error: format!(
+                        "{}: output {} exists (use --overwrite or --skip-existing)",
+                        input.display(),
+                        existing[0].display()
+                    ),
+                };
+            }
+            Planned::Run(FileJob { input: input.clone(), target, residual })
+        })
+        .collect()
+}

@@ -1,0 +1,234 @@
+//! One file through the whole pipeline, streamed: decode → (resample to the separator's rate)
+//! → chunked engine → (resample back) → target and residual, written atomically.
+//!
+//! Memory is bounded by one engine segment plus the resamplers' buffers, whatever the file's
+//! length. The residual is computed against the decoded mixture at the output rate: for
+//! integer outputs it is `q(mixture) - q(target)` in the integer domain, so target + residual
+//! equals the (quantized) input exactly, sample for sample; for float output the two sum to
+//! the input within one float rounding.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+
+use super::{ChunkEngine, Query, Separator};
+use crate::Result;
+use crate::audio::encode::quantize;
+use crate::audio::{AtomicWavWriter, AudioInfo, AudioReader, OutputSpec, Planar, SampleFormat, StreamResampler, frames};
+
+/// Frames decoded per read.
+const BLOCK: usize = 16_384;
+
+/// Set by the Ctrl-C handler: running files stop at the next block and delete their temp
+/// outputs, so an interrupted run leaves no half-written file.
+pub static CANCELLED: AtomicBool = AtomicBool::new(false);
+
+/// Output format choices; `None` keeps the input's.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OutputOptions {
+    pub sample_rate: Option<u32>,
+    pub format: Option<SampleFormat>,
+    pub overwrite: bool,
+}
+
+/// Where one input's outputs go.
+#[derive(Clone, Debug)]
+pub struct FileJob {
+    pub input: PathBuf,
+    pub target: PathBuf,
+    pub residual: Option<PathBuf>,
+}
+
+/// What was done with one file.
+#[derive(Clone, Debug)]
+pub struct FileReport {
+    pub info: AudioInfo,
+    pub spec: OutputSpec,
+    /// Input frames processed.
+    pub frames: u64,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+impl FileReport {
+    /// Processing time over audio duration.
+    pub fn real_time_factor(&self) -> f64 {
+        self.seconds / (self.frames as f64 / self.info.sample_rate as f64).max(1e-9)
+    }
+}
+
+/// The format an output gets by default: the input's rate and channels, and its sample
+/// format where WAV can store it (64-bit float becomes 32-bit float); lossy inputs, which
+/// have no bit depth, become 16-bit like a CD (and like Demucs' default).
+pub fn default_output_spec(info: &AudioInfo, opts: &OutputOptions) -> OutputSpec {
+    let format = opts.format.unwrap_or(match info.sample_format {
+        Some(SampleFormat::Int(b)) if [8, 16, 24, 32].contains(&b) => SampleFormat::Int(b),
+        Some(SampleFormat::Int(b)) if b < 16 => SampleFormat::Int(16),
+        Some(SampleFormat::Int(b)) if b < 24 => SampleFormat::Int(24),
+        Some(SampleFormat::Int(_)) => SampleFormat::Int(32),
+        Some(SampleFormat::Float(_)) => SampleFormat::Float(32),
+        None => SampleFormat::Int(16),
+    });
+    OutputSpec {
+        sample_rate: opts.sample_rate.unwrap_or(info.sample_rate),
+        channels: info.channels,
+        format,
+    }
+}
+
+/// Appends `src` to `dst` channel by channel.
+fn append(dst: &mut Planar, src: Planar) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        d.extend(s);
+    }
+}
+
+/// Target estimates paired with the mixture they came from, resampled to the output rate
+/// and written.
+struct Sink {
+    /// Decoded mixture frames whose target has not come out of the engine yet.
+    mixture: Vec<VecDeque<f32>>,
+    /// Output-rate conversion of (target, mixture); `None` when the rates agree.
+    to_out: Option<(StreamResampler, StreamResampler)>,
+    target: AtomicWavWriter,
+    residual: Option<AtomicWavWriter>,
+}
+
+impl Sink {
+    fn write(&mut self, target: &[Vec<f32>], mixture: &[Vec<f32>]) -> Result<()> {
+        if frames(target) == 0 {
+            return Ok(());
+        }
+        let spec = self.target.spec();
+        match spec.format {
+            SampleFormat::Int(bits) => {
+                let qt: Vec<Vec<i32>> = target.iter().map(|c| c.iter().map(|&v| quantize(v, bits)).collect()).collect();
+                if let Some(res) = &mut self.residual {
+                    let (lo, hi) = (-(1i64 << (bits - 1)), (1i64 << (bits - 1)) - 1);
+                    let qr: Vec<Vec<i32>> = qt
+                        .iter()
+                        .zip(mixture)
+                        .map(|(t, m)| {
+                            t.iter()
+                                .zip(m)
+                                .map(|(&t, &m)| (quantize(m, bits) as i64 - t as i64).clamp(lo, hi) as i32)
+                                .collect()
+                        })
+                        .collect();
+                    res.write_i32(&qr)?;
+                }
+                self.target.write_i32(&qt)
+            }
+            SampleFormat::Float(_) => {
+                if let Some(res) = &mut self.residual {
+                    let r: Planar = target.iter().zip(mixture).map(|(t, m)| t.iter().zip(m).map(|(t, m)| m - t).collect()).collect();
+                    res.write_f32(&r)?;
+                }
+                self.target.write_f32(target)
+            }
+        }
+    }
+
+    /// Takes target frames at the input rate, pairs them with as many mixture frames, and
+    /// writes both at the output rate. Target frames beyond the mixture (resampler rounding
+    /// at the very end) are dropped.
+    fn push(&mut self, target: Planar) -> Result<()> {
+        let n = frames(&target).min(self.mixture.first().map_or(0, VecDeque::len));
+        let mix: Planar = self.mixture.iter_mut().map(|m| m.drain(..n).collect()).collect();
+        let target: Planar = target.into_iter().map(|mut c| {
+            c.truncate(n);
+            c
+        }).collect();
+        match &mut self.to_out {
+            None => self.write(&target, &mix),
+            Some((rt, rm)) => {
+                let (t, m) = (rt.process(&target)?, rm.process(&mix)?);
+                self.write(&t, &m)
+            }
+        }
+    }
+
+    /// Ends the stream: pads the target with silence if the engine returned fewer frames
+    /// than were decoded, flushes the output resamplers, and renames the files into place.
+    fn finish(mut self, overwrite: bool) -> Result<()> {
+        let left = self.mixture.first().map_or(0, VecDeque::len);
+        if left > 0 {
+            let silence = vec![vec![0.0; left]; self.mixture.len()];
+            self.push(silence)?;
+        }
+        if let Some((mut rt, mut rm)) = self.to_out.take() {
+            let (t, m) = (rt.finish()?, rm.finish()?);
+            self.write(&t, &m)?;
+        }
+        self.target.finish(overwrite)?;
+        if let Some(r) = self.residual {
+            r.finish(overwrite)?;
+        }
+        Ok(())
+    }
+}
+
+/// Separates one file. `progress` is called after each block with the file's info and the
+/// number of input frames decoded so far.
+pub fn separate_file(
+    sep: &dyn Separator,
+    query: &Query,
+    job: &FileJob,
+    opts: &OutputOptions,
+    progress: &dyn Fn(&AudioInfo, u64),
+) -> Result<FileReport> {
+    let start = std::time::Instant::now();
+    let mut reader = AudioReader::open(&job.input)?;
+    let info = reader.info().clone();
+    let (rate, channels) = (info.sample_rate, info.channels);
+    let spec = default_output_spec(&info, opts);
+    let proc_rate = sep.processing_rate().unwrap_or(rate);
+
+    let create = |p: &Path| AtomicWavWriter::create(p, spec).with_context(|| format!("{}: cannot write output", p.display()));
+    let mut sink = Sink {
+        mixture: vec![VecDeque::new(); channels],
+        to_out: if spec.sample_rate == rate {
+            None
+        } else {
+            Some((StreamResampler::new(rate, spec.sample_rate, channels)?, StreamResampler::new(rate, spec.sample_rate, channels)?))
+        },
+        target: create(&job.target)?,
+        residual: job.residual.as_deref().map(create).transpose()?,
+    };
+    let mut down = StreamResampler::new(rate, proc_rate, channels)?;
+    let mut up = StreamResampler::new(proc_rate, rate, channels)?;
+    let mut engine = ChunkEngine::new(sep, query, proc_rate, channels);
+
+    let mut block: Planar = vec![Vec::with_capacity(BLOCK); channels];
+    let mut total = 0u64;
+    loop {
+        anyhow::ensure!(!CANCELLED.load(Ordering::Relaxed), "{}: interrupted", job.input.display());
+        block.iter_mut().for_each(Vec::clear);
+        let n = reader.read(&mut block, BLOCK)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        for (m, b) in sink.mixture.iter_mut().zip(&block) {
+            m.extend(b);
+        }
+        let est = up.process(&engine.push(&down.process(&block)?)?)?;
+        sink.push(est)?;
+        progress(&info, total);
+    }
+    anyhow::ensure!(total > 0, "{}: contains no audio", job.input.display());
+    let mut rest = engine.push(&down.finish()?)?;
+    append(&mut rest, engine.finish()?);
+    let mut est = up.process(&rest)?;
+    append(&mut est, up.finish()?);
+    sink.push(est)?;
+    sink.finish(opts.overwrite)?;
+    Ok(FileReport {
+        info,
+        spec,
+        frames: total,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
