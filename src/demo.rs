@@ -88,17 +88,29 @@ pub fn render(rate: u32, seconds: f32) -> DemoSong {
         for half in 0..2 {
             let mut prev = 0.0f32;
             let accent = if half == 0 { 0.22 } else { 0.14 };
-            add(&mut drums, rate, t0 + half as f32 * beat / 2.0, 0.06, (accent * 0.6, accent), |t| {
-                let x = noise.next();
-                let hp = x - prev;
-                prev = x;
-                hp * (-t * 70.0).exp()
-            });
+            add(
+                &mut drums,
+                rate,
+                t0 + half as f32 * beat / 2.0,
+                0.06,
+                (accent * 0.6, accent),
+                |t| {
+                    let x = noise.next();
+                    let hp = x - prev;
+                    prev = x;
+                    hp * (-t * 70.0).exp()
+                },
+            );
         }
     }
 
     // Chords (A minor, F, C, G), one per bar of 2 s.
-    let chords: [[f32; 3]; 4] = [[57.0, 60.0, 64.0], [53.0, 57.0, 60.0], [55.0, 60.0, 64.0], [55.0, 59.0, 62.0]];
+    let chords: [[f32; 3]; 4] = [
+        [57.0, 60.0, 64.0],
+        [53.0, 57.0, 60.0],
+        [55.0, 60.0, 64.0],
+        [55.0, 59.0, 62.0],
+    ];
     let roots = [45.0f32, 41.0, 48.0, 43.0];
     let bars = (seconds / (4.0 * beat)).ceil() as usize;
     for bar in 0..bars {

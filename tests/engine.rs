@@ -32,14 +32,19 @@ fn max_err(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
 }
 
 /// A segment of 1000 frames with 150 overlap at rate 1000 Hz.
-const SEG: Segment = Segment { length_secs: 1.0, overlap_secs: 0.15 };
+const SEG: Segment = Segment {
+    length_secs: 1.0,
+    overlap_secs: 0.15,
+};
 const RATE: u32 = 1000;
 
 #[test]
 fn identity_reproduces_input_for_all_shapes() {
     let q = Query::from_label("anything");
     // Shorter than a segment, exact multiples of hop / length, odd lengths, one frame.
-    for &frames in &[1usize, 2, 7, 149, 150, 151, 999, 1000, 1001, 1700, 1850, 2551, 3400, 10_007] {
+    for &frames in &[
+        1usize, 2, 7, 149, 150, 151, 999, 1000, 1001, 1700, 1850, 2551, 3400, 10_007,
+    ] {
         for channels in [1usize, 2, 8] {
             let x = noise(channels, frames, frames as u64 + channels as u64);
             let y = separate_all(&Identity::default(), &q, &x, RATE, SEG).unwrap();
@@ -84,7 +89,10 @@ fn output_lags_input_by_at_most_one_segment() {
     for i in 1..=40usize {
         let out = engine.push(&noise(1, 250, i as u64)).unwrap();
         emitted += out[0].len();
-        assert!(i * 250 - emitted <= engine.segment_frames(), "lag too large at block {i}");
+        assert!(
+            i * 250 - emitted <= engine.segment_frames(),
+            "lag too large at block {i}"
+        );
     }
 }
 

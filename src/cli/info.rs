@@ -48,8 +48,16 @@ pub fn run(args: &InfoArgs) -> i32 {
             })
             .collect();
         let header = ["file", "format", "codec", "rate", "channels", "samples", "duration"].map(String::from);
-        let widths: Vec<usize> =
-            (0..7).map(|c| table.iter().chain([&header]).map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+        let widths: Vec<usize> = (0..7)
+            .map(|c| {
+                table
+                    .iter()
+                    .chain([&header])
+                    .map(|r| r[c].chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
         for row in std::iter::once(&header).chain(&table) {
             let cells: Vec<String> = row.iter().zip(&widths).map(|(s, w)| format!("{s:<w$}")).collect();
             println!("{}", cells.join("  ").trim_end());

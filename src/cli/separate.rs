@@ -45,8 +45,7 @@ pub fn run(args: &SeparateArgs) -> i32 {
     if args.device != Device::Cpu {
         eprintln!(
             "error: --device {:?} is not available: model '{}' runs on the CPU only",
-            args.device,
-            args.model
+            args.device, args.model
         );
         return 2;
     }
@@ -86,7 +85,11 @@ pub fn run(args: &SeparateArgs) -> i32 {
 
     if args.dry_run {
         for job in &jobs {
-            let residual = job.residual.as_ref().map(|r| format!(" + {}", r.display())).unwrap_or_default();
+            let residual = job
+                .residual
+                .as_ref()
+                .map(|r| format!(" + {}", r.display()))
+                .unwrap_or_default();
             let format = match AudioReader::open(&job.input) {
                 Ok(r) => {
                     let spec = crate::separate::file::default_output_spec(r.info(), &output_options(args));
@@ -94,7 +97,11 @@ pub fn run(args: &SeparateArgs) -> i32 {
                 }
                 Err(e) => format!("unreadable: {e:#}"),
             };
-            println!("{} -> {}{residual} [{format}]", job.input.display(), job.target.display());
+            println!(
+                "{} -> {}{residual} [{format}]",
+                job.input.display(),
+                job.target.display()
+            );
         }
         for (_, e) in &failures {
             eprintln!("error: {e}");
@@ -113,7 +120,11 @@ pub fn run(args: &SeparateArgs) -> i32 {
     } else {
         MultiProgress::with_draw_target(ProgressDrawTarget::stderr())
     };
-    let total_bar = mp.add(ProgressBar::new(jobs.len() as u64).with_style(batch_style()).with_prefix("batch"));
+    let total_bar = mp.add(
+        ProgressBar::new(jobs.len() as u64)
+            .with_style(batch_style())
+            .with_prefix("batch"),
+    );
     total_bar.enable_steady_tick(Duration::from_millis(250));
     let failures = Mutex::new(failures);
     let written = Mutex::new(0usize);
@@ -139,7 +150,10 @@ pub fn run(args: &SeparateArgs) -> i32 {
                 Err(e) => {
                     let msg = format!("{e:#}");
                     say(&mp, format!("error: {msg}"));
-                    failures.lock().unwrap_or_else(|e| e.into_inner()).push((job.input.clone(), msg));
+                    failures
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((job.input.clone(), msg));
                 }
             }
             total_bar.inc(1);
@@ -153,7 +167,11 @@ pub fn run(args: &SeparateArgs) -> i32 {
     if skipped > 0 {
         summary += &format!(", {skipped} skipped");
     }
-    summary += &format!(", {} failed in {:.1} s", failures.len(), started.elapsed().as_secs_f64());
+    summary += &format!(
+        ", {} failed in {:.1} s",
+        failures.len(),
+        started.elapsed().as_secs_f64()
+    );
     if crate::separate::file::CANCELLED.load(std::sync::atomic::Ordering::Relaxed) {
         summary += " (interrupted)";
     }
@@ -165,7 +183,11 @@ pub fn run(args: &SeparateArgs) -> i32 {
 }
 
 fn output_options(args: &SeparateArgs) -> OutputOptions {
-    OutputOptions { sample_rate: args.sample_rate, format: args.bit_depth, overwrite: args.overwrite }
+    OutputOptions {
+        sample_rate: args.sample_rate,
+        format: args.bit_depth,
+        overwrite: args.overwrite,
+    }
 }
 
 /// Separates one file with its own progress bar; returns the line to print on success.
@@ -176,7 +198,10 @@ fn run_one(
     opts: &OutputOptions,
     mp: &MultiProgress,
 ) -> crate::Result<String> {
-    let name = job.input.file_name().map_or_else(|| job.input.display().to_string(), |n| n.to_string_lossy().into());
+    let name = job
+        .input
+        .file_name()
+        .map_or_else(|| job.input.display().to_string(), |n| n.to_string_lossy().into());
     let bar = mp.insert(0, ProgressBar::new(1).with_style(file_style()).with_prefix(name));
     let start = Instant::now();
     let progress = |info: &AudioInfo, frames: u64| {
@@ -184,14 +209,21 @@ fn run_one(
         bar.set_position(frames);
         let audio = frames as f64 / info.sample_rate as f64;
         if audio > 0.0 {
-            bar.set_message(format!("{audio:.1} s audio, RTF {:.3}", start.elapsed().as_secs_f64() / audio));
+            bar.set_message(format!(
+                "{audio:.1} s audio, RTF {:.3}",
+                start.elapsed().as_secs_f64() / audio
+            ));
         }
     };
     let result = separate_file(sep, query, job, opts, &progress);
     bar.finish_and_clear();
     mp.remove(&bar);
     let report = result?;
-    let residual = job.residual.as_ref().map(|r| format!(" + {}", r.display())).unwrap_or_default();
+    let residual = job
+        .residual
+        .as_ref()
+        .map(|r| format!(" + {}", r.display()))
+        .unwrap_or_default();
     Ok(format!(
         "{} -> {}{residual} ({:.1} s audio, RTF {:.3})",
         job.input.display(),

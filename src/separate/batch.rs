@@ -36,8 +36,15 @@ pub fn collect_inputs(inputs: &[PathBuf], recursive: bool) -> (Vec<PathBuf>, Vec
                 if let Err(e) = scan_dir(input, recursive, &mut files) {
                     errors.push((input.clone(), format!("{}: cannot list folder: {e}", input.display())));
                 } else if files.len() == before {
-                    let hint = if recursive { "" } else { " (use --recursive for sub-folders)" };
-                    errors.push((input.clone(), format!("{}: folder contains no audio files{hint}", input.display())));
+                    let hint = if recursive {
+                        ""
+                    } else {
+                        " (use --recursive for sub-folders)"
+                    };
+                    errors.push((
+                        input.clone(),
+                        format!("{}: folder contains no audio files{hint}", input.display()),
+                    ));
                 }
             }
             Ok(_) => files.push(input.clone()),
@@ -47,7 +54,9 @@ pub fn collect_inputs(inputs: &[PathBuf], recursive: bool) -> (Vec<PathBuf>, Vec
 }
 
 fn scan_dir(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
     entries.sort();
     for path in entries {
         if path.is_dir() {
@@ -65,11 +74,17 @@ fn scan_dir(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> std::io::Res
 /// extension), `{parent}` (name of the input's folder), `{query}` (the query, or `no_QUERY`
 /// for the residual), `{model}`, `{ext}` (`wav`).
 pub fn expand_template(template: &str, input: &Path, query: &str, model: &str) -> PathBuf {
-    let stem = input.file_stem().map_or_else(|| "audio".into(), |s| s.to_string_lossy());
+    let stem = input
+        .file_stem()
+        .map_or_else(|| "audio".into(), |s| s.to_string_lossy());
     let parent = input
         .canonicalize()
         .ok()
-        .and_then(|p| p.parent().and_then(|p| p.file_name()).map(|s| s.to_string_lossy().into_owned()))
+        .and_then(|p| {
+            p.parent()
+                .and_then(|p| p.file_name())
+                .map(|s| s.to_string_lossy().into_owned())
+        })
         .unwrap_or_default();
     PathBuf::from(
         template
@@ -84,7 +99,9 @@ pub fn expand_template(template: &str, input: &Path, query: &str, model: &str) -
 /// Checks that a template names something usable.
 pub fn validate_template(template: &str) -> Result<(), String> {
     if !template.contains("{track}") {
-        return Err(format!("--filename '{template}' must contain {{track}}, or every input would write the same file"));
+        return Err(format!(
+            "--filename '{template}' must contain {{track}}, or every input would write the same file"
+        ));
     }
     if template.ends_with('/') || template.is_empty() {
         return Err(format!("--filename '{template}' must name a file"));
@@ -107,13 +124,23 @@ pub struct BatchOptions {
 pub enum Planned {
     Run(FileJob),
     /// All outputs exist and `--skip-existing` was given.
-    Skip { input: PathBuf, outputs: Vec<PathBuf> },
-    Fail { input: PathBuf, error: String },
+    Skip {
+        input: PathBuf,
+        outputs: Vec<PathBuf>,
+    },
+    Fail {
+        input: PathBuf,
+        error: String,
+    },
 }
 
 /// Canonical form of a path that may not exist yet (its parent may not either).
 fn normalise(p: &Path) -> PathBuf {
-    let abs = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().unwrap_or_default().join(p) };
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(p)
+    };
     // Canonicalise the longest existing ancestor, then re-append the rest.
     let mut existing = abs.as_path();
     let mut rest = Vec::new();
@@ -140,16 +167,22 @@ pub fn plan(files: &[PathBuf], query: &str, model: &str, opts: &BatchOptions) ->
         .iter()
         .map(|input| {
             let target = opts.out_dir.join(expand_template(&opts.template, input, query, model));
-            let residual = opts
-                .residual
-                .then(|| opts.out_dir.join(expand_template(&opts.template, input, &format!("no_{query}"), model)));
+            let residual = opts.residual.then(|| {
+                opts.out_dir
+                    .join(expand_template(&opts.template, input, &format!("no_{query}"), model))
+            });
             let outputs: Vec<PathBuf> = std::iter::once(target.clone()).chain(residual.clone()).collect();
             for out in &outputs {
                 let key = normalise(out);
                 if let Some(src) = inputs.get(&key) {
                     return Planned::Fail {
                         input: input.clone(),
-                        error: format!("{}: output {} would overwrite input {}", input.display(), out.display(), src.display()),
+                        error: format!(
+                            "{}: output {} would overwrite input {}",
+                            input.display(),
+                            out.display(),
+                            src.display()
+                        ),
                     };
                 }
                 if let Some(other) = claimed.get(&key) {
@@ -170,7 +203,10 @@ pub fn plan(files: &[PathBuf], query: &str, model: &str, opts: &BatchOptions) ->
             let existing: Vec<&PathBuf> = outputs.iter().filter(|p| p.exists()).collect();
             if !existing.is_empty() && !opts.overwrite {
                 if opts.skip_existing && existing.len() == outputs.len() {
-                    return Planned::Skip { input: input.clone(), outputs };
+                    return Planned::Skip {
+                        input: input.clone(),
+                        outputs,
+                    };
                 }
                 return Planned::Fail {
                     input: input.clone(),
@@ -181,7 +217,11 @@ pub fn plan(files: &[PathBuf], query: &str, model: &str, opts: &BatchOptions) ->
                     ),
                 };
             }
-            Planned::Run(FileJob { input: input.clone(), target, residual })
+            Planned::Run(FileJob {
+                input: input.clone(),
+                target,
+                residual,
+            })
         })
         .collect()
 }

@@ -16,7 +16,9 @@ use anyhow::Context;
 use super::{ChunkEngine, Query, Separator};
 use crate::Result;
 use crate::audio::encode::quantize;
-use crate::audio::{AtomicWavWriter, AudioInfo, AudioReader, OutputSpec, Planar, SampleFormat, StreamResampler, frames};
+use crate::audio::{
+    AtomicWavWriter, AudioInfo, AudioReader, OutputSpec, Planar, SampleFormat, StreamResampler, frames,
+};
 
 /// Frames decoded per read.
 const BLOCK: usize = 16_384;
@@ -104,7 +106,10 @@ impl Sink {
         let spec = self.target.spec();
         match spec.format {
             SampleFormat::Int(bits) => {
-                let qt: Vec<Vec<i32>> = target.iter().map(|c| c.iter().map(|&v| quantize(v, bits)).collect()).collect();
+                let qt: Vec<Vec<i32>> = target
+                    .iter()
+                    .map(|c| c.iter().map(|&v| quantize(v, bits)).collect())
+                    .collect();
                 if let Some(res) = &mut self.residual {
                     let (lo, hi) = (-(1i64 << (bits - 1)), (1i64 << (bits - 1)) - 1);
                     let qr: Vec<Vec<i32>> = qt
@@ -123,7 +128,11 @@ impl Sink {
             }
             SampleFormat::Float(_) => {
                 if let Some(res) = &mut self.residual {
-                    let r: Planar = target.iter().zip(mixture).map(|(t, m)| t.iter().zip(m).map(|(t, m)| m - t).collect()).collect();
+                    let r: Planar = target
+                        .iter()
+                        .zip(mixture)
+                        .map(|(t, m)| t.iter().zip(m).map(|(t, m)| m - t).collect())
+                        .collect();
                     res.write_f32(&r)?;
                 }
                 self.target.write_f32(target)
@@ -137,10 +146,13 @@ impl Sink {
     fn push(&mut self, target: Planar) -> Result<()> {
         let n = frames(&target).min(self.mixture.first().map_or(0, VecDeque::len));
         let mix: Planar = self.mixture.iter_mut().map(|m| m.drain(..n).collect()).collect();
-        let target: Planar = target.into_iter().map(|mut c| {
-            c.truncate(n);
-            c
-        }).collect();
+        let target: Planar = target
+            .into_iter()
+            .map(|mut c| {
+                c.truncate(n);
+                c
+            })
+            .collect();
         match &mut self.to_out {
             None => self.write(&target, &mix),
             Some((rt, rm)) => {
@@ -186,13 +198,17 @@ pub fn separate_file(
     let spec = default_output_spec(&info, opts);
     let proc_rate = sep.processing_rate().unwrap_or(rate);
 
-    let create = |p: &Path| AtomicWavWriter::create(p, spec).with_context(|| format!("{}: cannot write output", p.display()));
+    let create =
+        |p: &Path| AtomicWavWriter::create(p, spec).with_context(|| format!("{}: cannot write output", p.display()));
     let mut sink = Sink {
         mixture: vec![VecDeque::new(); channels],
         to_out: if spec.sample_rate == rate {
             None
         } else {
-            Some((StreamResampler::new(rate, spec.sample_rate, channels)?, StreamResampler::new(rate, spec.sample_rate, channels)?))
+            Some((
+                StreamResampler::new(rate, spec.sample_rate, channels)?,
+                StreamResampler::new(rate, spec.sample_rate, channels)?,
+            ))
         },
         target: create(&job.target)?,
         residual: job.residual.as_deref().map(create).transpose()?,
@@ -204,7 +220,11 @@ pub fn separate_file(
     let mut block: Planar = vec![Vec::with_capacity(BLOCK); channels];
     let mut total = 0u64;
     loop {
-        anyhow::ensure!(!CANCELLED.load(Ordering::Relaxed), "{}: interrupted", job.input.display());
+        anyhow::ensure!(
+            !CANCELLED.load(Ordering::Relaxed),
+            "{}: interrupted",
+            job.input.display()
+        );
         block.iter_mut().for_each(Vec::clear);
         let n = reader.read(&mut block, BLOCK)?;
         if n == 0 {

@@ -1,8 +1,8 @@
 //! Separation: the [`Separator`] interface, the classical HPSS baseline, the chunked
 //! overlap-add engine that streams a whole file through a separator, and batch processing.
 
-pub mod engine;
 pub mod batch;
+pub mod engine;
 pub mod file;
 pub mod hpss;
 
@@ -13,8 +13,14 @@ use crate::Result;
 
 /// Names accepted by [`by_name`], with a line each for `--help` and error messages.
 pub const SEPARATORS: &[(&str, &str)] = &[
-    ("hpss", "median-filter harmonic/percussive separation; queries: percussive (drums), harmonic"),
-    ("identity", "copies the input (identity@RATE resamples to RATE and back); for testing and benchmarks"),
+    (
+        "hpss",
+        "median-filter harmonic/percussive separation; queries: percussive (drums), harmonic",
+    ),
+    (
+        "identity",
+        "copies the input (identity@RATE resamples to RATE and back); for testing and benchmarks",
+    ),
 ];
 
 /// Builds a separator from its name (see [`SEPARATORS`]).

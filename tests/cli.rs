@@ -1,0 +1,458 @@
+//! End-to-end runs of the `splitflow` binary on small generated audio.
+
+mod common;
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use common::{read_wav, si_sdr, to_f64, write_wav};
+
+fn splitflow() -> Command {
+    Command::cargo_bin("splitflow").unwrap()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A 3 s demo song at 22.05 kHz, 16-bit stereo, in `dir`; returns the song.
+fn demo(dir: &Path) -> splitflow::demo::DemoSong {
+    let song = splitflow::demo::render(22_050, 3.0);
+    write_wav(&dir.join("song.wav"), &song.mixture(), 22_050, 16, false);
+    song
+}
+
+#[test]
+fn separates_drums_keeps_format_and_residual_sums_to_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let song = demo(tmp.path());
+    let out = tmp.path().join("out");
+    let run = splitflow()
+        .args(["separate", "--query", "drums", "--residual", "--quiet", "-o"])
+        .arg(&out)
+        .arg(tmp.path().join("song.wav"))
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let (in_spec, mix) = read_wav(&tmp.path().join("song.wav"));
+    let (t_spec, target) = read_wav(&out.join("song/drums.wav"));
+    let (r_spec, residual) = read_wav(&out.join("song/no_drums.wav"));
+    assert_eq!(t_spec, in_spec);
+    assert_eq!(r_spec, in_spec);
+    // Integer outputs: target + residual is the input, sample for sample.
+    for c in 0..2 {
+        assert_eq!(mix[c].len(), target[c].len());
+        for i in 0..mix[c].len() {
+            assert_eq!(target[c][i] + residual[c][i], mix[c][i], "channel {c} frame {i}");
+        }
+    }
+    // The drums estimate is closer to the true drums than the mixture is.
+    let scale = |p: Vec<Vec<f64>>| {
+        p.into_iter()
+            .map(|c| c.into_iter().map(|v| v / 32768.0).collect())
+            .collect::<Vec<_>>()
+    };
+    let drums = to_f64(&song.drums);
+    let base = si_sdr(&drums, &scale(mix));
+    let est = si_sdr(&drums, &scale(target));
+    eprintln!("drums SI-SDR: mixture {base:.2} dB, hpss {est:.2} dB");
+    assert!(est - base > 4.0, "SI-SDR improvement {:.2} dB", est - base);
+}
+
+#[test]
+fn keeps_24_bit_and_float_and_honours_overrides() {
+    let tmp = tempfile::tempdir().unwrap();
+    let song = splitflow::demo::render(48_000, 0.7);
+    write_wav(&tmp.path().join("a24.wav"), &song.mixture(), 48_000, 24, false);
+    write_wav(&tmp.path().join("f32.wav"), &song.mixture(), 48_000, 32, true);
+    let out = tmp.path().join("o");
+    let run = splitflow()
+        .args(["separate", "-q", "harmonic", "--quiet", "-o"])
+        .arg(&out)
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let (s24, _) = read_wav(&out.join("a24/harmonic.wav"));
+    assert_eq!(
+        (s24.bits_per_sample, s24.sample_format, s24.sample_rate),
+        (24, hound::SampleFormat::Int, 48_000)
+    );
+    let (sf, _) = read_wav(&out.join("f32/harmonic.wav"));
+    assert_eq!((sf.bits_per_sample, sf.sample_format), (32, hound::SampleFormat::Float));
+
+    let out2 = tmp.path().join("o2");
+    let run = splitflow()
+        .args([
+            "separate",
+            "-q",
+            "drums",
+            "--quiet",
+            "--sample-rate",
+            "16000",
+            "--bit-depth",
+            "16",
+            "-o",
+        ])
+        .arg(&out2)
+        .arg(tmp.path().join("a24.wav"))
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let (s, p) = read_wav(&out2.join("a24/drums.wav"));
+    assert_eq!((s.sample_rate, s.bits_per_sample, s.channels), (16_000, 16, 2));
+    assert_eq!(
+        p[0].len(),
+        (song.drums[0].len() as u64 * 16_000).div_ceil(48_000) as usize
+    );
+}
+
+#[test]
+fn identity_through_resampling_round_trips() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Band-limited content (below 7 kHz): resampling to 16 kHz and back must keep it.
+    let rate = 44_100;
+    let x: Vec<f32> = (0..rate * 2)
+        .map(|i| {
+            let t = i as f32 / rate as f32;
+            0.3 * (2.0 * std::f32::consts::PI * 440.0 * t).sin() + 0.2 * (2.0 * std::f32::consts::PI * 3100.0 * t).sin()
+        })
+        .collect();
+    write_wav(&tmp.path().join("tone.wav"), &[x.clone(), x], rate as u32, 32, true);
+    let out = tmp.path().join("o");
+    let run = splitflow()
+        .args(["separate", "-q", "x", "--model", "identity@16000", "--quiet", "-o"])
+        .arg(&out)
+        .arg(tmp.path().join("tone.wav"))
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let (_, inp) = read_wav(&tmp.path().join("tone.wav"));
+    let (_, y) = read_wav(&out.join("tone/x.wav"));
+    assert_eq!(inp[0].len(), y[0].len());
+    // Ignore 50 ms at each end (the signal starts and stops abruptly there).
+    let edge = rate / 20;
+    let (mut sig, mut err) = (0.0, 0.0);
+    for c in 0..2 {
+        for i in edge..inp[c].len() - edge {
+            sig += inp[c][i] * inp[c][i];
+            err += (inp[c][i] - y[c][i]).powi(2);
+        }
+    }
+    let db = 10.0 * (err / sig).log10();
+    eprintln!("identity@16000 error: {db:.1} dB");
+    assert!(db < -60.0, "round-trip error {db:.1} dB");
+}
+
+#[test]
+fn batch_goes_on_past_bad_files_and_reports_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    let song = splitflow::demo::render(22_050, 0.5);
+    write_wav(&dir.join("good.wav"), &song.mixture(), 22_050, 16, false);
+    std::fs::write(dir.join("text.wav"), "this is not audio\n").unwrap();
+    std::fs::write(dir.join("empty.wav"), b"").unwrap();
+    let out = tmp.path().join("o");
+    let run = splitflow()
+        .args(["separate", "-q", "drums", "-o"])
+        .arg(&out)
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let err = stderr(&run);
+    assert!(out.join("good/drums.wav").exists());
+    assert!(
+        !out.join("text").exists() && !out.join("empty").exists(),
+        "no output for bad files"
+    );
+    assert!(err.contains("1 separated") && err.contains("2 failed"), "{err}");
+    assert!(err.contains("text.wav") && err.contains("empty.wav"), "{err}");
+    // No temp files left behind.
+    let leftovers: Vec<_> = walk(&out)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn dry_run_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    demo(tmp.path());
+    let out = tmp.path().join("o");
+    let run = splitflow()
+        .args(["separate", "-q", "drums", "--residual", "--dry-run", "-o"])
+        .arg(&out)
+        .arg(tmp.path().join("song.wav"))
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        text.contains("song/drums.wav") && text.contains("song/no_drums.wav"),
+        "{text}"
+    );
+    assert!(text.contains("22050 Hz, 2 ch, 16-bit int"), "{text}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn existing_outputs_are_kept_unless_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    demo(tmp.path());
+    let out = tmp.path().join("o");
+    let target = out.join("song/drums.wav");
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    std::fs::write(&target, "precious").unwrap();
+    let base = || {
+        let mut c = splitflow();
+        c.args(["separate", "-q", "drums", "--quiet", "-o"])
+            .arg(&out)
+            .arg(tmp.path().join("song.wav"));
+        c
+    };
+    let run = base().output().unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    assert!(
+        stderr(&run).contains("exists (use --overwrite or --skip-existing)"),
+        "{}",
+        stderr(&run)
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious");
+
+    let run = base().arg("--skip-existing").output().unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious");
+
+    let run = base().arg("--overwrite").output().unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(read_wav(&target).0.sample_rate, 22_050);
+}
+
+#[test]
+fn never_overwrites_an_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    demo(tmp.path());
+    let before = std::fs::read(tmp.path().join("song.wav")).unwrap();
+    let run = splitflow()
+        .args([
+            "separate",
+            "-q",
+            "drums",
+            "--overwrite",
+            "--filename",
+            "{track}.{ext}",
+            "-o",
+        ])
+        .arg(tmp.path())
+        .arg(tmp.path().join("song.wav"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    assert!(stderr(&run).contains("would overwrite input"), "{}", stderr(&run));
+    assert_eq!(std::fs::read(tmp.path().join("song.wav")).unwrap(), before);
+}
+
+#[test]
+fn unknown_query_and_model_are_usage_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    demo(tmp.path());
+    let run = splitflow()
+        .args(["separate", "-q", "kazoo"])
+        .arg(tmp.path().join("song.wav"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    let err = stderr(&run);
+    assert!(
+        err.contains("'kazoo'") && err.contains("percussive") && err.contains("harmonic"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    let run = splitflow()
+        .args(["separate", "-q", "drums", "--model", "nope"])
+        .arg(tmp.path().join("song.wav"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert!(
+        stderr(&run).contains("unknown model 'nope'; available: hpss"),
+        "{}",
+        stderr(&run)
+    );
+}
+
+#[test]
+fn folders_need_audio_and_recursion_is_opt_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let song = splitflow::demo::render(22_050, 0.3);
+    let nested = tmp.path().join("top/sub");
+    write_wav(&nested.join("deep.wav"), &song.mixture(), 22_050, 16, false);
+    std::fs::write(tmp.path().join("top/notes.txt"), "hi").unwrap();
+    let out = tmp.path().join("o");
+    let run = splitflow()
+        .args(["separate", "-q", "drums", "-o"])
+        .arg(&out)
+        .arg(tmp.path().join("top"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let err = stderr(&run);
+    assert!(err.contains("folder contains no audio files (use --recursive"), "{err}");
+    let run = splitflow()
+        .args(["separate", "-q", "drums", "-r", "--quiet", "-o"])
+        .arg(&out)
+        .arg(tmp.path().join("top"))
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(out.join("deep/drums.wav").exists());
+}
+
+/// Every kind of bad input gives one clear line naming the file, and a non-zero exit; odd
+/// but valid inputs are processed.
+#[test]
+fn bad_inputs_fail_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(d.join("empty.wav"), b"").unwrap();
+    std::fs::write(d.join("text.wav"), "hello, I am text\n".repeat(20)).unwrap();
+    std::fs::write(d.join("unknown.xyz"), [7u8; 3000]).unwrap();
+    write_wav(&d.join("zero.wav"), &[vec![]], 44_100, 16, false);
+    let mut nan = vec![0.1f32; 1000];
+    nan[500] = f32::NAN;
+    write_wav(&d.join("nan.wav"), &[nan], 44_100, 32, true);
+    let mut inf = vec![0.1f32; 1000];
+    inf[10] = f32::INFINITY;
+    write_wav(&d.join("inf.wav"), &[inf], 44_100, 32, true);
+    // A WAV whose data was cut short.
+    let song = splitflow::demo::render(22_050, 0.5);
+    write_wav(&d.join("full.wav"), &song.mixture(), 22_050, 16, false);
+    let bytes = std::fs::read(d.join("full.wav")).unwrap();
+    std::fs::write(d.join("truncated.wav"), &bytes[..30]).unwrap();
+    let not_a_dir = d.join("full.wav").join("inside.wav");
+    let missing = d.join("missing.wav");
+
+    for bad in [
+        "empty.wav",
+        "text.wav",
+        "unknown.xyz",
+        "zero.wav",
+        "nan.wav",
+        "inf.wav",
+        "truncated.wav",
+    ] {
+        let out = d.join(format!("out-{bad}"));
+        let run = splitflow()
+            .args(["separate", "-q", "drums", "--quiet", "-o"])
+            .arg(&out)
+            .arg(d.join(bad))
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(1), "{bad}: {}", stderr(&run));
+        let err = stderr(&run);
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or_else(|| panic!("{bad}: no error line in {err}"));
+        assert!(line.contains(bad), "{bad}: {line}");
+        assert!(!err.contains("panicked"), "{bad}: {err}");
+        assert!(walk(&out).is_empty(), "{bad}: wrote {:?}", walk(&out));
+    }
+    for p in [&not_a_dir, &missing] {
+        let run = splitflow()
+            .args(["separate", "-q", "drums", "--quiet", "-o"])
+            .arg(d.join("o"))
+            .arg(p)
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(1));
+        assert!(stderr(&run).contains(&*p.to_string_lossy()), "{}", stderr(&run));
+    }
+    let nan_err = stderr(
+        &splitflow()
+            .args(["separate", "-q", "drums", "--quiet"])
+            .arg(d.join("nan.wav"))
+            .output()
+            .unwrap(),
+    );
+    assert!(nan_err.contains("NaN") && nan_err.contains("500"), "{nan_err}");
+}
+
+#[test]
+fn one_sample_and_eight_channels_are_processed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write_wav(&d.join("one.wav"), &[vec![0.25]], 44_100, 16, false);
+    let song = splitflow::demo::render(22_050, 0.4);
+    let eight: Vec<Vec<f32>> = (0..8)
+        .map(|c| song.mixture()[c % 2].iter().map(|v| v * (c + 1) as f32 / 8.0).collect())
+        .collect();
+    write_wav(&d.join("eight.wav"), &eight, 22_050, 16, false);
+    let out = d.join("o");
+    let run = splitflow()
+        .args(["separate", "-q", "drums", "--residual", "--quiet", "-o"])
+        .arg(&out)
+        .arg(d.join("one.wav"))
+        .arg(d.join("eight.wav"))
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let (s, one) = read_wav(&out.join("one/drums.wav"));
+    assert_eq!((s.channels, one[0].len()), (1, 1));
+    let (_, res) = read_wav(&out.join("one/no_drums.wav"));
+    assert_eq!(one[0][0] + res[0][0], (0.25f64 * 32768.0).round());
+    let (s, p) = read_wav(&out.join("eight/drums.wav"));
+    assert_eq!((s.channels, p[7].len()), (8, eight[0].len()));
+}
+
+#[test]
+fn info_describes_files_and_reports_bad_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let song = splitflow::demo::render(48_000, 1.5);
+    write_wav(&tmp.path().join("a.wav"), &song.mixture(), 48_000, 24, false);
+    std::fs::write(tmp.path().join("b.wav"), "text").unwrap();
+    let run = splitflow()
+        .arg("info")
+        .arg(tmp.path().join("a.wav"))
+        .arg(tmp.path().join("b.wav"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&run.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.contains("a.wav"))
+        .unwrap_or_else(|| panic!("{text}"));
+    for want in ["WAV", "PCM", "48000 Hz", "2", "24-bit int", "0:01.500"] {
+        assert!(row.contains(want), "missing {want} in {row}");
+    }
+    assert!(stderr(&run).contains("b.wav"), "{}", stderr(&run));
+
+    let run = splitflow()
+        .args(["info", "--json"])
+        .arg(tmp.path().join("a.wav"))
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(v["sample_rate"], 48_000);
+    assert_eq!(v["channels"], 2);
+    assert_eq!(v["frames"], 72_000);
+}
