@@ -27,11 +27,7 @@ fn peak(x: &[Vec<f32>]) -> f32 {
 
 /// Scale-invariant SDR of `est` against `reference`, in dB.
 fn si_sdr(est: &[f32], reference: &[f32]) -> f64 {
-    let dot: f64 = est
-        .iter()
-        .zip(reference)
-        .map(|(&e, &r)| e as f64 * r as f64)
-        .sum();
+    let dot: f64 = est.iter().zip(reference).map(|(&e, &r)| e as f64 * r as f64).sum();
     let energy: f64 = reference.iter().map(|&r| r as f64 * r as f64).sum();
     let alpha = dot / energy;
     let (mut target, mut residual) = (0.0f64, 0.0f64);
@@ -51,16 +47,11 @@ const SR: u32 = 22_050;
 fn synthetic() -> (Vec<f32>, Vec<f32>) {
     let n = 3 * SR as usize;
     let sr = SR as f64;
-    let chords = [
-        [220.0, 277.18, 329.63, 440.0],
-        [196.0, 246.94, 293.66, 392.0],
-    ];
+    let chords = [[220.0, 277.18, 329.63, 440.0], [196.0, 246.94, 293.66, 392.0]];
     let harmonic: Vec<f32> = (0..n)
         .map(|i| {
             let t = i as f64 / sr;
-            let env = (t / 0.3).min(1.0)
-                * ((3.0 - t) / 0.3).min(1.0)
-                * (1.0 + 0.2 * (2.0 * PI * 0.7 * t).sin());
+            let env = (t / 0.3).min(1.0) * ((3.0 - t) / 0.3).min(1.0) * (1.0 + 0.2 * (2.0 * PI * 0.7 * t).sin());
             let xfade = ((t - 1.45) / 0.1).clamp(0.0, 1.0);
             let tone = |f: &[f64; 4]| {
                 f.iter()
@@ -133,8 +124,7 @@ fn sum_holds_through_the_engine_and_other_powers() {
         let p = separate_all(&hpss, &q("drums"), &x, 16_000, seg).unwrap();
         for c in 0..2 {
             assert_eq!(h[c].len(), x[c].len());
-            let err =
-                (0..x[c].len()).fold(0.0f32, |m, i| m.max((h[c][i] + p[c][i] - x[c][i]).abs()));
+            let err = (0..x[c].len()).fold(0.0f32, |m, i| m.max((h[c][i] + p[c][i] - x[c][i]).abs()));
             assert!(err <= 1e-5 * pk, "power {power}: {err:e}");
         }
     }
@@ -180,14 +170,7 @@ const HARM_GAIN_DB: f64 = 4.0;
 #[test]
 fn queries() {
     let hpss = Hpss::default();
-    for ok in [
-        "percussive",
-        "drums",
-        "percussion",
-        "harmonic",
-        "tonal",
-        "  DRUMS ",
-    ] {
+    for ok in ["percussive", "drums", "percussion", "harmonic", "tonal", "  DRUMS "] {
         hpss.check_query(&q(ok)).unwrap();
     }
     for bad in ["vocals", "bass", ""] {
@@ -211,19 +194,14 @@ fn output_shape_matches_input() {
             for query in ["percussive", "harmonic"] {
                 let out = hpss.separate(&chunk, SR, &q(query)).unwrap();
                 assert_eq!(out.len(), channels);
-                assert!(
-                    out.iter().all(|c| c.len() == len),
-                    "{channels} ch, {len} frames"
-                );
+                assert!(out.iter().all(|c| c.len() == len), "{channels} ch, {len} frames");
                 assert!(out.iter().flatten().all(|v| v.is_finite()));
             }
         }
     }
     assert!(hpss.separate(&[], SR, &q("drums")).unwrap().is_empty());
     // Silence stays silence.
-    let out = hpss
-        .separate(&[vec![0.0; 5000]], SR, &q("harmonic"))
-        .unwrap();
+    let out = hpss.separate(&[vec![0.0; 5000]], SR, &q("harmonic")).unwrap();
     assert!(out[0].iter().all(|&v| v == 0.0));
 }
 
@@ -255,10 +233,7 @@ fn rejects_bad_configs() {
             n_fft: 0,
             ..good.clone()
         },
-        HpssConfig {
-            hop: 0,
-            ..good.clone()
-        },
+        HpssConfig { hop: 0, ..good.clone() },
         HpssConfig {
             hop: 2048,
             ..good.clone()
@@ -307,9 +282,7 @@ fn hpss_speed() {
     let hpss = Hpss::default();
     let query = q("percussive");
     // Warm up the thread pool.
-    let _ = hpss
-        .separate(&[x[0][..44_100].to_vec()], rate, &query)
-        .unwrap();
+    let _ = hpss.separate(&[x[0][..44_100].to_vec()], rate, &query).unwrap();
     let t = std::time::Instant::now();
     let out = separate_all(&hpss, &query, &x, rate, hpss.segment()).unwrap();
     let engine = t.elapsed().as_secs_f64();

@@ -28,14 +28,7 @@ fn stft(n_fft: usize, hop: usize, window: WindowKind, center: bool) -> Stft {
 
 #[test]
 fn round_trip_is_exact_to_float_rounding() {
-    let combos = [
-        (2048, 512),
-        (1024, 256),
-        (512, 128),
-        (400, 100),
-        (401, 100),
-        (256, 128),
-    ];
+    let combos = [(2048, 512), (1024, 256), (512, 128), (400, 100), (401, 100), (256, 128)];
     let lengths = [1usize, 2, 3, 7, 1000, 44101];
     let mut worst = 0.0f32;
     for &(n_fft, hop) in &combos {
@@ -49,10 +42,7 @@ fn round_trip_is_exact_to_float_rounding() {
                 assert_eq!(spec.n_bins, n_fft / 2 + 1);
                 let y = st.inverse(&spec, len);
                 assert_eq!(y.len(), len);
-                let err = x
-                    .iter()
-                    .zip(&y)
-                    .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+                let err = x.iter().zip(&y).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
                 worst = worst.max(err / peak);
                 assert!(
                     err <= 1e-6 * peak,
@@ -69,10 +59,7 @@ fn rectangular_window_round_trip() {
     let st = stft(64, 16, WindowKind::Rectangular, true);
     let x = noise(1001, 5);
     let y = st.inverse(&st.forward(&x), x.len());
-    let err = x
-        .iter()
-        .zip(&y)
-        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    let err = x.iter().zip(&y).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
     assert!(err <= 1e-6, "{err:e}");
 }
 
@@ -149,16 +136,10 @@ fn sine_lands_in_its_bin() {
     let spec = st.forward(&x);
     for t in 4..spec.n_frames - 4 {
         let mags: Vec<f32> = spec.frame(t).iter().map(|c| c.norm()).collect();
-        let argmax = (0..mags.len())
-            .max_by(|&a, &b| mags[a].total_cmp(&mags[b]))
-            .unwrap();
+        let argmax = (0..mags.len()).max_by(|&a, &b| mags[a].total_cmp(&mags[b])).unwrap();
         assert_eq!(argmax, bin, "frame {t}");
         // Hann main lobe: amplitude * sum(w) / 2 = n_fft / 4 in the bin, n_fft / 8 next to it.
-        assert!(
-            (mags[bin] / (n_fft as f32 / 4.0) - 1.0).abs() < 1e-3,
-            "{}",
-            mags[bin]
-        );
+        assert!((mags[bin] / (n_fft as f32 / 4.0) - 1.0).abs() < 1e-3, "{}", mags[bin]);
         assert!((mags[bin + 1] / (n_fft as f32 / 8.0) - 1.0).abs() < 1e-2);
         // Everything away from the main lobe is rounding noise.
         let leak = mags
@@ -189,13 +170,10 @@ fn naive_frame(x: &[f32], n_fft: usize, hop: usize, t: usize, window: &[f32]) ->
         .collect();
     (0..=n_fft / 2)
         .map(|k| {
-            frame
-                .iter()
-                .enumerate()
-                .fold((0.0, 0.0), |(re, im), (n, &v)| {
-                    let ph = -2.0 * std::f64::consts::PI * (k * n) as f64 / n_fft as f64;
-                    (re + v * ph.cos(), im + v * ph.sin())
-                })
+            frame.iter().enumerate().fold((0.0, 0.0), |(re, im), (n, &v)| {
+                let ph = -2.0 * std::f64::consts::PI * (k * n) as f64 / n_fft as f64;
+                (re + v * ph.cos(), im + v * ph.sin())
+            })
         })
         .collect()
 }

@@ -116,9 +116,7 @@ pub struct Stft {
 
 impl std::fmt::Debug for Stft {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stft")
-            .field("cfg", &self.cfg)
-            .finish_non_exhaustive()
+        f.debug_struct("Stft").field("cfg", &self.cfg).finish_non_exhaustive()
     }
 }
 
@@ -174,11 +172,7 @@ impl Stft {
 
     /// Padding added on each side before framing (`n_fft / 2` when centred, else 0).
     fn pad(&self) -> usize {
-        if self.cfg.center {
-            self.cfg.n_fft / 2
-        } else {
-            0
-        }
+        if self.cfg.center { self.cfg.n_fft / 2 } else { 0 }
     }
 
     /// Number of frames for a signal of `len` samples (see the module docs).
@@ -231,8 +225,7 @@ impl Stft {
         spec.n_frames = n_frames;
         spec.n_bins = n_bins;
         spec.data.clear();
-        spec.data
-            .resize(n_frames * n_bins, Complex32::new(0.0, 0.0));
+        spec.data.resize(n_frames * n_bins, Complex32::new(0.0, 0.0));
         if n_frames == 0 {
             return;
         }
@@ -320,11 +313,7 @@ impl Stft {
         let avail = total.saturating_sub(pad).min(len);
         for (i, y) in out[..avail].iter_mut().enumerate() {
             let e = env[i + pad];
-            *y = if e > 1e-11 {
-                (ola[i + pad] / e) as f32
-            } else {
-                0.0
-            };
+            *y = if e > 1e-11 { (ola[i + pad] / e) as f32 } else { 0.0 };
         }
     }
 }

@@ -66,9 +66,7 @@ fn part(query: &Query) -> Result<Part> {
     match query.label() {
         "percussive" | "drums" | "percussion" => Ok(Part::Percussive),
         "harmonic" | "tonal" => Ok(Part::Harmonic),
-        other => anyhow::bail!(
-            "hpss cannot separate '{other}'; it answers: percussive (drums), harmonic"
-        ),
+        other => anyhow::bail!("hpss cannot separate '{other}'; it answers: percussive (drums), harmonic"),
     }
 }
 
@@ -83,10 +81,7 @@ impl Hpss {
     /// `hop` outside `1..=n_fft`, zero kernels, or a power that is not > 0 (∞ is allowed).
     pub fn new(cfg: HpssConfig) -> Result<Self> {
         validate(&cfg)?;
-        Ok(Self {
-            cfg,
-            adaptive: false,
-        })
+        Ok(Self { cfg, adaptive: false })
     }
 
     /// HPSS whose configuration is the 44.1 kHz reference, rescaled to each input's rate
@@ -150,10 +145,7 @@ impl Hpss {
     }
 
     fn plan(&self, sample_rate: u32) -> Result<(Stft, HpssConfig)> {
-        anyhow::ensure!(
-            !self.adaptive || sample_rate > 0,
-            "hpss needs a positive sample rate"
-        );
+        anyhow::ensure!(!self.adaptive || sample_rate > 0, "hpss needs a positive sample rate");
         let cfg = self.config_for_rate(sample_rate);
         let stft = Stft::new(StftConfig {
             n_fft: cfg.n_fft,
@@ -177,22 +169,14 @@ fn validate(cfg: &HpssConfig) -> Result<()> {
         cfg.harmonic_kernel >= 1 && cfg.percussive_kernel >= 1,
         "hpss median kernels must be at least 1"
     );
-    anyhow::ensure!(
-        cfg.power > 0.0,
-        "hpss mask power must be positive, got {}",
-        cfg.power
-    );
+    anyhow::ensure!(cfg.power > 0.0, "hpss mask power must be positive, got {}", cfg.power);
     Ok(())
 }
 
 /// The odd integer nearest to `x`, at least 1.
 fn nearest_odd(x: f64) -> usize {
     let k = 2.0 * ((x - 1.0) / 2.0).round() + 1.0;
-    if k.is_finite() && k >= 1.0 {
-        k as usize
-    } else {
-        1
-    }
+    if k.is_finite() && k >= 1.0 { k as usize } else { 1 }
 }
 
 impl Default for Hpss {
@@ -219,12 +203,7 @@ impl Separator for Hpss {
         part(query).map(|_| ())
     }
 
-    fn separate(
-        &self,
-        chunk: &[Vec<f32>],
-        sample_rate: u32,
-        query: &Query,
-    ) -> Result<Vec<Vec<f32>>> {
+    fn separate(&self, chunk: &[Vec<f32>], sample_rate: u32, query: &Query) -> Result<Vec<Vec<f32>>> {
         let want = part(query)?;
         let (stft, cfg) = self.plan(sample_rate)?;
         Ok(chunk
@@ -238,11 +217,7 @@ impl Separator for Hpss {
 }
 
 /// STFT of `x` and the percussive soft mask, frame-major like the spectrogram.
-fn percussive_mask(
-    stft: &Stft,
-    cfg: &HpssConfig,
-    x: &[f32],
-) -> (crate::dsp::Spectrogram, Vec<f32>) {
+fn percussive_mask(stft: &Stft, cfg: &HpssConfig, x: &[f32]) -> (crate::dsp::Spectrogram, Vec<f32>) {
     let spec = stft.forward(x);
     let (nf, nb) = (spec.n_frames, spec.n_bins);
     let mag: Vec<f32> = spec.data.iter().map(|c| c.norm()).collect();
@@ -251,11 +226,7 @@ fn percussive_mask(
         || median_along_freq(&mag, nf, nb, cfg.percussive_kernel),
     );
     let p = cfg.power;
-    let mask = perc
-        .iter()
-        .zip(&harm)
-        .map(|(&pv, &hv)| soft_mask(pv, hv, p))
-        .collect();
+    let mask = perc.iter().zip(&harm).map(|(&pv, &hv)| soft_mask(pv, hv, p)).collect();
     (spec, mask)
 }
 
@@ -291,21 +262,11 @@ fn soft_mask(x: f32, r: f32, p: f32) -> f32 {
 }
 
 /// `iSTFT(M · X)` with `M = mask` for the percussive part and `1 - mask` for the harmonic.
-fn apply(
-    stft: &Stft,
-    spec: &crate::dsp::Spectrogram,
-    mask: &[f32],
-    want: Part,
-    len: usize,
-) -> Vec<f32> {
+fn apply(stft: &Stft, spec: &crate::dsp::Spectrogram, mask: &[f32], want: Part, len: usize) -> Vec<f32> {
     let mut out = spec.clone();
     match want {
         Part::Percussive => out.data.iter_mut().zip(mask).for_each(|(c, &m)| *c *= m),
-        Part::Harmonic => out
-            .data
-            .iter_mut()
-            .zip(mask)
-            .for_each(|(c, &m)| *c *= 1.0 - m),
+        Part::Harmonic => out.data.iter_mut().zip(mask).for_each(|(c, &m)| *c *= 1.0 - m),
     }
     stft.inverse(&out, len)
 }
@@ -396,10 +357,7 @@ fn median_along_time(mag: &[f32], nf: usize, nb: usize, k: usize) -> Vec<f32> {
                 replace_sorted(win, o, n);
             }
         }
-        for (o, win) in out[t * nb..(t + 1) * nb]
-            .iter_mut()
-            .zip(wins.chunks_exact(k))
-        {
+        for (o, win) in out[t * nb..(t + 1) * nb].iter_mut().zip(wins.chunks_exact(k)) {
             *o = win[k / 2];
         }
     }
