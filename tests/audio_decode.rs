@@ -214,3 +214,9 @@ fn damaged_fixtures_fail_cleanly() {
     assert!((5000..20000).contains(&n), "truncated.mp3: {n} frames");
     assert!(tone_fraction(&x[0], 44100, 440.0) > 0.9);
 }
+
+#[test]
+fn reader_can_move_between_threads() {
+    fn assert_send<T: Send>() {}
+    assert_send::<AudioReader>();
+}

@@ -158,6 +158,12 @@ fn native_format(params: &AudioCodecParameters) -> Option<SampleFormat> {
         F32 => SampleFormat::Float(32),
         F64 => SampleFormat::Float(64),
     });
+    // The codec tells float PCM apart (WAV/AIFF readers leave `sample_format` unset).
+    match short_name_of(params) {
+        Some(s) if s.starts_with("pcm_f32") => return Some(SampleFormat::Float(32)),
+        Some(s) if s.starts_with("pcm_f64") => return Some(SampleFormat::Float(64)),
+        _ => {}
+    }
     // bits_per_sample is the precise depth (e.g. 20-bit FLAC stored in S32).
     match (from_format, params.bits_per_sample) {
         (Some(SampleFormat::Float(b)), _) => Some(SampleFormat::Float(b)),
