@@ -1,12 +1,46 @@
 //! Streaming decode of any supported file into planar f32 (symphonia).
-// INTERFACE STUB: owned by the audio helper; bodies to be written.
+//!
+//! Supported: WAV (PCM int 8/16/24/32, float 32/64), AIFF, CAF, FLAC, MP3, Ogg Vorbis,
+//! AAC and ALAC in MP4/M4A, Matroska; sample rates 8–192 kHz; any channel count.
+//!
+//! Error policy (every message is one line starting with the file path):
+//! - a missing, unreadable, empty or non-audio file, or a directory, fails in
+//!   [`AudioReader::open`];
+//! - a file with a valid header and no frames fails in `open` with "contains no audio";
+//! - NaN or infinite samples fail with "contains NaN or infinite samples at frame N";
+//! - corrupt data in a lossless stream (PCM, FLAC, ALAC) is an error at the bad packet; in a
+//!   lossy stream (MP3, AAC, Vorbis) up to [`MAX_BAD_PACKETS`] consecutive bad packets are
+//!   skipped (as players do), more is an error, and so is a file where nothing decodes;
+//! - a truncated or corrupt lossless file (PCM, FLAC, ALAC) whose header states its length
+//!   decodes what is there, then fails at the end with "truncated or corrupt: decoded X of
+//!   the Y frames its header states" (a corrupt FLAC frame is skipped silently by the
+//!   demuxer, so the count is the only sign of it); a truncated lossy file (MP3, AAC,
+//!   Vorbis) decodes what is there and ends normally;
+//! - a panic inside symphonia on malformed input is caught and reported as an error.
 
+use std::fs::File;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
+use anyhow::{anyhow, bail};
 use serde::Serialize;
+use symphonia::core::audio::sample::SampleFormat as SymSampleFormat;
+use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder, AudioDecoderOptions};
+use symphonia::core::errors::Error as SymError;
+use symphonia::core::formats::probe::Hint;
+use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
+use symphonia::core::io::MediaSourceStream;
+use symphonia::core::meta::MetadataOptions;
 
 use super::{Planar, SampleFormat};
 use crate::Result;
+
+/// Lowest supported sample rate, in Hz.
+pub const MIN_SAMPLE_RATE: u32 = 8000;
+/// Highest supported sample rate, in Hz.
+pub const MAX_SAMPLE_RATE: u32 = 192_000;
+/// Consecutive undecodable packets tolerated in a lossy stream before giving up.
+pub const MAX_BAD_PACKETS: usize = 16;
 
 /// What `splitflow info` prints about a file.
 #[derive(Clone, Debug, Serialize)]
@@ -32,17 +66,262 @@ impl AudioInfo {
 }
 
 /// A decoder over one file that yields planar f32 frames in bounded memory.
+///
+/// Only the current decoded packet is held in memory, whatever the file's length.
 pub struct AudioReader {
     info: AudioInfo,
+    format: Box<dyn FormatReader>,
+    decoder: Box<dyn AudioDecoder>,
+    track_id: u32,
+    /// Whether the codec is lossy (bad packets may be skipped).
+    lossy: bool,
+    /// The last decoded packet, planar; frames from `pos` on are not yet returned.
+    buf: Planar,
+    pos: usize,
+    /// Frames decoded so far (including those still in `buf`).
+    decoded: u64,
+    /// Set once the stream has ended or failed; later reads return 0 or the error.
+    done: Option<std::result::Result<(), String>>,
+}
+
+impl std::fmt::Debug for AudioReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AudioReader")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Formats an error for `path` on one line: `path: message`.
+fn err_at(path: &Path, msg: impl std::fmt::Display) -> anyhow::Error {
+    let msg = msg.to_string().replace(['\n', '\r'], " ");
+    anyhow!("{}: {}", path.display(), msg)
+}
+
+/// The message of a caught panic.
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Display name of a container, from symphonia's format short name.
+fn container_name(short: &str) -> String {
+    match short {
+        "wave" => "WAV",
+        "aiff" => "AIFF",
+        "caf" => "CAF",
+        "flac" => "FLAC",
+        "mp1" => "MP1",
+        "mp2" => "MP2",
+        "mp3" => "MP3",
+        "ogg" => "Ogg",
+        "isomp4" => "MP4",
+        "matroska" | "mkv" => "MKV",
+        "aac" => "ADTS",
+        other => return other.to_uppercase(),
+    }
+    .to_string()
+}
+
+/// Display name of a codec, from symphonia's codec short name.
+fn codec_name(short: &str) -> String {
+    match short {
+        s if s.starts_with("pcm") => "PCM",
+        s if s.starts_with("adpcm") => "ADPCM",
+        "flac" => "FLAC",
+        "mp1" => "MP1",
+        "mp2" => "MP2",
+        "mp3" => "MP3",
+        "vorbis" => "Vorbis",
+        "aac" => "AAC",
+        "alac" => "ALAC",
+        other => return other.to_uppercase(),
+    }
+    .to_string()
+}
+
+/// Whether a codec (by symphonia short name) is lossy.
+fn is_lossy(short: &str) -> bool {
+    matches!(short, "mp1" | "mp2" | "mp3" | "aac" | "vorbis") || short.starts_with("adpcm")
+}
+
+/// Native sample format of a lossless stream.
+fn native_format(params: &AudioCodecParameters) -> Option<SampleFormat> {
+    use SymSampleFormat::*;
+    let from_format = params.sample_format.map(|f| match f {
+        U8 | S8 => SampleFormat::Int(8),
+        U16 | S16 => SampleFormat::Int(16),
+        U24 | S24 => SampleFormat::Int(24),
+        U32 | S32 => SampleFormat::Int(32),
+        F32 => SampleFormat::Float(32),
+        F64 => SampleFormat::Float(64),
+    });
+    // The codec tells float PCM apart (WAV/AIFF readers leave `sample_format` unset).
+    match short_name_of(params) {
+        Some(s) if s.starts_with("pcm_f32") => return Some(SampleFormat::Float(32)),
+        Some(s) if s.starts_with("pcm_f64") => return Some(SampleFormat::Float(64)),
+        _ => {}
+    }
+    // bits_per_sample is the precise depth (e.g. 20-bit FLAC stored in S32).
+    match (from_format, params.bits_per_sample) {
+        (Some(SampleFormat::Float(b)), _) => Some(SampleFormat::Float(b)),
+        (_, Some(bits)) if bits > 0 => Some(SampleFormat::Int(bits as u16)),
+        (f, _) => f,
+    }
+}
+
+/// Bit depth from an ALAC magic cookie (`ALACSpecificConfig`, possibly preceded by `frma`
+/// and `alac` atom headers); symphonia's ALAC decoder does not report it.
+fn alac_bit_depth(params: &AudioCodecParameters) -> Option<u16> {
+    if short_name_of(params) != Some("alac") {
+        return None;
+    }
+    let mut buf: &[u8] = params.extra_data.as_deref()?;
+    for atom in [b"frma", b"alac"] {
+        if buf.get(4..8) == Some(&atom[..]) {
+            buf = buf.get(12..)?;
+        }
+    }
+    // frameLength (u32), compatibleVersion (u8), bitDepth (u8), ...
+    if buf.len() < 24 {
+        return None;
+    }
+    buf.get(5).map(|&b| u16::from(b)).filter(|&b| b > 0)
+}
+
+/// symphonia's short name for the codec of `params`, when a decoder is registered for it.
+fn short_name_of(params: &AudioCodecParameters) -> Option<&'static str> {
+    symphonia::default::get_codecs()
+        .get_audio_decoder(params.codec)
+        .map(|d| d.codec.info.short_name)
 }
 
 impl AudioReader {
     /// Opens and probes `path`. Errors name the file and the reason.
+    ///
+    /// Decodes the first packet, so a file that holds no audio, or whose first packet is
+    /// undecodable, fails here rather than on the first [`read`](Self::read).
     pub fn open(path: &Path) -> Result<Self> {
-        let _ = path;
-        todo!()
+        let meta =
+            std::fs::metadata(path).map_err(|e| err_at(path, format!("cannot open: {e}")))?;
+        if meta.is_dir() {
+            bail!(err_at(path, "is a directory, not an audio file"));
+        }
+        if meta.len() == 0 {
+            bail!(err_at(path, "empty file (0 bytes)"));
+        }
+        let file = File::open(path).map_err(|e| err_at(path, format!("cannot open: {e}")))?;
+        let mss = MediaSourceStream::new(Box::new(file), Default::default());
+        let mut hint = Hint::new();
+        if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+            hint.with_extension(ext);
+        }
+        let probed = catch_unwind(AssertUnwindSafe(|| {
+            symphonia::default::get_probe().probe(
+                &hint,
+                mss,
+                FormatOptions::default(),
+                MetadataOptions::default(),
+            )
+        }));
+        let format = match probed {
+            Ok(Ok(f)) => f,
+            Ok(Err(e)) => bail!(err_at(path, format!("not a supported audio file ({e})"))),
+            Err(p) => bail!(err_at(
+                path,
+                format!(
+                    "not a supported audio file (probe crashed: {})",
+                    panic_message(&*p)
+                )
+            )),
+        };
+        let container = container_name(format.format_info().short_name);
+        let track = format
+            .default_track(TrackType::Audio)
+            .ok_or_else(|| err_at(path, "contains no audio track"))?;
+        let params = track
+            .codec_params
+            .as_ref()
+            .and_then(|p| p.audio())
+            .ok_or_else(|| err_at(path, "contains no audio track"))?
+            .clone();
+        let track_id = track.id;
+        let frames = track.num_frames;
+
+        let sample_rate = params
+            .sample_rate
+            .ok_or_else(|| err_at(path, "sample rate is not stated"))?;
+        if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&sample_rate) {
+            bail!(err_at(
+                path,
+                format!(
+                    "sample rate {sample_rate} Hz is outside the supported range \
+                     {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
+                )
+            ));
+        }
+        if frames == Some(0) {
+            bail!(err_at(path, "contains no audio"));
+        }
+
+        let codecs = symphonia::default::get_codecs();
+        let short = short_name_of(&params)
+            .ok_or_else(|| err_at(path, format!("unsupported codec ({})", params.codec)))?;
+        let made = catch_unwind(AssertUnwindSafe(|| {
+            codecs.make_audio_decoder(&params, &AudioDecoderOptions::default())
+        }));
+        let decoder = match made {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => bail!(err_at(path, format!("cannot decode {short} audio ({e})"))),
+            Err(p) => bail!(err_at(
+                path,
+                format!("cannot decode {short} audio ({})", panic_message(&*p))
+            )),
+        };
+        let lossy = is_lossy(short);
+        let channels = params.channels.as_ref().map_or(0, |c| c.count());
+
+        let mut reader = Self {
+            info: AudioInfo {
+                path: path.to_path_buf(),
+                container,
+                codec: codec_name(short),
+                sample_rate,
+                channels,
+                // The decoder's parameters are more complete (e.g. ALAC's bit depth is in
+                // its magic cookie, which the container does not parse).
+                sample_format: if lossy {
+                    None
+                } else {
+                    native_format(decoder.codec_params())
+                        .or_else(|| native_format(&params))
+                        .or_else(|| alac_bit_depth(&params).map(SampleFormat::Int))
+                },
+                frames,
+            },
+            format,
+            decoder,
+            track_id,
+            lossy,
+            buf: Vec::new(),
+            pos: 0,
+            decoded: 0,
+            done: None,
+        };
+        // Prime: decode the first packet (this also learns the channel count when the
+        // container does not state it).
+        if !reader.fill()? {
+            bail!(err_at(path, "contains no audio"));
+        }
+        if reader.info.channels == 0 {
+            bail!(err_at(path, "contains no audio channels"));
+        }
+        Ok(reader)
     }
 
+    /// Information about the file.
     pub fn info(&self) -> &AudioInfo {
         &self.info
     }
@@ -51,7 +330,186 @@ impl AudioReader {
     /// resized to the channel count when empty). Returns the number of frames appended;
     /// 0 means end of stream.
     pub fn read(&mut self, out: &mut Planar, max_frames: usize) -> Result<usize> {
-        let _ = (out, max_frames);
-        todo!()
+        let ch = self.info.channels;
+        if out.is_empty() {
+            out.resize(ch, Vec::new());
+        }
+        if out.len() != ch {
+            bail!(err_at(
+                &self.info.path,
+                format!("read into {} channels, file has {ch}", out.len())
+            ));
+        }
+        let mut n = 0;
+        while n < max_frames {
+            let avail = super::frames(&self.buf) - self.pos;
+            if avail == 0 {
+                if !self.fill()? {
+                    break;
+                }
+                continue;
+            }
+            let take = avail.min(max_frames - n);
+            for (o, b) in out.iter_mut().zip(&self.buf) {
+                o.extend_from_slice(&b[self.pos..self.pos + take]);
+            }
+            self.pos += take;
+            n += take;
+        }
+        Ok(n)
+    }
+
+    /// Decodes the next non-empty packet into `buf`. Returns false at end of stream.
+    fn fill(&mut self) -> Result<bool> {
+        match &self.done {
+            Some(Ok(())) => return Ok(false),
+            Some(Err(e)) => bail!("{e}"),
+            None => {}
+        }
+        let res = self.fill_inner();
+        match &res {
+            Ok(false) => self.done = Some(Ok(())),
+            Err(e) => self.done = Some(Err(format!("{e:#}"))),
+            Ok(true) => {}
+        }
+        res
+    }
+
+    fn fill_inner(&mut self) -> Result<bool> {
+        let path = self.info.path.clone();
+        let mut bad = 0usize;
+        let mut last_bad = String::new();
+        loop {
+            let at = self.decoded;
+            let next = catch_unwind(AssertUnwindSafe(|| self.format.next_packet()));
+            let packet = match next {
+                Ok(Ok(Some(p))) => p,
+                // End of stream; for chained Ogg streams, the first stream is the file.
+                Ok(Ok(None)) | Ok(Err(SymError::ResetRequired)) => return self.end(bad, &last_bad),
+                // The data ends early (truncated file): keep what was decoded.
+                Ok(Err(SymError::IoError(e))) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return self.end(bad, &last_bad);
+                }
+                Ok(Err(e)) => bail!(err_at(
+                    &path,
+                    format!("cannot read audio at frame {at}: {e}")
+                )),
+                Err(p) => bail!(err_at(
+                    &path,
+                    format!(
+                        "cannot read audio at frame {at}: demuxer crashed: {}",
+                        panic_message(&*p)
+                    )
+                )),
+            };
+            if packet.track_id != self.track_id {
+                continue;
+            }
+            let decoded = catch_unwind(AssertUnwindSafe(|| {
+                self.decoder
+                    .decode(&packet)
+                    .map(|buf| (buf.frames(), buf.spec().channels().count()))
+            }));
+            let (frames, channels) = match decoded {
+                Ok(Ok(x)) => x,
+                Ok(Err(e @ (SymError::DecodeError(_) | SymError::IoError(_)))) => {
+                    if !self.lossy {
+                        bail!(err_at(
+                            &path,
+                            format!("corrupt audio data at frame {at} ({e})")
+                        ));
+                    }
+                    bad += 1;
+                    last_bad = e.to_string();
+                    if bad > MAX_BAD_PACKETS {
+                        bail!(err_at(
+                            &path,
+                            format!(
+                                "corrupt audio data at frame {at} ({bad} bad packets in a row: {e})"
+                            )
+                        ));
+                    }
+                    continue;
+                }
+                Ok(Err(e)) => bail!(err_at(
+                    &path,
+                    format!("cannot decode audio at frame {at}: {e}")
+                )),
+                Err(p) => bail!(err_at(
+                    &path,
+                    format!(
+                        "corrupt audio data at frame {at} (decoder crashed: {})",
+                        panic_message(&*p)
+                    )
+                )),
+            };
+            if frames == 0 {
+                continue;
+            }
+            if self.info.channels == 0 {
+                self.info.channels = channels;
+            } else if channels != self.info.channels {
+                bail!(err_at(
+                    &path,
+                    format!(
+                        "channel count changes from {} to {channels} at frame {at}",
+                        self.info.channels
+                    )
+                ));
+            }
+            self.decoder
+                .last_decoded()
+                .copy_to_vecs_planar::<f32>(&mut self.buf);
+            self.pos = 0;
+            if let Some(i) = (0..frames).find(|&i| self.buf.iter().any(|c| !c[i].is_finite())) {
+                bail!(err_at(
+                    &path,
+                    format!(
+                        "contains NaN or infinite samples at frame {}",
+                        at + i as u64
+                    )
+                ));
+            }
+            self.decoded += frames as u64;
+            return Ok(true);
+        }
+    }
+
+    /// End of stream. An error when the stream ended on bad packets and nothing decoded, or
+    /// when a lossless stream decoded fewer frames than its header states (the file is
+    /// truncated, or the demuxer skipped a corrupt frame).
+    fn end(&mut self, bad: usize, last_bad: &str) -> Result<bool> {
+        self.buf.iter_mut().for_each(Vec::clear);
+        self.pos = 0;
+        if bad > 0 && self.decoded == 0 {
+            bail!(err_at(
+                &self.info.path,
+                format!("no decodable audio ({bad} bad packets: {last_bad})")
+            ));
+        }
+        if let Some(stated) = self.info.frames
+            && !self.lossy
+            && self.decoded < stated
+            && !self.length_is_placeholder(stated)
+        {
+            bail!(err_at(
+                &self.info.path,
+                format!(
+                    "truncated or corrupt: decoded {} of the {stated} frames its header states",
+                    self.decoded
+                )
+            ));
+        }
+        Ok(false)
+    }
+
+    /// Whether a stated length is a streaming writer's "unknown length" placeholder (a WAV
+    /// data chunk of about 4 GiB), which is not checked.
+    fn length_is_placeholder(&self, stated: u64) -> bool {
+        let bytes_per_sample = match self.info.sample_format {
+            Some(SampleFormat::Int(b) | SampleFormat::Float(b)) => u64::from(b).div_ceil(8),
+            None => 2,
+        };
+        stated * self.info.channels as u64 * bytes_per_sample >= 0xFFFF_0000
     }
 }
