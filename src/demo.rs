@@ -43,12 +43,13 @@ fn midi_hz(note: f32) -> f32 {
 /// Adds `f(t)` for t in [0, len) seconds at `start` seconds, scaled by (left, right) gains.
 fn add(out: &mut Planar, rate: u32, start: f32, len: f32, gains: (f32, f32), mut f: impl FnMut(f32) -> f32) {
     let n = out[0].len();
-    let s = (start * rate as f32) as usize;
+    let s = ((start * rate as f32) as usize).min(n);
     let e = (s + (len * rate as f32) as usize).min(n);
-    for i in s..e {
-        let v = f((i - s) as f32 / rate as f32);
-        out[0][i] += gains.0 * v;
-        out[1][i] += gains.1 * v;
+    let (left, right) = out.split_at_mut(1);
+    for (k, (l, r)) in left[0][s..e].iter_mut().zip(&mut right[0][s..e]).enumerate() {
+        let v = f(k as f32 / rate as f32);
+        *l += gains.0 * v;
+        *r += gains.1 * v;
     }
 }
 
@@ -69,10 +70,11 @@ pub fn render(rate: u32, seconds: f32) -> DemoSong {
         if b % 2 == 0 || (b % 8 == 7) {
             let start = if b % 8 == 7 { t0 + beat / 2.0 } else { t0 };
             let mut phase = 0.0f32;
-            add(&mut drums, rate, start, 0.35, (0.9, 0.9), |t| {
-                let f = 45.0 + 90.0 * (-t * 30.0).exp();
+            add(&mut drums, rate, start, 0.25, (0.75, 0.75), |t| {
+                // A fast pitch drop and a beater click: a tight, punchy kick.
+                let f = 50.0 + 150.0 * (-t * 45.0).exp();
                 phase += 2.0 * PI * f / rate as f32;
-                phase.sin() * (-t * 9.0).exp()
+                phase.sin() * (-t * 20.0).exp() + 0.5 * noise.next() * (-t * 400.0).exp()
             });
         }
         // Snare on 2 and 4: noise burst with a tonal body.

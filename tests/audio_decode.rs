@@ -5,9 +5,7 @@ use std::path::{Path, PathBuf};
 use splitflow::audio::{AudioReader, SampleFormat};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
 /// Reads the whole file in blocks of 4096 frames.
@@ -133,11 +131,7 @@ fn good_fixtures_decode_to_the_right_tones() {
         assert_eq!(x.len(), c.channels);
         let n = x[0].len();
         let want = c.rate as usize / 2;
-        assert!(
-            n.abs_diff(want) <= c.tolerance,
-            "{}: {n} frames, want {want}",
-            c.file
-        );
+        assert!(n.abs_diff(want) <= c.tolerance, "{}: {n} frames, want {want}", c.file);
         if let Some(frames) = info.frames {
             assert!(
                 frames.abs_diff(n as u64) as usize <= c.tolerance,
@@ -152,8 +146,7 @@ fn good_fixtures_decode_to_the_right_tones() {
         // Pitch and level of the middle 80% (lossy codecs smear the abrupt start and end).
         for (ch, freq) in [440.0, 1000.0].into_iter().take(c.channels).enumerate() {
             let mid = &x[ch][n / 10..n - n / 10];
-            let rms =
-                (mid.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / mid.len() as f64).sqrt();
+            let rms = (mid.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / mid.len() as f64).sqrt();
             let frac = tone_fraction(mid, c.rate, freq);
             println!(
                 "  channel {ch}: {freq} Hz holds {:.1}% of the energy, RMS {rms:.3}",
@@ -165,11 +158,7 @@ fn good_fixtures_decode_to_the_right_tones() {
                 c.file
             );
             // A sine of amplitude 0.5 has an RMS of 0.354.
-            assert!(
-                (0.32..0.38).contains(&rms),
-                "{}: channel {ch} RMS {rms}",
-                c.file
-            );
+            assert!((0.32..0.38).contains(&rms), "{}: channel {ch} RMS {rms}", c.file);
         }
         // After the end, reads keep returning 0.
         assert_eq!(r.read(&mut vec![Vec::new(); c.channels], 10).unwrap(), 0);
@@ -178,9 +167,7 @@ fn good_fixtures_decode_to_the_right_tones() {
 
 /// Opens and reads the whole file; the error if either fails.
 fn decode_error(path: &Path) -> Option<anyhow::Error> {
-    AudioReader::open(path)
-        .and_then(|mut r| read_all(&mut r))
-        .err()
+    AudioReader::open(path).and_then(|mut r| read_all(&mut r)).err()
 }
 
 #[test]

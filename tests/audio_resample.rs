@@ -11,11 +11,7 @@ fn tones(freqs: &[f64], rate: u32, n: usize, shift: f64) -> Vec<f32> {
     (0..n)
         .map(|i| {
             let t = (i as f64 - shift) / rate as f64;
-            (freqs
-                .iter()
-                .map(|f| (PI2 * f * t + 0.3 * f).sin())
-                .sum::<f64>()
-                * g) as f32
+            (freqs.iter().map(|f| (PI2 * f * t + 0.3 * f).sin()).sum::<f64>() * g) as f32
         })
         .collect()
 }
@@ -34,10 +30,7 @@ fn fade(x: &mut [f32], len: usize) {
 fn error_db(want: &[f32], got: &[f32], edge: usize) -> f64 {
     assert_eq!(want.len(), got.len());
     let (mut s, mut e) = (0.0f64, 0.0f64);
-    for (w, g) in want[edge..want.len() - edge]
-        .iter()
-        .zip(&got[edge..got.len() - edge])
-    {
+    for (w, g) in want[edge..want.len() - edge].iter().zip(&got[edge..got.len() - edge]) {
         s += (*w as f64).powi(2);
         e += (*w as f64 - *g as f64).powi(2);
     }
@@ -57,9 +50,7 @@ impl Rng {
         (self.next() % n as u64) as usize
     }
     fn signal(&mut self, n: usize) -> Vec<f32> {
-        (0..n)
-            .map(|_| (self.next() % 20001) as f32 / 10000.0 - 1.0)
-            .collect()
+        (0..n).map(|_| (self.next() % 20001) as f32 / 10000.0 - 1.0).collect()
     }
 }
 
@@ -73,11 +64,7 @@ fn round_trip(rate: u32, mid: u32, freqs: &[f64]) -> f64 {
     let back = resample(&down, mid, rate).unwrap();
     assert_eq!(back.len(), 2);
     // ceil(ceil(n*mid/rate)*rate/mid) may exceed n by a frame or so.
-    assert!(
-        back[0].len() >= n && back[0].len() <= n + 3,
-        "{}",
-        back[0].len()
-    );
+    assert!(back[0].len() >= n && back[0].len() <= n + 3, "{}", back[0].len());
     let db = (0..2)
         .map(|c| error_db(&x[c], &back[c][..n], 0))
         .fold(f64::MIN, f64::max);
@@ -87,24 +74,14 @@ fn round_trip(rate: u32, mid: u32, freqs: &[f64]) -> f64 {
 
 #[test]
 fn round_trip_44100_16000_is_accurate() {
-    let db = round_trip(
-        44100,
-        16000,
-        &[110.0, 440.0, 1234.5, 3000.0, 5500.0, 6900.0],
-    );
-    assert!(
-        db < -60.0,
-        "round-trip error {db:.1} dB is not below -60 dB"
-    );
+    let db = round_trip(44100, 16000, &[110.0, 440.0, 1234.5, 3000.0, 5500.0, 6900.0]);
+    assert!(db < -60.0, "round-trip error {db:.1} dB is not below -60 dB");
 }
 
 #[test]
 fn round_trip_48000_44100_is_accurate() {
     let db = round_trip(48000, 44100, &[100.0, 1000.0, 5000.0, 12000.0, 19000.0]);
-    assert!(
-        db < -60.0,
-        "round-trip error {db:.1} dB is not below -60 dB"
-    );
+    assert!(db < -60.0, "round-trip error {db:.1} dB is not below -60 dB");
 }
 
 /// One-way conversions against the ideal signal at the output rate: checks that the delay
@@ -135,12 +112,7 @@ fn one_way_output_is_time_aligned() {
 #[test]
 fn streaming_equals_one_shot() {
     let mut rng = Rng(0x9e3779b97f4a7c15);
-    for (from, to) in [
-        (44100, 16000),
-        (16000, 44100),
-        (48000, 44100),
-        (44100, 44100),
-    ] {
+    for (from, to) in [(44100, 16000), (16000, 44100), (48000, 44100), (44100, 44100)] {
         let n = 20000 + rng.below(5000);
         let x = vec![rng.signal(n), rng.signal(n)];
         let whole = resample(&x, from, to).unwrap();
@@ -170,10 +142,7 @@ fn streaming_equals_one_shot() {
             for (o, g) in out.iter_mut().zip(r.finish().unwrap()) {
                 o.extend(g);
             }
-            assert_eq!(
-                out, whole,
-                "{from} -> {to}: streaming differs from one-shot"
-            );
+            assert_eq!(out, whole, "{from} -> {to}: streaming differs from one-shot");
         }
     }
 }

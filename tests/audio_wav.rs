@@ -138,9 +138,7 @@ fn wav_round_trips() {
         (Int(16), 8, 192000),
         (Float(32), 1, 8000),
     ] {
-        let path = dir
-            .path()
-            .join(format!("rt_{format}_{channels}_{rate}.wav"));
+        let path = dir.path().join(format!("rt_{format}_{channels}_{rate}.wav"));
         let spec = OutputSpec {
             sample_rate: rate,
             channels,
@@ -151,10 +149,7 @@ fn wav_round_trips() {
         let mut w = AtomicWavWriter::create(&path, spec).unwrap();
         assert_eq!(w.spec(), spec);
         // Write in two uneven pieces.
-        let (a, b): (Vec<Vec<f32>>, Vec<Vec<f32>>) = x
-            .iter()
-            .map(|c| (c[..3001].to_vec(), c[3001..].to_vec()))
-            .unzip();
+        let (a, b): (Vec<Vec<f32>>, Vec<Vec<f32>>) = x.iter().map(|c| (c[..3001].to_vec(), c[3001..].to_vec())).unzip();
         w.write_f32(&a).unwrap();
         w.write_f32(&b).unwrap();
         w.finish(false).unwrap();
@@ -177,11 +172,7 @@ fn wav_round_trips() {
         };
         for (cx, cy) in x.iter().zip(&y) {
             assert_eq!(cy.len(), n);
-            let worst = cx
-                .iter()
-                .zip(cy)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f32::max);
+            let worst = cx.iter().zip(cy).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
             assert!(
                 worst <= lsb,
                 "{format} {channels}ch {rate}: error {worst} > 1 LSB {lsb}"
@@ -205,10 +196,7 @@ fn write_i32_is_bit_exact() {
     w.finish(false).unwrap();
     let y = read_all(&mut AudioReader::open(&path).unwrap()).unwrap();
     for (ci, cy) in ints.iter().zip(&y) {
-        let back: Vec<i32> = cy
-            .iter()
-            .map(|v| (v * 8_388_608.0).round() as i32)
-            .collect();
+        let back: Vec<i32> = cy.iter().map(|v| (v * 8_388_608.0).round() as i32).collect();
         assert_eq!(&back, ci);
     }
 }
@@ -229,9 +217,7 @@ fn finish_without_overwrite_keeps_existing_file() {
     let during = files_in(dir.path());
     assert_eq!(during.len(), 2, "{during:?}");
     assert!(
-        during
-            .iter()
-            .any(|f| f.starts_with(".out.wav") && f.ends_with(".tmp")),
+        during.iter().any(|f| f.starts_with(".out.wav") && f.ends_with(".tmp")),
         "{during:?}"
     );
     let msg = error_for(w.finish(false).unwrap_err(), &dest);
@@ -307,9 +293,7 @@ fn nan_and_inf_are_errors_with_the_frame_index() {
         hound_wav(&path, 44100, 2, true, &x);
         let msg = open_err(&path);
         assert!(
-            msg.contains(&format!(
-                "contains NaN or infinite samples at frame {frame}"
-            )),
+            msg.contains(&format!("contains NaN or infinite samples at frame {frame}")),
             "{msg}"
         );
     }

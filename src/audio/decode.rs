@@ -18,8 +18,9 @@
 //!   Vorbis) decodes what is there and ends normally;
 //! - a panic inside symphonia on malformed input is caught and reported as an error.
 
+use std::cell::Cell;
 use std::fs::File;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::{AssertUnwindSafe, UnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail};
@@ -41,6 +42,31 @@ pub const MIN_SAMPLE_RATE: u32 = 8000;
 pub const MAX_SAMPLE_RATE: u32 = 192_000;
 /// Consecutive undecodable packets tolerated in a lossy stream before giving up.
 pub const MAX_BAD_PACKETS: usize = 16;
+
+thread_local! {
+    /// Set while a symphonia call runs under [`quiet_catch`].
+    static IN_SYMPHONIA: Cell<bool> = const { Cell::new(false) };
+}
+
+/// `catch_unwind` for symphonia calls: a panic on malformed input becomes an error, and the
+/// hook from [`install_panic_hook`] does not print it.
+fn quiet_catch<T>(f: impl FnOnce() -> T + UnwindSafe) -> std::thread::Result<T> {
+    IN_SYMPHONIA.with(|c| c.set(true));
+    let r = catch_unwind(f);
+    IN_SYMPHONIA.with(|c| c.set(false));
+    r
+}
+
+/// Installs a panic hook that stays silent for panics caught around symphonia calls (they are
+/// reported as one-line decode errors instead) and prints every other panic as before.
+pub fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !IN_SYMPHONIA.with(Cell::get) {
+            default(info);
+        }
+    }));
+}
 
 /// What `splitflow info` prints about a file.
 #[derive(Clone, Debug, Serialize)]
@@ -204,8 +230,7 @@ impl AudioReader {
     /// Decodes the first packet, so a file that holds no audio, or whose first packet is
     /// undecodable, fails here rather than on the first [`read`](Self::read).
     pub fn open(path: &Path) -> Result<Self> {
-        let meta =
-            std::fs::metadata(path).map_err(|e| err_at(path, format!("cannot open: {e}")))?;
+        let meta = std::fs::metadata(path).map_err(|e| err_at(path, format!("cannot open: {e}")))?;
         if meta.is_dir() {
             bail!(err_at(path, "is a directory, not an audio file"));
         }
@@ -218,23 +243,15 @@ impl AudioReader {
         if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
             hint.with_extension(ext);
         }
-        let probed = catch_unwind(AssertUnwindSafe(|| {
-            symphonia::default::get_probe().probe(
-                &hint,
-                mss,
-                FormatOptions::default(),
-                MetadataOptions::default(),
-            )
+        let probed = quiet_catch(AssertUnwindSafe(|| {
+            symphonia::default::get_probe().probe(&hint, mss, FormatOptions::default(), MetadataOptions::default())
         }));
         let format = match probed {
             Ok(Ok(f)) => f,
             Ok(Err(e)) => bail!(err_at(path, format!("not a supported audio file ({e})"))),
             Err(p) => bail!(err_at(
                 path,
-                format!(
-                    "not a supported audio file (probe crashed: {})",
-                    panic_message(&*p)
-                )
+                format!("not a supported audio file (probe crashed: {})", panic_message(&*p))
             )),
         };
         let container = container_name(format.format_info().short_name);
@@ -267,9 +284,9 @@ impl AudioReader {
         }
 
         let codecs = symphonia::default::get_codecs();
-        let short = short_name_of(&params)
-            .ok_or_else(|| err_at(path, format!("unsupported codec ({})", params.codec)))?;
-        let made = catch_unwind(AssertUnwindSafe(|| {
+        let short =
+            short_name_of(&params).ok_or_else(|| err_at(path, format!("unsupported codec ({})", params.codec)))?;
+        let made = quiet_catch(AssertUnwindSafe(|| {
             codecs.make_audio_decoder(&params, &AudioDecoderOptions::default())
         }));
         let decoder = match made {
@@ -381,7 +398,7 @@ impl AudioReader {
         let mut last_bad = String::new();
         loop {
             let at = self.decoded;
-            let next = catch_unwind(AssertUnwindSafe(|| self.format.next_packet()));
+            let next = quiet_catch(AssertUnwindSafe(|| self.format.next_packet()));
             let packet = match next {
                 Ok(Ok(Some(p))) => p,
                 // End of stream; for chained Ogg streams, the first stream is the file.
@@ -390,10 +407,7 @@ impl AudioReader {
                 Ok(Err(SymError::IoError(e))) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                     return self.end(bad, &last_bad);
                 }
-                Ok(Err(e)) => bail!(err_at(
-                    &path,
-                    format!("cannot read audio at frame {at}: {e}")
-                )),
+                Ok(Err(e)) => bail!(err_at(&path, format!("cannot read audio at frame {at}: {e}"))),
                 Err(p) => bail!(err_at(
                     &path,
                     format!(
@@ -405,7 +419,7 @@ impl AudioReader {
             if packet.track_id != self.track_id {
                 continue;
             }
-            let decoded = catch_unwind(AssertUnwindSafe(|| {
+            let decoded = quiet_catch(AssertUnwindSafe(|| {
                 self.decoder
                     .decode(&packet)
                     .map(|buf| (buf.frames(), buf.spec().channels().count()))
@@ -414,27 +428,19 @@ impl AudioReader {
                 Ok(Ok(x)) => x,
                 Ok(Err(e @ (SymError::DecodeError(_) | SymError::IoError(_)))) => {
                     if !self.lossy {
-                        bail!(err_at(
-                            &path,
-                            format!("corrupt audio data at frame {at} ({e})")
-                        ));
+                        bail!(err_at(&path, format!("corrupt audio data at frame {at} ({e})")));
                     }
                     bad += 1;
                     last_bad = e.to_string();
                     if bad > MAX_BAD_PACKETS {
                         bail!(err_at(
                             &path,
-                            format!(
-                                "corrupt audio data at frame {at} ({bad} bad packets in a row: {e})"
-                            )
+                            format!("corrupt audio data at frame {at} ({bad} bad packets in a row: {e})")
                         ));
                     }
                     continue;
                 }
-                Ok(Err(e)) => bail!(err_at(
-                    &path,
-                    format!("cannot decode audio at frame {at}: {e}")
-                )),
+                Ok(Err(e)) => bail!(err_at(&path, format!("cannot decode audio at frame {at}: {e}"))),
                 Err(p) => bail!(err_at(
                     &path,
                     format!(
@@ -457,17 +463,12 @@ impl AudioReader {
                     )
                 ));
             }
-            self.decoder
-                .last_decoded()
-                .copy_to_vecs_planar::<f32>(&mut self.buf);
+            self.decoder.last_decoded().copy_to_vecs_planar::<f32>(&mut self.buf);
             self.pos = 0;
             if let Some(i) = (0..frames).find(|&i| self.buf.iter().any(|c| !c[i].is_finite())) {
                 bail!(err_at(
                     &path,
-                    format!(
-                        "contains NaN or infinite samples at frame {}",
-                        at + i as u64
-                    )
+                    format!("contains NaN or infinite samples at frame {}", at + i as u64)
                 ));
             }
             self.decoded += frames as u64;

@@ -26,9 +26,7 @@ impl OutputSpec {
         let (bits_per_sample, sample_format) = match self.format {
             SampleFormat::Int(b @ (8 | 16 | 24 | 32)) => (b, hound::SampleFormat::Int),
             SampleFormat::Float(32) => (32, hound::SampleFormat::Float),
-            f => bail!(
-                "unsupported output sample format: {f} (use 8/16/24/32-bit int or 32-bit float)"
-            ),
+            f => bail!("unsupported output sample format: {f} (use 8/16/24/32-bit int or 32-bit float)"),
         };
         ensure!(
             (1..=u16::MAX as usize).contains(&self.channels),
@@ -76,9 +74,7 @@ impl AtomicWavWriter {
     /// The temp file is `.<file name>.<random>.tmp` in the destination folder, so the final
     /// rename never crosses file systems.
     pub fn create(dest: &Path, spec: OutputSpec) -> Result<Self> {
-        let hspec = spec
-            .to_hound()
-            .with_context(|| dest.display().to_string())?;
+        let hspec = spec.to_hound().with_context(|| dest.display().to_string())?;
         let name = dest
             .file_name()
             .with_context(|| format!("{}: not a file path", dest.display()))?;
@@ -86,13 +82,18 @@ impl AtomicWavWriter {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("{}: cannot create folder", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
         let mut prefix = std::ffi::OsString::from(".");
         prefix.push(name);
-        let temp = tempfile::Builder::new()
-            .prefix(&prefix)
-            .suffix(".tmp")
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".tmp");
+        // tempfile creates 0600 files; an output should get the usual 0644 (less the umask).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o644));
+        }
+        let temp = builder
             .tempfile_in(dir)
             .with_context(|| format!("{}: cannot create temporary file", dest.display()))?;
         let file = temp
@@ -177,14 +178,8 @@ impl AtomicWavWriter {
     fn write_scratch(&mut self, bits: u16) -> std::result::Result<(), hound::Error> {
         let w = &mut self.writer;
         match bits {
-            8 => self
-                .scratch
-                .iter()
-                .try_for_each(|&s| w.write_sample(s as i8)),
-            16 => self
-                .scratch
-                .iter()
-                .try_for_each(|&s| w.write_sample(s as i16)),
+            8 => self.scratch.iter().try_for_each(|&s| w.write_sample(s as i8)),
+            16 => self.scratch.iter().try_for_each(|&s| w.write_sample(s as i16)),
             _ => self.scratch.iter().try_for_each(|&s| w.write_sample(s)),
         }
     }
@@ -192,9 +187,7 @@ impl AtomicWavWriter {
     /// Finalises the WAV header, syncs, and renames onto `dest`. With `overwrite == false`
     /// an existing destination is an error and is left untouched (the temp file is removed).
     pub fn finish(self, overwrite: bool) -> Result<()> {
-        let Self {
-            dest, writer, temp, ..
-        } = self;
+        let Self { dest, writer, temp, .. } = self;
         let ctx = || format!("{}: cannot finish writing", dest.display());
         // Writes the final header and flushes the BufWriter into the temp file.
         writer.finalize().with_context(ctx)?;

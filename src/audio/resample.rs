@@ -147,12 +147,11 @@ impl StreamResampler {
         let mut offset = 0;
         while avail - offset >= inner.input_frames_next() {
             let indexing = rubato::Indexing::new().input_offset(offset);
-            let input = SequentialSliceOfVecs::new(&self.pending_in, self.channels, avail)
-                .context("resampler input buffer")?;
+            let input =
+                SequentialSliceOfVecs::new(&self.pending_in, self.channels, avail).context("resampler input buffer")?;
             let out_frames = super::frames(&self.scratch_out);
-            let mut output =
-                SequentialSliceOfVecs::new_mut(&mut self.scratch_out, self.channels, out_frames)
-                    .context("resampler output buffer")?;
+            let mut output = SequentialSliceOfVecs::new_mut(&mut self.scratch_out, self.channels, out_frames)
+                .context("resampler output buffer")?;
             let (n_in, n_out) = inner
                 .process_into_buffer(&input, &mut output, Some(&indexing))
                 .context("resampling failed")?;
@@ -174,10 +173,7 @@ impl StreamResampler {
         let avail = super::frames(&self.pending_out) as u64;
         let n = avail.min(limit.saturating_sub(self.total_out)) as usize;
         self.total_out += n as u64;
-        self.pending_out
-            .iter_mut()
-            .map(|p| p.drain(..n).collect())
-            .collect()
+        self.pending_out.iter_mut().map(|p| p.drain(..n).collect()).collect()
     }
 }
 
@@ -186,9 +182,7 @@ impl StreamResampler {
 fn make_fft(from: u32, to: u32, channels: usize) -> Result<Fft<f32>> {
     let g = gcd(from, to) as usize;
     let (min_in, min_out) = (from as usize / g, to as usize / g);
-    let blocks = MIN_FFT_FRAMES
-        .div_ceil(min_in.min(min_out))
-        .next_multiple_of(2);
+    let blocks = MIN_FFT_FRAMES.div_ceil(min_in.min(min_out)).next_multiple_of(2);
     Ok(Fft::<f32>::new_custom(
         from as usize,
         to as usize,

@@ -11,6 +11,7 @@ pub use args::Cli;
 
 /// Parses `std::env::args` and runs the command; returns the process exit status.
 pub fn main() -> i32 {
+    crate::audio::decode::install_panic_hook();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
