@@ -1,5 +1,5 @@
-//! Streaming sample-rate conversion (rubato sinc), delay-compensated so that output sample
-//! k lines up with input time k / rate_out.
+//! Streaming sample-rate conversion (rubato FFT resampler: a windowed-sinc filter applied in
+//! the frequency domain), delay-compensated so that output sample k lines up with time k / rate_out.
 
 use anyhow::{Context, bail, ensure};
 use rubato::audioadapter_buffers::direct::SequentialSliceOfVecs;
