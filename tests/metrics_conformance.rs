@@ -3,7 +3,7 @@
 //! Tolerance 1e-3 dB (the references are printed with four decimals).
 
 use splitflow::metrics::{
-    bss_eval_sources, bss_eval_v4, nan_median, nsdr, sdr_filtered, sdr_framewise, si_sdr, si_sdr_channel,
+    bss_eval_sources, bss_eval_v4, nan_median, nsdr, sdr_filtered, sdr_framewise, sdr_summary, si_sdr, si_sdr_channel,
 };
 
 const TOL: f64 = 1e-3;
@@ -180,4 +180,25 @@ fn mdx_nsdr_and_si_sdr() {
 fn torchmetrics_si_sdr_doc_example() {
     let got = si_sdr_channel(&[3.0, -0.5, 2.0, 7.0], &[2.5, 0.0, 2.0, 8.0], false);
     assert!((got - 18.4030).abs() < 1e-4, "{got}");
+}
+
+#[test]
+fn one_pass_summary_equals_the_separate_functions() {
+    let (refs, ests) = lcg_case();
+    for zero_mean in [false, true] {
+        for (window, hop) in [(8000, 8000), (5000, 3000), (30_000, 30_000)] {
+            let sum = sdr_summary(&refs, &ests, window, hop, zero_mean).expect("summary");
+            let r = bss_eval_v4(&refs, &ests, window, hop).expect("v4");
+            assert_eq!(sum.frames, r.frames);
+            for j in 0..2 {
+                for (a, b) in sum.sdr[j].iter().zip(&r.sources[j].sdr) {
+                    assert!((a - b).abs() < 1e-9, "SDR {a} vs {b}");
+                }
+                let n = nsdr(&refs[j], &ests[j]).expect("nsdr");
+                let s = si_sdr(&refs[j], &ests[j], zero_mean).expect("si");
+                assert!((sum.nsdr[j] - n).abs() < 1e-9, "nSDR {} vs {n}", sum.nsdr[j]);
+                assert!((sum.si_sdr[j] - s).abs() < 1e-6, "SI-SDR {} vs {s}", sum.si_sdr[j]);
+            }
+        }
+    }
 }

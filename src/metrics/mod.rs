@@ -6,6 +6,7 @@
 //! | [`bss_eval_sources`], [`bss_eval_sources_framewise`] | SDR/SIR/SAR, filters per segment | mir_eval / MATLAB BSS Eval v3 |
 //! | [`bss_eval_images`], [`bss_eval_images_framewise`] | SDR/ISR/SIR/SAR, filters per segment | mir_eval / MATLAB BSS Eval v3 |
 //! | [`sdr_framewise`] | museval v4 SDR alone, no projection | `museval` SDR |
+//! | [`sdr_summary`] | framewise SDR + nSDR + SI-SDR in one pass | the three rows around it |
 //! | [`sdr_filtered`] | SDR after a 512-tap projection on the reference | `torchmetrics.signal_distortion_ratio` |
 //! | [`nsdr`] | `10 log10((Σ ref² + 1e-7) / (Σ (ref - est)² + 1e-7))` | MDX 2021 / Demucs `new_sdr` |
 //! | [`si_sdr`] | scale-invariant SDR per channel, averaged | `torchmetrics.scale_invariant_signal_distortion_ratio` |
@@ -23,7 +24,9 @@ pub use bss_eval::{
     Aggregate, BssEvalScores, FILTER_LEN, MAX_PERMUTATION_SOURCES, SourceScores, bss_eval_images,
     bss_eval_images_framewise, bss_eval_sources, bss_eval_sources_framewise, bss_eval_v4,
 };
-pub use sdr::{NSDR_EPS, nsdr, sdr_filtered, sdr_framewise, sdri, si_sdr, si_sdr_channel, si_sdri};
+pub use sdr::{
+    NSDR_EPS, SdrSummary, nsdr, sdr_filtered, sdr_framewise, sdr_summary, sdri, si_sdr, si_sdr_channel, si_sdri,
+};
 
 use crate::Result;
 use projection::Segment;

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use super::bss_eval::view;
 use super::fft::lagged_xcorr;
 use super::projection::solve_normal;
-use super::{any_source_silent, museval_frames, validate};
+use super::{museval_frames, validate};
 use crate::Result;
 
 /// The `delta` of the MDX 2021 challenge SDR and Demucs `new_sdr` (both use `1e-7`).
@@ -79,33 +79,184 @@ pub fn sdr_framewise(
     window: usize,
     hop: usize,
 ) -> Result<Vec<Vec<f64>>> {
+    Ok(sdr_summary(references, estimates, window, hop, false)?.sdr)
+}
+
+/// The projection-free metrics of every source in one pass over the audio.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SdrSummary {
+    /// museval v4 SDR per frame, `[source][frame]` (as [`sdr_framewise`]).
+    pub sdr: Vec<Vec<f64>>,
+    /// Frames as `(start, length)`.
+    pub frames: Vec<(usize, usize)>,
+    /// Whole-signal MDX nSDR per source (as [`nsdr`]).
+    pub nsdr: Vec<f64>,
+    /// Whole-signal SI-SDR per source, mean over channels (as [`si_sdr`]).
+    pub si_sdr: Vec<f64>,
+}
+
+/// Per-segment sums: `[Σ s, Σ ŝ, Σ s², Σ ŝ s, Σ ŝ², Σ (ŝ - s)²]`.
+type Sums = [f64; 6];
+
+fn add(a: &mut Sums, b: &Sums) {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
+}
+
+fn segment_sums(r: &[f32], e: &[f32]) -> Sums {
+    const L: usize = 8;
+    let mut acc = [[0.0f64; L]; 6];
+    let rc = r.chunks_exact(L);
+    let ec = e.chunks_exact(L);
+    let (rr, er) = (rc.remainder(), ec.remainder());
+    for (rb, eb) in rc.zip(ec) {
+        for i in 0..L {
+            let (t, p) = (f64::from(rb[i]), f64::from(eb[i]));
+            acc[0][i] += t;
+            acc[1][i] += p;
+            acc[2][i] += t * t;
+            acc[3][i] += p * t;
+            acc[4][i] += p * p;
+            acc[5][i] += (p - t) * (p - t);
+        }
+    }
+    for (i, (&t, &p)) in rr.iter().zip(er).enumerate() {
+        let (t, p) = (f64::from(t), f64::from(p));
+        acc[0][i] += t;
+        acc[1][i] += p;
+        acc[2][i] += t * t;
+        acc[3][i] += p * t;
+        acc[4][i] += p * p;
+        acc[5][i] += (p - t) * (p - t);
+    }
+    let mut out = [0.0f64; 6];
+    for (o, a) in out.iter_mut().zip(&acc) {
+        *o = a.iter().sum();
+    }
+    out
+}
+
+/// SI-SDR from whole-channel sums (torchmetrics formula, see [`si_sdr_channel`]):
+/// `Σ (α s - ŝ)² = (α - 1)² Σ s² + 2 (α - 1) Σ s (s - ŝ) + Σ (ŝ - s)²`, which keeps the
+/// precision of the directly summed `Σ (ŝ - s)²` for good estimates.
+fn si_sdr_from_sums(s: &Sums, n: usize, zero_mean: bool) -> f64 {
+    let [st, sp, mut tt, mut pt, _, mut dd] = *s;
+    if zero_mean && n > 0 {
+        let (mt, mp) = (st / n as f64, sp / n as f64);
+        tt -= n as f64 * mt * mt;
+        pt -= n as f64 * mt * mp;
+        dd -= n as f64 * (mp - mt) * (mp - mt);
+    }
+    let alpha = (pt + SI_SDR_EPS) / (tt + SI_SDR_EPS);
+    let num = alpha * alpha * tt;
+    let den = (alpha - 1.0) * (alpha - 1.0) * tt + 2.0 * (alpha - 1.0) * (tt - pt) + dd;
+    10.0 * ((num + SI_SDR_EPS) / (den.max(0.0) + SI_SDR_EPS)).log10()
+}
+
+/// museval framewise SDR, MDX nSDR and SI-SDR of every source in a single pass over the audio
+/// (the sums of each elementary segment between frame boundaries are computed once, in
+/// parallel over sources and channels). Values equal [`sdr_framewise`], [`nsdr`] and
+/// [`si_sdr`] up to summation order.
+pub fn sdr_summary(
+    references: &[Vec<Vec<f32>>],
+    estimates: &[Vec<Vec<f32>>],
+    window: usize,
+    hop: usize,
+    zero_mean: bool,
+) -> Result<SdrSummary> {
     let (refs, ests) = (view(references), view(estimates));
-    let (nsrc, _, n) = validate(&refs, &ests)?;
+    let (nsrc, nchan, n) = validate(&refs, &ests)?;
     let frames = museval_frames(n, window, hop)?;
-    let silent: Vec<bool> = frames
-        .par_iter()
-        .map(|&(s, l)| any_source_silent(&refs, s, l) || any_source_silent(&ests, s, l))
-        .collect();
-    Ok((0..nsrc)
+    let mut cuts: Vec<usize> = frames.iter().flat_map(|&(s, l)| [s, s + l]).chain([0, n]).collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    let segments: Vec<(usize, usize)> = cuts.windows(2).map(|w| (w[0], w[1])).collect();
+    // sums[src][chan][segment]
+    let sums: Vec<Vec<Vec<Sums>>> = (0..nsrc)
         .into_par_iter()
         .map(|j| {
-            frames
-                .par_iter()
-                .zip(&silent)
-                .map(|(&(s, l), &quiet)| {
-                    if quiet {
-                        return f64::NAN;
-                    }
-                    let (num, den) = energies(&references[j], &estimates[j], s, l);
-                    if den == 0.0 {
-                        f64::INFINITY
-                    } else {
-                        10.0 * (num / den).log10()
-                    }
+            (0..nchan)
+                .into_par_iter()
+                .map(|c| {
+                    let (r, e) = (&references[j][c], &estimates[j][c]);
+                    segments
+                        .par_iter()
+                        .map(|&(a, b)| segment_sums(&r[a..b], &e[a..b]))
+                        .collect()
                 })
                 .collect()
         })
-        .collect())
+        .collect();
+    let seg_range = |start: usize, len: usize| {
+        let a = segments.partition_point(|&(s, _)| s < start);
+        let b = segments.partition_point(|&(_, e)| e <= start + len);
+        a..b
+    };
+    // Per frame, per source: sums over channels and the frame's segments.
+    let frame_sums: Vec<Vec<Sums>> = frames
+        .iter()
+        .map(|&(s, l)| {
+            let range = seg_range(s, l);
+            (0..nsrc)
+                .map(|j| {
+                    let mut acc = [0.0f64; 6];
+                    for chan in &sums[j] {
+                        for seg in &chan[range.clone()] {
+                            add(&mut acc, seg);
+                        }
+                    }
+                    acc
+                })
+                .collect()
+        })
+        .collect();
+    let mut sdr = vec![Vec::with_capacity(frames.len()); nsrc];
+    for per_src in &frame_sums {
+        // Silent source in this frame: Σ s² = 0 (reference) or Σ ŝ² = 0 (estimate).
+        let silent = per_src.iter().any(|s| s[2] == 0.0 || s[4] == 0.0);
+        for (j, s) in per_src.iter().enumerate() {
+            sdr[j].push(if silent {
+                f64::NAN
+            } else if s[5] == 0.0 {
+                f64::INFINITY
+            } else {
+                10.0 * (s[2] / s[5]).log10()
+            });
+        }
+    }
+    let whole = |j: usize, c: usize| {
+        let mut acc = [0.0f64; 6];
+        for seg in &sums[j][c] {
+            add(&mut acc, seg);
+        }
+        acc
+    };
+    let nsdr = (0..nsrc)
+        .map(|j| {
+            let (mut num, mut den) = (0.0, 0.0);
+            for c in 0..nchan {
+                let w = whole(j, c);
+                num += w[2];
+                den += w[5];
+            }
+            10.0 * ((num + NSDR_EPS) / (den + NSDR_EPS)).log10()
+        })
+        .collect();
+    let si_sdr = (0..nsrc)
+        .map(|j| {
+            (0..nchan)
+                .map(|c| si_sdr_from_sums(&whole(j, c), n, zero_mean))
+                .sum::<f64>()
+                / nchan as f64
+        })
+        .collect();
+    Ok(SdrSummary {
+        sdr,
+        frames,
+        nsdr,
+        si_sdr,
+    })
 }
 
 /// Scale-invariant SDR of one channel, as torchmetrics
