@@ -13,6 +13,10 @@ use splitflow::metrics::{
 };
 
 const TOL: f64 = 1e-2;
+
+/// `[source][channel][sample]` references and estimates.
+type Pair = (Vec<Vec<Vec<f32>>>, Vec<Vec<Vec<f32>>>);
+
 const CASES: [&str; 8] = ["01", "02", "03", "05", "06", "07", "08", "09"];
 
 fn data_dir() -> PathBuf {
@@ -124,7 +128,7 @@ fn perm_matches(case: &str, section: &str, got: &BssEvalScores, want: &Value) {
 
 /// Images inputs: channel 0 is the signal, channels 1..nchan copies; for the estimate the copies
 /// are multiplied by `gain` and their order is reversed when `reverse`.
-fn images(refs: &[Vec<f32>], ests: &[Vec<f32>], section: &Value) -> (Vec<Vec<Vec<f32>>>, Vec<Vec<Vec<f32>>>) {
+fn images(refs: &[Vec<f32>], ests: &[Vec<f32>], section: &Value) -> Pair {
     let nchan = section["nchan"].as_u64().expect("nchan") as usize;
     let gain = section["gain"].as_f64().expect("gain") as f32;
     let reverse = section["reverse"].as_bool().expect("reverse");

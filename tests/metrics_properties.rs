@@ -4,6 +4,9 @@ use splitflow::metrics::{
     bss_eval_images_framewise, bss_eval_sources, bss_eval_v4, nan_median, nsdr, sdr_framewise, si_sdr, si_sdr_channel,
 };
 
+/// `[source][channel][sample]` references and estimates.
+type Pair = (Vec<Vec<Vec<f32>>>, Vec<Vec<Vec<f32>>>);
+
 /// Deterministic uniform noise in [-0.5, 0.5) (LCG as in the conformance data).
 fn noise(n: usize, seed: u64) -> Vec<f32> {
     let mut x = seed;
@@ -16,7 +19,7 @@ fn noise(n: usize, seed: u64) -> Vec<f32> {
 }
 
 /// Two stereo sources and estimates with a little leakage and noise.
-fn stereo_case(n: usize) -> (Vec<Vec<Vec<f32>>>, Vec<Vec<Vec<f32>>>) {
+fn stereo_case(n: usize) -> Pair {
     let s: Vec<Vec<Vec<f32>>> = (0..2)
         .map(|j| (0..2).map(|c| noise(n, 10 + 2 * j as u64 + c as u64)).collect())
         .collect();
@@ -46,7 +49,7 @@ fn si_sdr_is_invariant_to_estimate_scale() {
         // Exact up to the eps regulariser (f32::EPSILON added to both sums, as torchmetrics).
         assert!((v - base).abs() < 1e-3, "scale {k}: {v} vs {base}");
     }
-    let zm = si_sdr(&[r.clone()], &[e.clone()], true).expect("si");
+    let zm = si_sdr(std::slice::from_ref(&r), std::slice::from_ref(&e), true).expect("si");
     assert!(
         (zm - base).abs() < 0.1,
         "zero-mean variant close on zero-mean noise: {zm} vs {base}"
@@ -92,8 +95,8 @@ fn swapped_estimates_lower_sir_and_permutation_recovers_them() {
 fn silent_sources_give_nan_not_panic() {
     let (mut s, e) = stereo_case(24_000);
     // Source 1 silent in the middle frame only: that frame is NaN for every source.
-    for c in 0..2 {
-        s[1][c][8000..16000].fill(0.0);
+    for chan in &mut s[1] {
+        chan[8000..16000].fill(0.0);
     }
     let r = bss_eval_v4(&s, &e, 8000, 8000).expect("v4");
     for src in &r.sources {
@@ -102,8 +105,8 @@ fn silent_sources_give_nan_not_panic() {
         assert!(src.median().sdr.is_finite());
     }
     // A reference silent everywhere: every value NaN, for every function.
-    for c in 0..2 {
-        s[1][c].fill(0.0);
+    for chan in &mut s[1] {
+        chan.fill(0.0);
     }
     let r = bss_eval_v4(&s, &e, 8000, 8000).expect("v4");
     assert!(

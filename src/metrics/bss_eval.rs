@@ -307,13 +307,9 @@ pub fn bss_eval_v4(
 fn permutations(n: usize) -> Vec<Vec<usize>> {
     let mut p: Vec<usize> = (0..n).collect();
     let mut out = vec![p.clone()];
-    loop {
-        let Some(i) = (1..n).rev().find(|&i| p[i - 1] < p[i]) else {
-            break;
-        };
-        let Some(j) = (i..n).rev().find(|&j| p[j] > p[i - 1]) else {
-            break;
-        };
+    while let Some(i) = (1..n).rev().find(|&i| p[i - 1] < p[i]) {
+        // p[i] > p[i - 1], so a larger element exists at or after i.
+        let j = (i..n).rev().find(|&j| p[j] > p[i - 1]).unwrap_or(i);
         p.swap(i - 1, j);
         p[i..].reverse();
         out.push(p.clone());
