@@ -132,6 +132,24 @@ fn silent_sources_give_nan_not_panic() {
     e[0][1].fill(0.0);
     let r = bss_eval_v4(&s, &e, 8000, 8000).expect("v4");
     assert!(r.sources[0].sdr.iter().all(|x| x.is_finite()));
+    // A silent reference channel (e.g. a hard-panned source) keeps every metric finite, in v4
+    // and in v3 (where the Gram matrix has no epsilon on its diagonal).
+    let (mut s, e) = stereo_case(24_000);
+    s[0][1].fill(0.0);
+    let r = bss_eval_v4(&s, &e, 8000, 8000).expect("v4");
+    let v3 = bss_eval_images_framewise(&s, &e, 8000, 8000, false).expect("v3");
+    for res in [&r, &v3] {
+        for src in &res.sources {
+            assert!(
+                src.sdr
+                    .iter()
+                    .chain(&src.isr)
+                    .chain(&src.sir)
+                    .chain(&src.sar)
+                    .all(|x| x.is_finite())
+            );
+        }
+    }
 }
 
 #[test]

@@ -22,7 +22,8 @@ pub(crate) struct Filters {
     /// Number of taps.
     pub len: usize,
     /// Basis signals kept, as `(source, channel)`; identical channels of one source are kept once
-    /// (they span the same subspace, and keeping both would make the Gram matrix singular).
+    /// and all-zero channels are dropped (same subspace; keeping them would make the Gram matrix
+    /// singular).
     pub basis: Vec<(usize, usize)>,
     /// For each source, the indices into `basis` of its own channels.
     pub own: Vec<Vec<usize>>,
@@ -50,16 +51,18 @@ pub(crate) fn solve_normal(g: &Mat<f64>, d: &Mat<f64>) -> Mat<f64> {
     let n = g.nrows();
     let trace: f64 = (0..n).map(|i| g[(i, i)]).sum();
     let mut ridge = (trace / n.max(1) as f64).max(f64::MIN_POSITIVE) * 1e-12;
-    loop {
+    for _ in 0..12 {
         let reg = Mat::from_fn(n, n, |i, j| g[(i, j)] + if i == j { ridge } else { 0.0 });
         if let Ok(llt) = reg.llt(Side::Lower) {
             let x = llt.solve(d);
-            if x.is_all_finite() || ridge > 1e30 {
+            if x.is_all_finite() {
                 return x;
             }
         }
         ridge *= 1e3;
     }
+    // Only reachable with non-finite input: propagate NaN rather than loop or panic.
+    Mat::from_fn(n, d.ncols(), |_, _| f64::NAN)
 }
 
 /// Computes the distortion filters of a segment: projection of every estimate channel on all
@@ -75,8 +78,10 @@ pub(crate) fn compute_filters(refs: &Segment, ests: &Segment, len: usize, eps: f
     let mut own = vec![Vec::new(); nsrc];
     for (j, chans) in refs.iter().enumerate() {
         for (c, sig) in chans.iter().enumerate() {
+            // All-zero channels add nothing to the span (museval's `eps` gives them zero filters).
+            let silent = sig.iter().all(|&x| x == 0.0);
             let dup = own[j].iter().any(|&k: &usize| refs[j][basis[k].1] == *sig);
-            if !dup {
+            if !silent && !dup {
                 own[j].push(basis.len());
                 basis.push((j, c));
             }
