@@ -9,6 +9,7 @@ pub mod audio;
 pub mod cli;
 pub mod demo;
 pub mod dsp;
+pub mod metrics;
 pub mod separate;
 
 /// Library result type. Errors carry context (file name, reason) and print on one line with
