@@ -15,6 +15,18 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Runs `splitflow separate --query QUERY --quiet -o OUT [EXTRA...] INPUTS...`.
+fn separate(query: &str, out: &Path, extra: &[&str], inputs: &[&Path]) -> std::process::Output {
+    let mut cmd = splitflow();
+    cmd.args(["separate", "--query", query, "--quiet", "-o"])
+        .arg(out)
+        .args(extra);
+    for i in inputs {
+        cmd.arg(i);
+    }
+    cmd.output().unwrap()
+}
+
 /// A 3 s demo song at 22.05 kHz, 16-bit stereo, in `dir`; returns the song.
 fn demo(dir: &Path) -> splitflow::demo::DemoSong {
     let song = splitflow::demo::render(22_050, 3.0);
@@ -66,12 +78,7 @@ fn keeps_24_bit_and_float_and_honours_overrides() {
     write_wav(&tmp.path().join("a24.wav"), &song.mixture(), 48_000, 24, false);
     write_wav(&tmp.path().join("f32.wav"), &song.mixture(), 48_000, 32, true);
     let out = tmp.path().join("o");
-    let run = splitflow()
-        .args(["separate", "-q", "harmonic", "--quiet", "-o"])
-        .arg(&out)
-        .arg(tmp.path())
-        .output()
-        .unwrap();
+    let run = separate("harmonic", &out, &[], &[&tmp.path()]);
     assert!(run.status.success(), "{}", stderr(&run));
     let (s24, _) = read_wav(&out.join("a24/harmonic.wav"));
     assert_eq!(
@@ -82,22 +89,12 @@ fn keeps_24_bit_and_float_and_honours_overrides() {
     assert_eq!((sf.bits_per_sample, sf.sample_format), (32, hound::SampleFormat::Float));
 
     let out2 = tmp.path().join("o2");
-    let run = splitflow()
-        .args([
-            "separate",
-            "-q",
-            "drums",
-            "--quiet",
-            "--sample-rate",
-            "16000",
-            "--bit-depth",
-            "16",
-            "-o",
-        ])
-        .arg(&out2)
-        .arg(tmp.path().join("a24.wav"))
-        .output()
-        .unwrap();
+    let run = separate(
+        "drums",
+        &out2,
+        &["--sample-rate", "16000", "--bit-depth", "16"],
+        &[&tmp.path().join("a24.wav")],
+    );
     assert!(run.status.success(), "{}", stderr(&run));
     let (s, p) = read_wav(&out2.join("a24/drums.wav"));
     assert_eq!((s.sample_rate, s.bits_per_sample, s.channels), (16_000, 16, 2));
@@ -120,12 +117,12 @@ fn identity_through_resampling_round_trips() {
         .collect();
     write_wav(&tmp.path().join("tone.wav"), &[x.clone(), x], rate as u32, 32, true);
     let out = tmp.path().join("o");
-    let run = splitflow()
-        .args(["separate", "-q", "x", "--model", "identity@16000", "--quiet", "-o"])
-        .arg(&out)
-        .arg(tmp.path().join("tone.wav"))
-        .output()
-        .unwrap();
+    let run = separate(
+        "x",
+        &out,
+        &["--model", "identity@16000"],
+        &[&tmp.path().join("tone.wav")],
+    );
     assert!(run.status.success(), "{}", stderr(&run));
     let (_, inp) = read_wav(&tmp.path().join("tone.wav"));
     let (_, y) = read_wav(&out.join("tone/x.wav"));
@@ -153,12 +150,7 @@ fn batch_goes_on_past_bad_files_and_reports_them() {
     std::fs::write(dir.join("text.wav"), "this is not audio\n").unwrap();
     std::fs::write(dir.join("empty.wav"), b"").unwrap();
     let out = tmp.path().join("o");
-    let run = splitflow()
-        .args(["separate", "-q", "drums", "-o"])
-        .arg(&out)
-        .arg(&dir)
-        .output()
-        .unwrap();
+    let run = separate("drums", &out, &[], &[&dir]);
     assert_eq!(run.status.code(), Some(1));
     let err = stderr(&run);
     assert!(out.join("good/drums.wav").exists());
@@ -196,12 +188,12 @@ fn dry_run_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     demo(tmp.path());
     let out = tmp.path().join("o");
-    let run = splitflow()
-        .args(["separate", "-q", "drums", "--residual", "--dry-run", "-o"])
-        .arg(&out)
-        .arg(tmp.path().join("song.wav"))
-        .output()
-        .unwrap();
+    let run = separate(
+        "drums",
+        &out,
+        &["--residual", "--dry-run"],
+        &[&tmp.path().join("song.wav")],
+    );
     assert!(run.status.success(), "{}", stderr(&run));
     let text = String::from_utf8_lossy(&run.stdout);
     assert!(
@@ -250,20 +242,12 @@ fn never_overwrites_an_input() {
     let tmp = tempfile::tempdir().unwrap();
     demo(tmp.path());
     let before = std::fs::read(tmp.path().join("song.wav")).unwrap();
-    let run = splitflow()
-        .args([
-            "separate",
-            "-q",
-            "drums",
-            "--overwrite",
-            "--filename",
-            "{track}.{ext}",
-            "-o",
-        ])
-        .arg(tmp.path())
-        .arg(tmp.path().join("song.wav"))
-        .output()
-        .unwrap();
+    let run = separate(
+        "drums",
+        &tmp.path(),
+        &["--overwrite", "--filename", "{track}.{ext}"],
+        &[&tmp.path().join("song.wav")],
+    );
     assert_eq!(run.status.code(), Some(1));
     assert!(stderr(&run).contains("would overwrite input"), "{}", stderr(&run));
     assert_eq!(std::fs::read(tmp.path().join("song.wav")).unwrap(), before);
@@ -307,21 +291,11 @@ fn folders_need_audio_and_recursion_is_opt_in() {
     write_wav(&nested.join("deep.wav"), &song.mixture(), 22_050, 16, false);
     std::fs::write(tmp.path().join("top/notes.txt"), "hi").unwrap();
     let out = tmp.path().join("o");
-    let run = splitflow()
-        .args(["separate", "-q", "drums", "-o"])
-        .arg(&out)
-        .arg(tmp.path().join("top"))
-        .output()
-        .unwrap();
+    let run = separate("drums", &out, &[], &[&tmp.path().join("top")]);
     assert_eq!(run.status.code(), Some(1));
     let err = stderr(&run);
     assert!(err.contains("folder contains no audio files (use --recursive"), "{err}");
-    let run = splitflow()
-        .args(["separate", "-q", "drums", "-r", "--quiet", "-o"])
-        .arg(&out)
-        .arg(tmp.path().join("top"))
-        .output()
-        .unwrap();
+    let run = separate("drums", &out, &["-r"], &[&tmp.path().join("top")]);
     assert!(run.status.success(), "{}", stderr(&run));
     assert!(out.join("deep/drums.wav").exists());
 }
@@ -360,12 +334,7 @@ fn bad_inputs_fail_cleanly() {
         "truncated.wav",
     ] {
         let out = d.join(format!("out-{bad}"));
-        let run = splitflow()
-            .args(["separate", "-q", "drums", "--quiet", "-o"])
-            .arg(&out)
-            .arg(d.join(bad))
-            .output()
-            .unwrap();
+        let run = separate("drums", &out, &[], &[&d.join(bad)]);
         assert_eq!(run.status.code(), Some(1), "{bad}: {}", stderr(&run));
         let err = stderr(&run);
         let line = err
@@ -377,12 +346,7 @@ fn bad_inputs_fail_cleanly() {
         assert!(walk(&out).is_empty(), "{bad}: wrote {:?}", walk(&out));
     }
     for p in [&not_a_dir, &missing] {
-        let run = splitflow()
-            .args(["separate", "-q", "drums", "--quiet", "-o"])
-            .arg(d.join("o"))
-            .arg(p)
-            .output()
-            .unwrap();
+        let run = separate("drums", &d.join("o"), &[], &[&p]);
         assert_eq!(run.status.code(), Some(1));
         assert!(stderr(&run).contains(&*p.to_string_lossy()), "{}", stderr(&run));
     }
@@ -407,13 +371,12 @@ fn one_sample_and_eight_channels_are_processed() {
         .collect();
     write_wav(&d.join("eight.wav"), &eight, 22_050, 16, false);
     let out = d.join("o");
-    let run = splitflow()
-        .args(["separate", "-q", "drums", "--residual", "--quiet", "-o"])
-        .arg(&out)
-        .arg(d.join("one.wav"))
-        .arg(d.join("eight.wav"))
-        .output()
-        .unwrap();
+    let run = separate(
+        "drums",
+        &out,
+        &["--residual"],
+        &[&d.join("one.wav"), &d.join("eight.wav")],
+    );
     assert!(run.status.success(), "{}", stderr(&run));
     let (s, one) = read_wav(&out.join("one/drums.wav"));
     assert_eq!((s.channels, one[0].len()), (1, 1));
@@ -455,4 +418,106 @@ fn info_describes_files_and_reports_bad_ones() {
     assert_eq!(v["sample_rate"], 48_000);
     assert_eq!(v["channels"], 2);
     assert_eq!(v["frames"], 72_000);
+}
+
+/// The committed compressed fixtures through the whole CLI: good ones are separated with the
+/// right format, damaged lossless ones fail with their name, a truncated MP3 keeps what decodes.
+#[test]
+fn compressed_fixtures_through_the_cli() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("o");
+    let good = [
+        "tone.mp3",
+        "tone.flac",
+        "tone.ogg",
+        "tone_aac.m4a",
+        "tone_alac.m4a",
+        "tone.aiff",
+        "truncated.mp3",
+    ];
+    let mut cmd = splitflow();
+    cmd.args(["separate", "-q", "harmonic", "--quiet", "-o"]).arg(&out);
+    for f in good.iter().chain(&["corrupt.flac", "truncated.flac"]) {
+        // Copies named after the format, so that tone.mp3 and tone.flac get separate outputs.
+        let copy = tmp
+            .path()
+            .join(f.replace('.', "_") + "." + f.rsplit('.').next().unwrap());
+        std::fs::copy(fixtures.join(f), &copy).unwrap();
+        cmd.arg(copy);
+    }
+    let run = cmd.output().unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let err = stderr(&run);
+    assert!(err.contains("7 separated, 2 failed"), "{err}");
+    for bad in ["corrupt_flac.flac", "truncated_flac.flac"] {
+        assert!(
+            err.lines().any(|l| l.contains("failed:") && l.contains(bad)),
+            "{bad}: {err}"
+        );
+    }
+    // Lossless inputs keep their bit depth; lossy ones become 16-bit.
+    let (alac, _) = read_wav(&out.join("tone_alac_m4a/harmonic.wav"));
+    assert_eq!((alac.bits_per_sample, alac.sample_rate), (16, 22_050));
+    let (aac, p) = read_wav(&out.join("tone_aac_m4a/harmonic.wav"));
+    assert_eq!((aac.bits_per_sample, aac.sample_rate, aac.channels), (16, 44_100, 2));
+    assert!(p[0].iter().any(|v| v.abs() > 1000.0), "AAC output is silent");
+    let (flac, _) = read_wav(&out.join("tone_flac/harmonic.wav"));
+    assert_eq!((flac.bits_per_sample, flac.sample_rate), (24, 48_000));
+    let (mp3, _) = read_wav(&out.join("tone_mp3/harmonic.wav"));
+    assert_eq!((mp3.bits_per_sample, mp3.sample_rate), (16, 44_100));
+}
+
+#[test]
+fn colliding_track_names_fail_instead_of_overwriting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let song = splitflow::demo::render(22_050, 0.3);
+    write_wav(&tmp.path().join("a/song.wav"), &song.mixture(), 22_050, 16, false);
+    write_wav(&tmp.path().join("b/song.wav"), &song.mixture(), 22_050, 16, false);
+    let out = tmp.path().join("o");
+    let run = separate(
+        "drums",
+        &out,
+        &[],
+        &[&tmp.path().join("a/song.wav"), &tmp.path().join("b/song.wav")],
+    );
+    assert_eq!(run.status.code(), Some(1));
+    assert!(stderr(&run).contains("is also the output of"), "{}", stderr(&run));
+    let run = separate(
+        "drums",
+        &out,
+        &["--filename", "{parent}/{track}/{query}.{ext}"],
+        &[&tmp.path().join("a/song.wav"), &tmp.path().join("b/song.wav")],
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(out.join("a/song/drums.wav").exists() && out.join("b/song/drums.wav").exists());
+}
+
+#[test]
+fn identity_at_native_rate_is_exact_for_float() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 25 s: several engine segments, an odd length, stereo float.
+    let song = splitflow::demo::render(8_000, 25.0);
+    let mut x = song.mixture();
+    for c in &mut x {
+        c.push(0.123);
+    }
+    write_wav(&tmp.path().join("f.wav"), &x, 8_000, 32, true);
+    let out = tmp.path().join("o");
+    let run = separate(
+        "x",
+        &out,
+        &["--model", "identity", "--residual"],
+        &[&tmp.path().join("f.wav")],
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    let (_, y) = read_wav(&out.join("f/x.wav"));
+    let (_, r) = read_wav(&out.join("f/no_x.wav"));
+    for c in 0..2 {
+        assert_eq!(y[c].len(), x[c].len());
+        for i in 0..x[c].len() {
+            assert!((y[c][i] - x[c][i] as f64).abs() <= 1e-6, "channel {c} frame {i}");
+            assert!(r[c][i].abs() <= 1e-6);
+        }
+    }
 }
