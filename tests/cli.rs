@@ -78,7 +78,7 @@ fn keeps_24_bit_and_float_and_honours_overrides() {
     write_wav(&tmp.path().join("a24.wav"), &song.mixture(), 48_000, 24, false);
     write_wav(&tmp.path().join("f32.wav"), &song.mixture(), 48_000, 32, true);
     let out = tmp.path().join("o");
-    let run = separate("harmonic", &out, &[], &[&tmp.path()]);
+    let run = separate("harmonic", &out, &[], &[tmp.path()]);
     assert!(run.status.success(), "{}", stderr(&run));
     let (s24, _) = read_wav(&out.join("a24/harmonic.wav"));
     assert_eq!(
@@ -244,7 +244,7 @@ fn never_overwrites_an_input() {
     let before = std::fs::read(tmp.path().join("song.wav")).unwrap();
     let run = separate(
         "drums",
-        &tmp.path(),
+        tmp.path(),
         &["--overwrite", "--filename", "{track}.{ext}"],
         &[&tmp.path().join("song.wav")],
     );
@@ -346,7 +346,7 @@ fn bad_inputs_fail_cleanly() {
         assert!(walk(&out).is_empty(), "{bad}: wrote {:?}", walk(&out));
     }
     for p in [&not_a_dir, &missing] {
-        let run = separate("drums", &d.join("o"), &[], &[&p]);
+        let run = separate("drums", &d.join("o"), &[], &[p]);
         assert_eq!(run.status.code(), Some(1));
         assert!(stderr(&run).contains(&*p.to_string_lossy()), "{}", stderr(&run));
     }
