@@ -343,6 +343,13 @@ impl AudioReader {
         &self.info
     }
 
+    /// Decodes the rest of the file into memory (for whole-signal work such as scoring).
+    pub fn read_to_end(&mut self) -> Result<Planar> {
+        let mut out: Planar = vec![Vec::new(); self.info.channels];
+        while self.read(&mut out, 1 << 16)? > 0 {}
+        Ok(out)
+    }
+
     /// Appends up to `max_frames` decoded frames to `out` (one Vec per channel; `out` is
     /// resized to the channel count when empty). Returns the number of frames appended;
     /// 0 means end of stream.

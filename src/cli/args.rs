@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::audio::SampleFormat;
+use crate::score::Metric;
 use crate::separate::batch::DEFAULT_TEMPLATE;
 
 #[derive(Parser, Debug)]
@@ -20,6 +21,8 @@ pub enum Command {
     Separate(SeparateArgs),
     /// Print format, codec, sample rate, channels, bit depth and duration of audio files.
     Info(InfoArgs),
+    /// Rate separations against references (museval v4, BSS Eval v3, nSDR, SI-SDR, ...).
+    Score(ScoreArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,4 +117,64 @@ fn parse_bit_depth(s: &str) -> Result<SampleFormat, String> {
         "32i" => Ok(SampleFormat::Int(32)),
         _ => Err(format!("'{s}' is not one of 8, 16, 24, 32 (float), 32i")),
     }
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("single").args(["reference", "estimate"]).multiple(true)))]
+#[command(group(clap::ArgGroup::new("folders").args(["references", "estimates"]).multiple(true).conflicts_with("single")))]
+pub struct ScoreArgs {
+    /// Reference (true source) file.
+    #[arg(long, value_name = "FILE", requires = "estimate")]
+    pub reference: Option<PathBuf>,
+    /// Estimate file to score against --reference.
+    #[arg(long, value_name = "FILE", requires = "reference")]
+    pub estimate: Option<PathBuf>,
+    /// Mixture file (enables si_sdri and sdri).
+    #[arg(long, value_name = "FILE", requires = "reference", conflicts_with = "mixtures")]
+    pub mixture: Option<PathBuf>,
+
+    /// Folder of references, `name.wav` or `track/stem.wav`.
+    #[arg(long, value_name = "DIR", requires = "estimates")]
+    pub references: Option<PathBuf>,
+    /// Folder of estimates, matched to references by relative path.
+    #[arg(long, value_name = "DIR", requires = "references")]
+    pub estimates: Option<PathBuf>,
+    /// Folder of mixtures: `TRACK.wav` or `TRACK/mixture.wav`.
+    #[arg(long, value_name = "DIR", requires = "references")]
+    pub mixtures: Option<PathBuf>,
+    /// Score all stems of a track folder together (needed for a meaningful SIR).
+    #[arg(long, requires = "references")]
+    pub sources: bool,
+
+    /// Metrics to compute, comma-separated (default: sdr,isr,sir,sar,nsdr,si_sdr, plus
+    /// si_sdri,sdri with a mixture).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = Metric::parse)]
+    pub metrics: Option<Vec<Metric>>,
+    /// museval window, seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    pub window: f64,
+    /// museval hop, seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    pub hop: f64,
+    /// SI-SDR with mean removal (torchmetrics zero_mean=True).
+    #[arg(long)]
+    pub zero_mean: bool,
+    /// Resample estimates and mixtures to the reference's rate (and fit mono/multichannel)
+    /// instead of failing.
+    #[arg(long)]
+    pub resample: bool,
+
+    /// Write museval-compatible JSON: a file for one track, a folder (one file per track plus
+    /// aggregate.json) for several.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// Write one CSV row per (track, source).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Tracks scored in parallel (default: all cores).
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
 }

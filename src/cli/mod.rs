@@ -3,6 +3,7 @@
 
 pub mod args;
 mod info;
+mod score;
 mod separate;
 
 use clap::Parser;
@@ -23,5 +24,6 @@ pub fn main() -> i32 {
     match &cli.command {
         args::Command::Separate(a) => separate::run(a),
         args::Command::Info(a) => info::run(a),
+        args::Command::Score(a) => score::run(a),
     }
 }
