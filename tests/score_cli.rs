@@ -160,7 +160,7 @@ fn rates_lengths_and_silence_are_handled() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let x: Vec<f32> = lcg(16_000, 4).iter().map(|&v| v as f32).collect();
-    write_wav(&d.join("ref.wav"), &[x.clone()], 16_000, 32, true);
+    write_wav(&d.join("ref.wav"), std::slice::from_ref(&x), 16_000, 32, true);
     // The estimate at 8 kHz: an error, unless --resample.
     let half: Vec<f32> = x.iter().step_by(2).copied().collect();
     write_wav(&d.join("est8k.wav"), &[half], 8_000, 32, true);
