@@ -39,13 +39,21 @@ fn main() -> splitflow::Result<()> {
                 .collect()
         })
         .collect();
-    let spec = OutputSpec { sample_rate: rate, channels: 2, format: SampleFormat::Float(32) };
+    let spec = OutputSpec {
+        sample_rate: rate,
+        channels: 2,
+        format: SampleFormat::Float(32),
+    };
     for (k, src) in sources.iter().enumerate() {
         let other = &sources[(k + 1) % 4];
         let est: Vec<Vec<f32>> = src
             .iter()
             .zip(other)
-            .map(|(s, o)| (0..n).map(|i| if i >= 2 { s[i - 2] } else { 0.0 } + 0.1 * o[i] + 0.01 * noise()).collect())
+            .map(|(s, o)| {
+                (0..n)
+                    .map(|i| if i >= 2 { s[i - 2] } else { 0.0 } + 0.1 * o[i] + 0.01 * noise())
+                    .collect()
+            })
             .collect();
         for (kind, audio) in [("references", src), ("estimates", &est)] {
             let mut w = AtomicWavWriter::create(&dir.join(kind).join("track").join(format!("s{k}.wav")), spec)?;

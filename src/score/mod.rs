@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use rayon::prelude::*;
 
 use crate::Result;
 use crate::audio::{AudioReader, Planar, resample::resample};
@@ -249,14 +250,19 @@ fn fit_length(path: &Path, audio: Planar, len: usize, warnings: &mut Vec<String>
 /// Scores one track.
 pub fn score_track(track: &Track, opts: &ScoreOptions) -> Result<TrackResult> {
     let mut warnings = Vec::new();
-    let mut refs = Vec::new();
+    // Decode every file of the track in parallel (decoding dominates the cheap metrics).
+    let loaded: Vec<((u32, Planar), (u32, Planar))> = track
+        .sources
+        .par_iter()
+        .map(|s| Ok((load(&s.reference)?, load(&s.estimate)?)))
+        .collect::<Result<_>>()?;
+    let mut refs: Vec<Planar> = Vec::new();
     let mut ests = Vec::new();
     let mut rate0 = 0;
-    for (j, s) in track.sources.iter().enumerate() {
-        let (rate, r) = load(&s.reference)?;
+    for (j, (s, ((rate, r), (erate, e)))) in track.sources.iter().zip(loaded).enumerate() {
         if j == 0 {
             rate0 = rate;
-        } else if rate != rate0 || r.len() != refs.first().map_or(0, Vec::len) {
+        } else if rate != rate0 || r.len() != refs[0].len() {
             bail!(
                 "{}: references of one track must share rate and channels",
                 s.reference.display()
@@ -264,7 +270,7 @@ pub fn score_track(track: &Track, opts: &ScoreOptions) -> Result<TrackResult> {
         }
         let len0 = refs
             .first()
-            .map_or(crate::audio::frames(&r), |r0: &Planar| crate::audio::frames(r0));
+            .map_or(crate::audio::frames(&r), |r0| crate::audio::frames(r0));
         let r = fit_length(&s.reference, r, len0, &mut warnings);
         if r.iter().all(|c| c.iter().all(|&v| v == 0.0)) {
             warnings.push(format!(
@@ -272,7 +278,6 @@ pub fn score_track(track: &Track, opts: &ScoreOptions) -> Result<TrackResult> {
                 s.reference.display()
             ));
         }
-        let (erate, e) = load(&s.estimate)?;
         let e = conform(&s.estimate, e, erate, rate, r.len(), opts.resample)?;
         let e = fit_length(&s.estimate, e, crate::audio::frames(&r), &mut warnings);
         refs.push(r);
