@@ -293,3 +293,25 @@ fn rejects_bad_input() {
         MrStftConfig::svs(48000)
     );
 }
+
+/// Timing on a 4-minute stereo 44.1 kHz track (both presets).
+/// `cargo test --release --test metrics_mrstft -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn speed_four_minutes_stereo() {
+    let n = 240 * 44100;
+    let r = stereo(n, [51, 52], 1.0);
+    let e: Vec<Vec<f32>> = r
+        .iter()
+        .zip(stereo(n, [53, 54], 0.1))
+        .map(|(rc, oc)| rc.iter().zip(oc).map(|(&a, b)| 0.8 * a + b).collect())
+        .collect();
+    for (name, cfg) in [
+        ("auraloss default", MrStftConfig::auraloss_default()),
+        ("svs", MrStftConfig::svs(44100)),
+    ] {
+        let t = std::time::Instant::now();
+        let v = mrstft(&r, &e, &cfg).expect("mrstft");
+        eprintln!("{name}: {v:.6} in {:.2} s", t.elapsed().as_secs_f64());
+    }
+}
