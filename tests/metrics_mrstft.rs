@@ -131,6 +131,13 @@ fn per_resolution_terms_match_auraloss() {
         for (g, w) in got.resolutions.iter().zip(want) {
             assert_eq!(g.fft_size as u64, w["fft_size"].as_u64().expect("fft_size"));
             let (sc, lm) = (w["sc"].as_f64().expect("sc"), w["log_mag"].as_f64().expect("log_mag"));
+            eprintln!(
+                "{} n_fft {}: SC rel diff {:.1e}, LM rel diff {:.1e}",
+                case["name"],
+                g.fft_size,
+                rel(g.spectral_convergence, sc),
+                rel(g.log_magnitude, lm)
+            );
             assert!(
                 rel(g.spectral_convergence, sc) < REL_TOL,
                 "SC {} vs {sc}",
