@@ -31,7 +31,8 @@ fn main() -> splitflow::Result<()> {
                     (0..n)
                         .map(|i| {
                             y += a * (noise() - y);
-                            let env = 0.6 + 0.4 * ((i as f32 / rate as f32) * (0.5 + k as f32) * std::f32::consts::TAU).sin();
+                            let env =
+                                0.6 + 0.4 * ((i as f32 / rate as f32) * (0.5 + k as f32) * std::f32::consts::TAU).sin();
                             0.5 * y * env
                         })
                         .collect()

@@ -240,3 +240,48 @@ fn usage_errors() {
     assert_eq!(run.status.code(), Some(2));
     assert!(stderr(&run).contains("si_sdri needs the mixture"), "{}", stderr(&run));
 }
+
+/// MR-STFT through the CLI on the stereo 44.1 kHz auraloss reference case
+/// (tests/reference/mrstft/values.json), both presets.
+#[test]
+fn mrstft_matches_auraloss_through_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 44_100;
+    let (a, b) = ([0.8, 0.3], [0.1, 0.3]);
+    let reference: Vec<Vec<f32>> = [3, 4]
+        .iter()
+        .map(|&s| lcg(n, s).iter().map(|&x| x as f32).collect())
+        .collect();
+    let estimate: Vec<Vec<f32>> = (0..2)
+        .map(|c| {
+            let (r, o) = (lcg(n, [3, 4][c]), lcg(n, [5, 6][c]));
+            (0..n).map(|i| (a[c] * r[i] + b[c] * o[i]) as f32).collect()
+        })
+        .collect();
+    write_wav(&tmp.path().join("r.wav"), &reference, 44_100, 32, true);
+    write_wav(&tmp.path().join("e.wav"), &estimate, 44_100, 32, true);
+    for (preset, want) in [("auraloss", 1.0839909315109253), ("svs", 1.0320022255182266)] {
+        let csv = tmp.path().join(format!("{preset}.csv"));
+        let run = splitflow()
+            .args(["score", "--metrics", "mrstft", "--mrstft-preset", preset, "--reference"])
+            .arg(tmp.path().join("r.wav"))
+            .arg("--estimate")
+            .arg(tmp.path().join("e.wav"))
+            .arg("--csv")
+            .arg(&csv)
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{}", stderr(&run));
+        let text = std::fs::read_to_string(&csv).unwrap();
+        let got: f64 = text
+            .lines()
+            .nth(1)
+            .unwrap()
+            .rsplit(',')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((got - want).abs() / want < 1e-4, "{preset}: {got} vs auraloss {want}");
+    }
+}

@@ -159,6 +159,10 @@ pub struct ScoreArgs {
     /// SI-SDR with mean removal (torchmetrics zero_mean=True).
     #[arg(long)]
     pub zero_mean: bool,
+    /// MR-STFT setting: `auraloss` (MultiResolutionSTFTLoss defaults) or `svs` (FFT 256..4096,
+    /// hop = window/4, A-weighting, per channel).
+    #[arg(long, value_name = "PRESET", default_value = "auraloss", value_parser = ["auraloss", "svs"])]
+    pub mrstft_preset: String,
     /// Resample estimates and mixtures to the reference's rate (and fit mono/multichannel)
     /// instead of failing.
     #[arg(long)]

@@ -55,6 +55,7 @@ pub fn run(args: &ScoreArgs) -> i32 {
         hop_secs: args.hop,
         resample: args.resample,
         zero_mean: args.zero_mean,
+        mrstft_preset: args.mrstft_preset.clone(),
     };
     let bar = if args.quiet || tracks.len() < 2 {
         ProgressBar::hidden()

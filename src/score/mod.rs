@@ -39,10 +39,12 @@ pub enum Metric {
     SiSdri,
     /// nSDR improvement over the mixture (needs a mixture).
     Sdri,
+    /// auraloss MultiResolutionSTFTLoss (lower is better), preset chosen by `--mrstft-preset`.
+    Mrstft,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 12] = [
+    pub const ALL: [Metric; 13] = [
         Metric::Sdr,
         Metric::Isr,
         Metric::Sir,
@@ -55,6 +57,7 @@ impl Metric {
         Metric::SiSdr,
         Metric::SiSdri,
         Metric::Sdri,
+        Metric::Mrstft,
     ];
 
     pub fn name(self) -> &'static str {
@@ -71,6 +74,7 @@ impl Metric {
             Metric::SiSdr => "si_sdr",
             Metric::SiSdri => "si_sdri",
             Metric::Sdri => "sdri",
+            Metric::Mrstft => "mrstft",
         }
     }
 
@@ -136,6 +140,8 @@ pub struct ScoreOptions {
     pub resample: bool,
     /// SI-SDR with mean removal (torchmetrics `zero_mean=True`).
     pub zero_mean: bool,
+    /// MR-STFT preset: `auraloss` (its defaults) or `svs` (see [`metrics::MrStftConfig::preset`]).
+    pub mrstft_preset: String,
 }
 
 /// One source of a track: its name and files.
@@ -364,6 +370,18 @@ pub fn score_track(track: &Track, opts: &ScoreOptions) -> Result<TrackResult> {
                     res.whole.insert(m, v);
                 }
             }
+        }
+    }
+    if want(Metric::Mrstft) {
+        let cfg = metrics::MrStftConfig::preset(&opts.mrstft_preset, rate0)?;
+        let values: Vec<f64> = refs
+            .par_iter()
+            .zip(&ests)
+            .map(|(r, e)| metrics::mrstft(r, e, &cfg))
+            .collect::<Result<_>>()
+            .with_context(ctx)?;
+        for (res, v) in results.iter_mut().zip(values) {
+            res.whole.insert(Metric::Mrstft, v);
         }
     }
     if let Some(mix) = &mixture {
