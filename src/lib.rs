@@ -10,6 +10,7 @@ pub mod cli;
 pub mod demo;
 pub mod dsp;
 pub mod metrics;
+pub mod model;
 pub mod separate;
 
 /// Library result type. Errors carry context (file name, reason) and print on one line with
