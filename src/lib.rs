@@ -11,6 +11,7 @@ pub mod demo;
 pub mod dsp;
 pub mod metrics;
 pub mod score;
+pub mod model;
 pub mod separate;
 
 /// Library result type. Errors carry context (file name, reason) and print on one line with

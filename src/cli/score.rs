@@ -57,6 +57,17 @@ pub fn run(args: &ScoreArgs) -> i32 {
         zero_mean: args.zero_mean,
         mrstft_preset: args.mrstft_preset.clone(),
     };
+    let crepe = if metrics.contains(&score::Metric::EmbMse) {
+        match score::load_crepe(args.crepe_model.as_deref()) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return 2;
+            }
+        }
+    } else {
+        None
+    };
     let bar = if args.quiet || tracks.len() < 2 {
         ProgressBar::hidden()
     } else {
@@ -72,7 +83,7 @@ pub fn run(args: &ScoreArgs) -> i32 {
         tracks
             .par_iter()
             .filter_map(|t| {
-                let r = score::score_track(t, &opts);
+                let r = score::score_track(t, &opts, crepe.as_ref());
                 bar.inc(1);
                 match r {
                     Ok(r) => Some(r),

