@@ -250,7 +250,7 @@ fn run_build(args: &BuildArgs) -> i32 {
             return 2;
         }
     }
-    if !(args.clip_secs >= 1.0 && args.clip_secs <= 600.0) {
+    if !(1.0..=600.0).contains(&args.clip_secs) {
         eprintln!("error: --clip-secs must be between 1 and 600");
         return 2;
     }

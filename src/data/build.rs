@@ -184,7 +184,7 @@ fn check_settings(opts: &BuildOptions) -> Result<()> {
 /// Builds every selected package not built yet, then merges the manifest (over every built
 /// package, selected or not).
 pub fn build(opts: &BuildOptions, progress: &dyn Progress) -> Result<BuildReport> {
-    if !(opts.clip_secs >= 1.0) {
+    if opts.clip_secs.is_nan() || opts.clip_secs < 1.0 {
         bail!("--clip-secs must be at least 1");
     }
     std::fs::create_dir_all(opts.out.join("parts")).with_context(|| format!("{}", opts.out.display()))?;
