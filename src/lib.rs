@@ -7,6 +7,7 @@
 
 pub mod audio;
 pub mod cli;
+pub mod data;
 pub mod demo;
 pub mod dsp;
 pub mod metrics;

@@ -23,6 +23,8 @@ pub enum Command {
     Info(InfoArgs),
     /// Rate separations against references (museval v4, BSS Eval v3, nSDR, SI-SDR, ...).
     Score(ScoreArgs),
+    /// Fetch the source packages and build the training corpus.
+    Data(crate::cli::data::DataArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

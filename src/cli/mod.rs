@@ -2,6 +2,7 @@
 //! 1 when any file failed, 2 for invalid usage.
 
 pub mod args;
+pub mod data;
 mod info;
 mod score;
 mod separate;
@@ -25,5 +26,6 @@ pub fn main() -> i32 {
         args::Command::Separate(a) => separate::run(a),
         args::Command::Info(a) => info::run(a),
         args::Command::Score(a) => score::run(a),
+        args::Command::Data(a) => data::run(a),
     }
 }

@@ -1,0 +1,318 @@
+//! `splitflow data`: fetch the source packages and build the training corpus.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::data::build::{self, BuildOptions, PackageReport, Progress};
+use crate::data::fetch::{self, Fetched};
+use crate::data::sources::PACKAGES;
+use crate::data::{LABELS, manifest};
+
+#[derive(Args, Debug)]
+pub struct DataArgs {
+    #[command(subcommand)]
+    pub command: DataCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DataCommand {
+    /// Download the source packages (`apt-get download`) into a cache folder.
+    Fetch(FetchArgs),
+    /// Build labelled mono 16-bit clips and a manifest from the fetched packages.
+    Build(BuildArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct FetchArgs {
+    /// Folder for the .deb files (created when missing).
+    #[arg(long, value_name = "DIR")]
+    pub cache: PathBuf,
+    /// Only these packages (comma-separated; default: all).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub package: Option<Vec<String>>,
+}
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// Folder with the fetched .deb files (or extracted package folders named after them).
+    #[arg(long, value_name = "DIR")]
+    pub cache: PathBuf,
+    /// Corpus folder: audio/LABEL/PACKAGE/*.wav, manifest.csv, manifest.jsonl.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Corpus sample rate in Hz.
+    #[arg(long, value_name = "HZ", default_value_t = 22050, value_parser = clap::value_parser!(u32).range(8000..=48000))]
+    pub rate: u32,
+    /// Longest clip in seconds; longer files are cut.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub clip_secs: f64,
+    /// Only the packages that provide these labels (comma-separated).
+    #[arg(long, value_name = "LABELS", value_delimiter = ',')]
+    pub only: Option<Vec<String>>,
+    /// Only these packages (comma-separated).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub package: Option<Vec<String>>,
+    /// Files decoded in parallel (default: all cores).
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+pub fn run(args: &DataArgs) -> i32 {
+    match &args.command {
+        DataCommand::Fetch(a) => run_fetch(a),
+        DataCommand::Build(a) => run_build(a),
+    }
+}
+
+fn check_packages(list: &Option<Vec<String>>) -> Result<(), String> {
+    for p in list.iter().flatten() {
+        if !PACKAGES.iter().any(|k| k.name == p) {
+            let names: Vec<&str> = PACKAGES.iter().map(|k| k.name).collect();
+            return Err(format!("unknown package '{p}' (one of: {})", names.join(", ")));
+        }
+    }
+    Ok(())
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+fn run_fetch(args: &FetchArgs) -> i32 {
+    if let Err(e) = check_packages(&args.package) {
+        eprintln!("error: {e}");
+        return 2;
+    }
+    if let Err(e) = std::fs::create_dir_all(&args.cache) {
+        eprintln!("error: {}: {e}", args.cache.display());
+        return 1;
+    }
+    let names: Vec<&str> = PACKAGES
+        .iter()
+        .map(|p| p.name)
+        .filter(|n| args.package.as_ref().is_none_or(|l| l.iter().any(|x| x == n)))
+        .collect();
+    if let Err(e) = fetch::ensure_lists(&args.cache, &names) {
+        eprintln!("warning: {e:#}");
+    }
+    let started = Instant::now();
+    let (mut total, mut new_bytes, mut failed) = (0u64, 0u64, Vec::new());
+    for name in &names {
+        match fetch::fetch_one(&args.cache, name) {
+            Fetched::Present { bytes, .. } => {
+                total += bytes;
+                println!("{name:<34} {:>10}  (present)", mb(bytes));
+            }
+            Fetched::Downloaded { bytes, .. } => {
+                total += bytes;
+                new_bytes += bytes;
+                println!("{name:<34} {:>10}  downloaded", mb(bytes));
+            }
+            Fetched::Failed(e) => {
+                eprintln!("error: {e}");
+                failed.push(e);
+            }
+        }
+    }
+    println!(
+        "{} packages, {} in {} ({} downloaded in {:.1} s), {} failed",
+        names.len() - failed.len(),
+        mb(total),
+        args.cache.display(),
+        mb(new_bytes),
+        started.elapsed().as_secs_f64(),
+        failed.len()
+    );
+    i32::from(!failed.is_empty())
+}
+
+struct Bars {
+    mp: MultiProgress,
+    bar: Mutex<Option<ProgressBar>>,
+    quiet: bool,
+    errors: Mutex<usize>,
+}
+
+impl Bars {
+    fn say(&self, line: String) {
+        if self.mp.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            let _ = self.mp.println(line);
+        }
+    }
+    fn with_bar(&self, f: impl FnOnce(&ProgressBar)) {
+        if let Some(b) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            f(b);
+        }
+    }
+}
+
+impl Progress for Bars {
+    fn stage(&self, package: &str, what: &str) {
+        let mut slot = self.bar.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = slot.take() {
+            b.finish_and_clear();
+        }
+        let b = self.mp.add(ProgressBar::new_spinner().with_prefix(package.to_string()));
+        b.set_style(
+            ProgressStyle::with_template("{prefix:>30!} {spinner} {msg} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        b.set_message(what.to_string());
+        b.enable_steady_tick(Duration::from_millis(250));
+        *slot = Some(b);
+    }
+    fn start(&self, package: &str, files: usize) {
+        let mut slot = self.bar.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = slot.take() {
+            b.finish_and_clear();
+        }
+        let b = self
+            .mp
+            .add(ProgressBar::new(files as u64).with_prefix(package.to_string()));
+        b.set_style(
+            ProgressStyle::with_template("{prefix:>30!} [{bar:30}] {pos}/{len} files, {elapsed}, eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        b.enable_steady_tick(Duration::from_millis(250));
+        *slot = Some(b);
+    }
+    fn file_done(&self) {
+        self.with_bar(|b| b.inc(1));
+    }
+    fn error(&self, line: &str) {
+        *self.errors.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.say(format!("error: {line}"));
+    }
+    fn finish(&self, r: &PackageReport) {
+        if let Some(b) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            b.finish_and_clear();
+        }
+        if !self.quiet || !r.errors.is_empty() {
+            self.say(package_line(r));
+        }
+    }
+}
+
+fn package_line(r: &PackageReport) -> String {
+    let drops: Vec<String> = r.drops.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let mut line = format!(
+        "{}: {} files -> {} clips, {:.1} min",
+        r.package,
+        r.files,
+        r.clips,
+        r.seconds / 60.0
+    );
+    if !drops.is_empty() {
+        line += &format!("; dropped: {}", drops.join(", "));
+    }
+    if !r.errors.is_empty() {
+        line += &format!("; {} errors", r.errors.len());
+    }
+    if r.skipped {
+        line += " (built earlier)";
+    } else {
+        line += &format!(" ({:.0} s)", r.elapsed_s);
+    }
+    line
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.filter_map(|e| e.ok())
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            Ok(_) => e.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn run_build(args: &BuildArgs) -> i32 {
+    if let Err(e) = check_packages(&args.package) {
+        eprintln!("error: {e}");
+        return 2;
+    }
+    for l in args.only.iter().flatten() {
+        if !LABELS.contains(&l.as_str()) {
+            eprintln!("error: unknown label '{l}' (one of: {})", LABELS.join(", "));
+            return 2;
+        }
+    }
+    if !(1.0..=600.0).contains(&args.clip_secs) {
+        eprintln!("error: --clip-secs must be between 1 and 600");
+        return 2;
+    }
+    let opts = BuildOptions {
+        cache: args.cache.clone(),
+        out: args.out.clone(),
+        rate: args.rate,
+        clip_secs: args.clip_secs,
+        only_labels: args.only.clone(),
+        only_packages: args.package.clone(),
+        jobs: args.jobs.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            usize::from,
+        ),
+    };
+    let bars = Bars {
+        mp: MultiProgress::with_draw_target(if args.quiet {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        }),
+        bar: Mutex::new(None),
+        quiet: args.quiet,
+        errors: Mutex::new(0),
+    };
+    let started = Instant::now();
+    let report = match build::build(&opts, &bars) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return 1;
+        }
+    };
+    for (p, e) in &report.failed {
+        eprintln!("error: {p}: {e}");
+    }
+    println!(
+        "{:<8} {:>9} {:>9} {:>9} {:>9}",
+        "label", "train", "valid", "test", "total"
+    );
+    let table = manifest::minutes_table(&report.rows);
+    let mut sum = [0.0; 4];
+    for (label, m) in &table {
+        println!("{label:<8} {:>9.1} {:>9.1} {:>9.1} {:>9.1}", m[0], m[1], m[2], m[3]);
+        for i in 0..4 {
+            sum[i] += m[i];
+        }
+    }
+    println!(
+        "{:<8} {:>9.1} {:>9.1} {:>9.1} {:>9.1}  (minutes)",
+        "all", sum[0], sum[1], sum[2], sum[3]
+    );
+    let errors = *bars.errors.lock().unwrap_or_else(|e| e.into_inner());
+    println!(
+        "{} clips, {:.2} h, {} on disk in {}; {} packages failed, {} files failed; {:.1} s",
+        report.rows.len(),
+        sum[3] / 60.0,
+        mb(dir_bytes(&args.out.join("audio"))),
+        args.out.display(),
+        report.failed.len(),
+        errors,
+        started.elapsed().as_secs_f64()
+    );
+    i32::from(!report.failed.is_empty() || errors > 0)
+}

@@ -1,0 +1,405 @@
+//! `data build`: packages → labelled mono 16-bit clips + manifest.
+//!
+//! Per package: find `CACHE/PKG_*.deb` (or a folder `CACHE/PKG/`, an already extracted tree,
+//! which is what the tests use), extract its audio into a staging folder
+//! ([`extract`](super::extract)), label every file ([`rules`](super::rules)), then decode each
+//! kept file, mix it down to mono, resample it to the corpus rate, trim leading and trailing
+//! silence (below [`TRIM_DB`] relative to the file's peak), cut it into clips of at most
+//! `clip_secs`, and write them as 16-bit WAV under `OUT/audio/LABEL/PKG/`. The package's rows
+//! go to `OUT/parts/PKG.jsonl`, then its report to `OUT/parts/PKG.done` (the done-marker,
+//! written last). A rerun skips packages with a marker, so an interrupted build resumes with
+//! the package it was in. Finally every part is merged into `OUT/manifest.csv` and
+//! `OUT/manifest.jsonl` with splits assigned ([`manifest`](super::manifest)).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::clip;
+use super::extract::{self, Member};
+use super::manifest::{self, ClipRow};
+use super::sources::{PACKAGES, Package, Role};
+use crate::Result;
+use crate::audio::{AtomicWavWriter, AudioReader, OutputSpec, SampleFormat};
+
+/// Silence threshold for trimming, dB relative to the file's peak.
+pub const TRIM_DB: f32 = -50.0;
+/// Audio kept on each side of the trimmed range, seconds.
+pub const TRIM_MARGIN_SECS: f64 = 0.02;
+
+/// Shortest clip kept for a label, seconds: speech words may be short, instrument one-shots
+/// (a kick, a pluck) shorter still; everything else at least a second.
+pub fn min_clip_secs(label: &str) -> f64 {
+    match label {
+        "speech" => 0.5,
+        "drums" | "bass" | "piano" | "guitar" | "strings" | "winds" => 0.25,
+        _ => 1.0,
+    }
+}
+
+/// How to build.
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    pub cache: PathBuf,
+    pub out: PathBuf,
+    /// Corpus sample rate, Hz.
+    pub rate: u32,
+    /// Longest clip, seconds.
+    pub clip_secs: f64,
+    /// Only packages that provide one of these labels (whole packages are built).
+    pub only_labels: Option<Vec<String>>,
+    /// Only these packages.
+    pub only_packages: Option<Vec<String>>,
+    /// Files decoded in parallel.
+    pub jobs: usize,
+}
+
+/// What happened to one package.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PackageReport {
+    pub package: String,
+    /// Labelled source files.
+    pub files: usize,
+    pub clips: usize,
+    /// Seconds of audio in the clips.
+    pub seconds: f64,
+    /// Reason → number of files (or clips) dropped.
+    pub drops: BTreeMap<String, usize>,
+    /// One-line errors (bad files); the package still counts as built.
+    pub errors: Vec<String>,
+    /// Wall time of the package, seconds.
+    pub elapsed_s: f64,
+    /// Built by an earlier run (done-marker found).
+    #[serde(skip)]
+    pub skipped: bool,
+}
+
+/// What `build` did.
+#[derive(Debug, Default)]
+pub struct BuildReport {
+    pub packages: Vec<PackageReport>,
+    /// Packages that could not be built at all (missing .deb, extraction failed).
+    pub failed: Vec<(String, String)>,
+    /// The merged manifest.
+    pub rows: Vec<ClipRow>,
+}
+
+/// Progress callbacks (the CLI draws bars; tests pass [`NoProgress`]).
+pub trait Progress: Sync {
+    fn stage(&self, _package: &str, _what: &str) {}
+    fn start(&self, _package: &str, _files: usize) {}
+    fn file_done(&self) {}
+    fn error(&self, _line: &str) {}
+    fn finish(&self, _report: &PackageReport) {}
+}
+
+/// Progress that shows nothing.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// Options a corpus was built with; a rerun must match them.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct CorpusSettings {
+    rate: u32,
+    clip_secs: f64,
+    trim_db: f32,
+}
+
+/// The `.deb` of `package` in `cache`, or a folder `cache/package` holding its extracted tree.
+pub fn find_source(cache: &Path, package: &str) -> Option<PathBuf> {
+    let dir = cache.join(package);
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    let prefix = format!("{package}_");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(cache)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".deb"))
+        })
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+/// The recorded packages selected by the options.
+pub fn selected_packages(opts: &BuildOptions) -> Vec<&'static Package> {
+    PACKAGES
+        .iter()
+        .filter(|p| p.role == Role::Recorded)
+        .filter(|p| {
+            opts.only_labels
+                .as_ref()
+                .is_none_or(|l| p.labels.iter().any(|x| l.iter().any(|y| y == x)))
+        })
+        .filter(|p| {
+            opts.only_packages
+                .as_ref()
+                .is_none_or(|l| l.iter().any(|y| y == p.name))
+        })
+        .collect()
+}
+
+fn marker(out: &Path, package: &str) -> PathBuf {
+    out.join("parts").join(format!("{package}.done"))
+}
+
+fn part(out: &Path, package: &str) -> PathBuf {
+    out.join("parts").join(format!("{package}.jsonl"))
+}
+
+fn check_settings(opts: &BuildOptions) -> Result<()> {
+    let want = CorpusSettings {
+        rate: opts.rate,
+        clip_secs: opts.clip_secs,
+        trim_db: TRIM_DB,
+    };
+    let path = opts.out.join("corpus.json");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
+        let have: CorpusSettings =
+            serde_json::from_str(&text).with_context(|| format!("{}: not a corpus settings file", path.display()))?;
+        if have != want {
+            bail!(
+                "{}: this corpus was built with --rate {} --clip-secs {}; use those or another --out",
+                opts.out.display(),
+                have.rate,
+                have.clip_secs
+            );
+        }
+        return Ok(());
+    }
+    manifest::write_atomic(&path, |w| Ok(serde_json::to_writer_pretty(w, &want)?))
+}
+
+/// Builds every selected package not built yet, then merges the manifest (over every built
+/// package, selected or not).
+pub fn build(opts: &BuildOptions, progress: &dyn Progress) -> Result<BuildReport> {
+    if opts.clip_secs.is_nan() || opts.clip_secs < 1.0 {
+        bail!("--clip-secs must be at least 1");
+    }
+    std::fs::create_dir_all(opts.out.join("parts")).with_context(|| format!("{}", opts.out.display()))?;
+    check_settings(opts)?;
+    let mut report = BuildReport::default();
+    for pkg in selected_packages(opts) {
+        let m = marker(&opts.out, pkg.name);
+        if m.exists() {
+            let text = std::fs::read_to_string(&m).with_context(|| format!("{}", m.display()))?;
+            let mut r: PackageReport = serde_json::from_str(&text).with_context(|| format!("{}", m.display()))?;
+            r.skipped = true;
+            progress.finish(&r);
+            report.packages.push(r);
+            continue;
+        }
+        let Some(src) = find_source(&opts.cache, pkg.name) else {
+            report.failed.push((
+                pkg.name.to_string(),
+                format!(
+                    "{}: no {}_*.deb (run `splitflow data fetch`)",
+                    opts.cache.display(),
+                    pkg.name
+                ),
+            ));
+            continue;
+        };
+        match build_package(pkg, &src, opts, progress) {
+            Ok(r) => {
+                progress.finish(&r);
+                report.packages.push(r);
+            }
+            Err(e) => report.failed.push((pkg.name.to_string(), format!("{e:#}"))),
+        }
+    }
+    report.rows = merge(&opts.out)?;
+    Ok(report)
+}
+
+/// Merges every `parts/*.jsonl` with a done-marker into the manifest, with splits assigned.
+pub fn merge(out: &Path) -> Result<Vec<ClipRow>> {
+    let mut rows = Vec::new();
+    for pkg in PACKAGES {
+        if marker(out, pkg.name).exists() {
+            rows.extend(manifest::read_jsonl(&part(out, pkg.name))?);
+        }
+    }
+    rows.sort_by(|a, b| a.path.cmp(&b.path));
+    manifest::assign_splits(&mut rows);
+    manifest::write_csv(&out.join("manifest.csv"), &rows)?;
+    manifest::write_jsonl(&out.join("manifest.jsonl"), &rows)?;
+    Ok(rows)
+}
+
+/// Builds one package from its `.deb` or extracted folder `src`.
+pub fn build_package(pkg: &Package, src: &Path, opts: &BuildOptions, progress: &dyn Progress) -> Result<PackageReport> {
+    let started = Instant::now();
+    let work = opts.out.join(".work");
+    std::fs::create_dir_all(&work).with_context(|| format!("{}", work.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(pkg.name)
+        .tempdir_in(&work)
+        .with_context(|| format!("{}", work.display()))?;
+    let root = if src.is_dir() {
+        src.to_path_buf()
+    } else {
+        progress.stage(pkg.name, "extracting");
+        let root = tmp.path().join("tree");
+        extract::extract_deb(src, pkg.name, &root)?;
+        root
+    };
+    progress.stage(pkg.name, "listing");
+    let staging = tmp.path().join("staging");
+    std::fs::create_dir_all(&staging).with_context(|| format!("{}", staging.display()))?;
+    let collected = if root.exists() {
+        extract::collect(pkg.name, &root, &staging)?
+    } else {
+        extract::Collected::default()
+    };
+    let mut rep = PackageReport {
+        package: pkg.name.to_string(),
+        files: collected.members.len(),
+        drops: collected.drops.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        errors: collected.errors.clone(),
+        ..Default::default()
+    };
+    for e in &collected.errors {
+        progress.error(e);
+    }
+    progress.start(pkg.name, collected.members.len());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs.max(1))
+        .build()
+        .context("cannot start worker threads")?;
+    let drops = Mutex::new(BTreeMap::<String, usize>::new());
+    let results: Vec<Result<Vec<ClipRow>>> = pool.install(|| {
+        collected
+            .members
+            .par_iter()
+            .map(|m| {
+                let r = process_member(pkg, m, opts, &drops).with_context(|| format!("{}: {}", pkg.name, m.path));
+                if let Err(e) = &r {
+                    progress.error(&format!("{e:#}"));
+                }
+                progress.file_done();
+                r
+            })
+            .collect()
+    });
+    let mut rows = Vec::new();
+    for r in results {
+        match r {
+            Ok(v) => rows.extend(v),
+            Err(e) => rep.errors.push(format!("{e:#}")),
+        }
+    }
+    for (k, v) in drops.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        *rep.drops.entry(k).or_default() += v;
+    }
+    rows.sort_by(|a, b| a.path.cmp(&b.path));
+    rep.clips = rows.len();
+    rep.seconds = rows.iter().map(|r| r.duration).sum();
+    rep.elapsed_s = started.elapsed().as_secs_f64();
+    manifest::write_jsonl(&part(&opts.out, pkg.name), &rows)?;
+    let m = marker(&opts.out, pkg.name);
+    manifest::write_atomic(&m, |w| Ok(serde_json::to_writer_pretty(w, &rep)?))?;
+    Ok(rep)
+}
+
+/// File-name-safe form of a member's stem, with a hash of its whole path for uniqueness.
+fn clip_stem(path: &str) -> String {
+    let name = path.rsplit(['/', '!']).next().unwrap_or(path);
+    let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
+    let safe: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(60)
+        .collect();
+    format!("{safe}-{:08x}", manifest::fnv1a(path) as u32)
+}
+
+fn process_member(
+    pkg: &Package,
+    m: &Member,
+    opts: &BuildOptions,
+    drops: &Mutex<BTreeMap<String, usize>>,
+) -> Result<Vec<ClipRow>> {
+    let count_drop = |why: &str| {
+        *drops
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(why.to_string())
+            .or_default() += 1;
+    };
+    let mut reader = AudioReader::open(&m.file)?;
+    let from = reader.info().sample_rate;
+    let planar = reader.read_to_end()?;
+    let mut x = clip::mono(&planar);
+    std::mem::drop(planar);
+    if from != opts.rate {
+        x = crate::audio::resample::resample(&[x], from, opts.rate)?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+    }
+    let rate = opts.rate as f64;
+    let margin = (TRIM_MARGIN_SECS * rate) as usize;
+    let Some(range) = clip::trim_range(&x, TRIM_DB, margin) else {
+        count_drop("silent");
+        return Ok(Vec::new());
+    };
+    let x = &x[range];
+    let min_len = (min_clip_secs(m.label) * rate).round() as usize;
+    if x.len() < min_len {
+        count_drop("too short");
+        return Ok(Vec::new());
+    }
+    let file_peak = clip::peak(x);
+    let silent = file_peak * 10f32.powf(TRIM_DB / 20.0);
+    let clip_len = (opts.clip_secs * rate).round() as usize;
+    let dir = opts.out.join("audio").join(m.label).join(pkg.name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
+    let stem = clip_stem(&m.path);
+    let mut rows = Vec::new();
+    for (k, c) in clip::cut(x, clip_len, min_len).into_iter().enumerate() {
+        if clip::peak(c) < silent {
+            count_drop("silent clip");
+            continue;
+        }
+        let name = format!("{stem}-{k:03}.wav");
+        let dest = dir.join(&name);
+        let spec = OutputSpec {
+            sample_rate: opts.rate,
+            channels: 1,
+            format: SampleFormat::Int(16),
+        };
+        let mut w = AtomicWavWriter::create(&dest, spec)?;
+        w.write_f32(&[c.to_vec()])?;
+        w.finish(true)?;
+        rows.push(ClipRow {
+            path: format!("audio/{}/{}/{name}", m.label, pkg.name),
+            label: m.label.to_string(),
+            duration: c.len() as f64 / rate,
+            rate: opts.rate,
+            package: pkg.name.to_string(),
+            source_file: m.path.clone(),
+            group: m.group.clone(),
+            licence: pkg.licence.to_string(),
+            split: String::new(),
+        });
+    }
+    Ok(rows)
+}

@@ -1,0 +1,167 @@
+//! Getting a package's audio out: `.deb` → a staging folder tree → labelled members.
+//!
+//! A `.deb` is read with `dpkg-deb --fsys-tarfile` piped into the `tar` crate, and only the
+//! members worth it ([`rules::wants_member`]: audio files and the named zip archives) are
+//! written to the staging folder, so the 0ad and SuperTuxKart packages never land on disk whole.
+//! The rest of the pipeline sees a plain folder tree, which is what the tests build by hand.
+//! Zip archives (`.zip`, `.pk3`) in the tree are opened with the `zip` crate and only their
+//! labelled audio members are extracted.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, bail};
+
+use super::rules::{self, Decision};
+use crate::Result;
+
+/// A labelled audio file of a package, ready to decode.
+#[derive(Clone, Debug)]
+pub struct Member {
+    /// Path inside the package (`ARCHIVE!MEMBER` for archive members).
+    pub path: String,
+    /// Where it is on disk now.
+    pub file: PathBuf,
+    pub label: &'static str,
+    pub group: String,
+}
+
+/// Members found in a tree, and what was dropped (reason → count).
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub members: Vec<Member>,
+    pub drops: BTreeMap<&'static str, usize>,
+    /// One-line errors (unreadable archives).
+    pub errors: Vec<String>,
+}
+
+/// Extracts the wanted members of `deb` (see the module documentation) under `dest`.
+pub fn extract_deb(deb: &Path, package: &str, dest: &Path) -> Result<()> {
+    let mut child = Command::new("dpkg-deb")
+        .arg("--fsys-tarfile")
+        .arg(deb)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("{}: cannot run dpkg-deb", deb.display()))?;
+    let stdout = child.stdout.take().context("dpkg-deb: no stdout")?;
+    let mut archive = tar::Archive::new(stdout);
+    let res = (|| -> Result<()> {
+        for entry in archive.entries()? {
+            let mut entry = entry?;
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let path = entry.path()?.to_string_lossy().trim_start_matches("./").to_string();
+            if path.split('/').any(|c| c == "..") || !rules::wants_member(package, &path) {
+                continue;
+            }
+            let out = dest.join(&path);
+            if let Some(dir) = out.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            entry.unpack(&out).with_context(|| path.clone())?;
+        }
+        Ok(())
+    })();
+    // Drain so that dpkg-deb never blocks on a full pipe, then check how it ended.
+    drop(archive);
+    let out = child.wait_with_output()?;
+    res.with_context(|| format!("{}", deb.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{}: dpkg-deb failed: {}",
+            deb.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let p = e.path();
+        if e.file_type()?.is_dir() {
+            walk(&p, out)?;
+        } else {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn rel_path(root: &Path, file: &Path) -> String {
+    let rel = file.strip_prefix(root).unwrap_or(file);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Labels the files of a package tree at `root`; archive members that get a label are
+/// extracted into `staging` (which must exist).
+pub fn collect(package: &str, root: &Path, staging: &Path) -> Result<Collected> {
+    let mut files = Vec::new();
+    walk(root, &mut files).with_context(|| format!("{}", root.display()))?;
+    let mut c = Collected::default();
+    for file in files {
+        let path = rel_path(root, &file);
+        let e = rules::ext(&path);
+        if rules::ARCHIVE_EXTS.contains(&e.as_str()) {
+            if rules::wants_archive(package, &path) {
+                if let Err(err) = collect_zip(package, &path, &file, staging, &mut c) {
+                    c.errors.push(format!("{err:#}"));
+                }
+            } else {
+                *c.drops.entry("archive not used").or_default() += 1;
+            }
+            continue;
+        }
+        match rules::classify(package, &path) {
+            Decision::Keep { label, group } => c.members.push(Member {
+                path,
+                file,
+                label,
+                group,
+            }),
+            Decision::Drop(why) => *c.drops.entry(why).or_default() += 1,
+        }
+    }
+    Ok(c)
+}
+
+fn collect_zip(package: &str, path: &str, file: &Path, staging: &Path, c: &mut Collected) -> Result<()> {
+    let f = File::open(file).with_context(|| format!("{path}: cannot open"))?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(f)).with_context(|| format!("{path}: not a zip"))?;
+    for i in 0..zip.len() {
+        let mut m = zip.by_index(i).with_context(|| format!("{path}: member {i}"))?;
+        if !m.is_file() {
+            continue;
+        }
+        let inner = m.name().with_context(|| format!("{path}: member {i}"))?.to_string();
+        let e = rules::ext(&inner);
+        if !rules::AUDIO_EXTS.contains(&e.as_str()) && e != "opus" {
+            continue;
+        }
+        let full = format!("{path}!{inner}");
+        match rules::classify(package, &full) {
+            Decision::Keep { label, group } => {
+                let out = staging.join(format!("zip{i:06}.{e}"));
+                let mut w = File::create(&out).with_context(|| format!("{}", out.display()))?;
+                std::io::copy(&mut m, &mut w).with_context(|| full.clone())?;
+                c.members.push(Member {
+                    path: full,
+                    file: out,
+                    label,
+                    group,
+                });
+            }
+            Decision::Drop(why) => *c.drops.entry(why).or_default() += 1,
+        }
+    }
+    Ok(())
+}

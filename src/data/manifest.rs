@@ -1,0 +1,236 @@
+//! The corpus manifest (one row per clip) and the train / valid / test split.
+//!
+//! The split is a function of the row's group (speaker or voice for speech, kit for drum kits,
+//! source file for everything else), so no group is in two splits: a stable hash of the group id
+//! puts it in train (80 %), valid (10 %) or test (10 %); then every label with at least three
+//! groups gets at least one group in valid and one in test (moving the train group, or failing
+//! that the group of the largest split, with the lowest hash).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::Result;
+
+/// One clip.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClipRow {
+    /// WAV path relative to the corpus folder.
+    pub path: String,
+    pub label: String,
+    /// Seconds.
+    pub duration: f64,
+    /// Sample rate, Hz.
+    pub rate: u32,
+    /// Debian package.
+    pub package: String,
+    /// Path of the source file inside the package (`ARCHIVE!MEMBER` inside archives).
+    pub source_file: String,
+    /// Speaker / voice (speech), kit or preset (instruments), source file (everything else).
+    pub group: String,
+    pub licence: String,
+    /// `train`, `valid` or `test` (empty until assigned).
+    #[serde(default)]
+    pub split: String,
+}
+
+/// The manifest columns, in CSV order.
+pub const COLUMNS: &[&str] = &[
+    "path",
+    "label",
+    "duration",
+    "rate",
+    "package",
+    "source_file",
+    "group",
+    "licence",
+    "split",
+];
+
+pub const SPLITS: [&str; 3] = ["train", "valid", "test"];
+
+/// 64-bit FNV-1a: stable across platforms and releases, unlike `DefaultHasher`.
+pub fn fnv1a(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+fn hash_split(group: &str) -> usize {
+    match fnv1a(group) % 10 {
+        0..=7 => 0,
+        8 => 1,
+        _ => 2,
+    }
+}
+
+/// Assigns `split` on every row; see the module documentation.
+pub fn assign_splits(rows: &mut [ClipRow]) {
+    let mut split: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_label: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in rows.iter() {
+        split.entry(r.group.clone()).or_insert_with(|| hash_split(&r.group));
+        by_label.entry(r.label.clone()).or_default().insert(r.group.clone());
+    }
+    let mut pinned: BTreeSet<String> = BTreeSet::new();
+    for groups in by_label.values() {
+        if groups.len() < 3 {
+            continue;
+        }
+        for want in [1, 2] {
+            let count = |s: usize, split: &BTreeMap<String, usize>| groups.iter().filter(|g| split[*g] == s).count();
+            if count(want, &split) > 0 {
+                continue;
+            }
+            // Take from train, else from whichever split has more than one group.
+            let from = if count(0, &split) > 1 {
+                0
+            } else {
+                (0..3).find(|&s| s != want && count(s, &split) > 1).unwrap_or(0)
+            };
+            let pick = groups
+                .iter()
+                .filter(|g| split[*g] == from && !pinned.contains(*g))
+                .min_by_key(|g| fnv1a(g));
+            if let Some(g) = pick {
+                split.insert(g.clone(), want);
+                pinned.insert(g.clone());
+            }
+        }
+    }
+    for r in rows.iter_mut() {
+        r.split = SPLITS[split[&r.group]].to_string();
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Writes rows as CSV with a header (atomically: a temporary file renamed into place).
+pub fn write_csv(path: &Path, rows: &[ClipRow]) -> Result<()> {
+    write_atomic(path, |w| {
+        writeln!(w, "{}", COLUMNS.join(","))?;
+        for r in rows {
+            let f = [
+                csv_field(&r.path),
+                csv_field(&r.label),
+                format!("{:.3}", r.duration),
+                r.rate.to_string(),
+                csv_field(&r.package),
+                csv_field(&r.source_file),
+                csv_field(&r.group),
+                csv_field(&r.licence),
+                csv_field(&r.split),
+            ];
+            writeln!(w, "{}", f.join(","))?;
+        }
+        Ok(())
+    })
+}
+
+/// Writes rows as JSON lines (atomically).
+pub fn write_jsonl(path: &Path, rows: &[ClipRow]) -> Result<()> {
+    write_atomic(path, |w| {
+        for r in rows {
+            serde_json::to_writer(&mut *w, r)?;
+            writeln!(w)?;
+        }
+        Ok(())
+    })
+}
+
+/// Reads JSON lines written by [`write_jsonl`].
+pub fn read_jsonl(path: &Path) -> Result<Vec<ClipRow>> {
+    let f = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
+    let mut rows = Vec::new();
+    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let line = line.with_context(|| format!("{}", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        rows.push(serde_json::from_str(&line).with_context(|| format!("{}: line {}", path.display(), i + 1))?);
+    }
+    Ok(rows)
+}
+
+pub(crate) fn write_atomic(path: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("{}", dir.display()))?;
+    {
+        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+        f(&mut w).with_context(|| format!("{}", path.display()))?;
+        w.flush().with_context(|| format!("{}", path.display()))?;
+    }
+    tmp.persist(path).with_context(|| format!("{}", path.display()))?;
+    Ok(())
+}
+
+/// Checks that no group is in two splits; returns the offending groups.
+pub fn split_conflicts(rows: &[ClipRow]) -> Vec<String> {
+    let mut seen: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for r in rows {
+        seen.entry(&r.group).or_default().insert(&r.split);
+    }
+    seen.into_iter()
+        .filter(|(_, s)| s.len() > 1)
+        .map(|(g, _)| g.to_string())
+        .collect()
+}
+
+/// Minutes per label and split: `(label, [train, valid, test, total])`.
+pub fn minutes_table(rows: &[ClipRow]) -> Vec<(String, [f64; 4])> {
+    let mut t: BTreeMap<String, [f64; 4]> = BTreeMap::new();
+    for r in rows {
+        let e = t.entry(r.label.clone()).or_default();
+        if let Some(i) = SPLITS.iter().position(|s| *s == r.split) {
+            e[i] += r.duration / 60.0;
+        }
+        e[3] += r.duration / 60.0;
+    }
+    t.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(label: &str, group: &str) -> ClipRow {
+        ClipRow {
+            path: format!("{group}.wav"),
+            label: label.into(),
+            duration: 1.0,
+            rate: 22050,
+            package: "p".into(),
+            source_file: "f".into(),
+            group: group.into(),
+            licence: "l".into(),
+            split: String::new(),
+        }
+    }
+
+    #[test]
+    fn each_label_with_three_groups_reaches_every_split() {
+        let mut rows: Vec<ClipRow> = (0..3).map(|i| row("a", &format!("g{i}"))).collect();
+        rows.extend((0..40).map(|i| row("b", &format!("h{i}"))));
+        rows.push(row("b", "g0"));
+        assign_splits(&mut rows);
+        for label in ["a", "b"] {
+            for s in SPLITS {
+                assert!(rows.iter().any(|r| r.label == label && r.split == s), "{label} {s}");
+            }
+        }
+        assert!(split_conflicts(&rows).is_empty());
+    }
+}

@@ -1,0 +1,175 @@
+//! The Debian packages the training corpus is built from: the only allowed sources (see
+//! `shared/data/README.md`), with their licences and what each provides.
+
+/// What a package is used for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Recordings that `data build` cuts into labelled clips.
+    Recorded,
+    /// Synthesis inputs (SoundFonts, MIDI) for the stem renderer; fetched, not built yet.
+    Synth,
+}
+
+/// One Debian package.
+#[derive(Clone, Copy, Debug)]
+pub struct Package {
+    /// Debian package name, as `apt-get download` takes it.
+    pub name: &'static str,
+    /// Licence of the audio, from `usr/share/doc/PKG/copyright`.
+    pub licence: &'static str,
+    /// Labels its clips may get (empty for synthesis inputs).
+    pub labels: &'static [&'static str],
+    pub role: Role,
+    /// What it provides, in words.
+    pub provides: &'static str,
+}
+
+const fn rec(
+    name: &'static str,
+    licence: &'static str,
+    labels: &'static [&'static str],
+    provides: &'static str,
+) -> Package {
+    Package {
+        name,
+        licence,
+        labels,
+        role: Role::Recorded,
+        provides,
+    }
+}
+
+const fn synth(name: &'static str, licence: &'static str, provides: &'static str) -> Package {
+    Package {
+        name,
+        licence,
+        labels: &[],
+        role: Role::Synth,
+        provides,
+    }
+}
+
+/// Every package `data fetch` downloads, in build order (small first).
+pub const PACKAGES: &[Package] = &[
+    rec("gcin-voice", "CC-BY-3.0", &["speech"], "Mandarin syllables, one voice"),
+    rec(
+        "asterisk-core-sounds-en-wav",
+        "CC-BY-SA-3.0",
+        &["speech"],
+        "telephone prompts, en_US voice Allison (8 kHz)",
+    ),
+    rec(
+        "asterisk-core-sounds-es-wav",
+        "CC-BY-SA-3.0",
+        &["speech"],
+        "telephone prompts, es_MX voice Allison (8 kHz)",
+    ),
+    rec(
+        "asterisk-core-sounds-fr-wav",
+        "CC-BY-SA-3.0",
+        &["speech"],
+        "telephone prompts, fr_CA voice June (8 kHz)",
+    ),
+    rec(
+        "asterisk-core-sounds-it-wav",
+        "CC-BY-SA-3.0",
+        &["speech"],
+        "telephone prompts, it_IT voice Carlo (8 kHz)",
+    ),
+    rec(
+        "asterisk-core-sounds-ru-wav",
+        "CC-BY-3.0",
+        &["speech"],
+        "telephone prompts, ru_RU voice IvrvoiceRU (8 kHz)",
+    ),
+    rec(
+        "asterisk-prompt-it-menardi-wav",
+        "CC-BY-SA-3.0",
+        &["speech"],
+        "Italian telephone prompts, one female voice (8 kHz)",
+    ),
+    rec(
+        "ktuberling-data",
+        "GPL-2+ / CC0 / CC-BY",
+        &["speech"],
+        "single words in 26 languages (.opus files skipped)",
+    ),
+    rec(
+        "fillets-ng-data-cs",
+        "GPL-2",
+        &["speech"],
+        "Czech game dialogue, speaker code in the file name",
+    ),
+    rec(
+        "fillets-ng-data-nl",
+        "GPL-2",
+        &["speech"],
+        "Dutch game dialogue, speaker code in the file name",
+    ),
+    rec(
+        "tuxpaint-stamps-default",
+        "GPL-2+",
+        &["speech", "animal"],
+        "spoken stamp descriptions, letters and numbers in 24 languages; animal calls",
+    ),
+    rec(
+        "lmms-common",
+        "per file: GPL-2+, CC-BY-SA-3/4, Artistic-2, Expat",
+        &["drums", "bass", "guitar", "strings", "piano", "winds"],
+        "instrument samples and loops",
+    ),
+    rec(
+        "sonic-pi-samples",
+        "CC0 (131 of 166 files), CC-BY-SA-4.0, MIT",
+        &["drums", "bass", "guitar", "piano"],
+        "drum, tabla, bass and guitar samples (FLAC)",
+    ),
+    rec(
+        "hydrogen-drumkits",
+        "per kit: GPL-2+, CC-BY-3.0, CC-BY-SA-3.0, CC0",
+        &["drums"],
+        "14 drum kits, one-shot samples",
+    ),
+    rec("wesnoth-1.16-music", "GPL-2", &["music"], "41 music tracks"),
+    rec(
+        "ufoai-music",
+        "GPL-2+",
+        &["music"],
+        "64 music tracks in 0music.pk3 (zip)",
+    ),
+    rec(
+        "megaglest-data",
+        "GPL-2+ / CC-BY-SA-3.0",
+        &["water", "wind", "animal", "music"],
+        "tileset ambience (rain, wind, animals), water sounds, animal unit sounds, menu music",
+    ),
+    rec(
+        "supertuxkart-data",
+        "CC-BY-SA / CC0",
+        &["engine", "water", "animal"],
+        "sfx: engines, locomotive, jet, rain, river, waterfall, birds, cow, sheep",
+    ),
+    rec(
+        "0ad-data",
+        "CC-BY-SA-3.0",
+        &["water", "wind", "animal"],
+        "public.zip: audio/ambient (rain, wind, rivers, waves) and audio/actor/fauna",
+    ),
+    synth("fluid-soundfont-gm", "MIT", "FluidR3_GM.sf2, General MIDI SoundFont"),
+    synth(
+        "avldrums.lv2-soundfont",
+        "CC-BY-SA-3.0",
+        "two acoustic drum kits as .sf2",
+    ),
+    synth(
+        "freedoom",
+        "BSD-3-Clause (Freedoom licence)",
+        "67 MIDI songs as WAD lumps D_*",
+    ),
+    synth("mma", "GPL-2+", "Musical MIDI Accompaniment grooves"),
+];
+
+/// The package called `name`.
+pub fn package(name: &str) -> Option<&'static Package> {
+    PACKAGES.iter().find(|p| p.name == name)
+}

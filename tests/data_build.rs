@@ -1,0 +1,212 @@
+//! `splitflow data build` on a fixture the test generates: package folders in the cache (the
+//! builder takes `CACHE/PKG/` as an extracted package tree) with WAVs named like the real
+//! packages' files, and a zip standing in for ufoai's `0music.pk3`.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+
+use splitflow::data::manifest::{self, COLUMNS, SPLITS};
+
+/// Noise burst of `loud` seconds between `pad` seconds of silence on each side.
+fn write_wav(path: &Path, rate: u32, channels: u16, pad: f64, loud: f64, seed: u32) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    let (np, nl) = ((pad * rate as f64) as usize, (loud * rate as f64) as usize);
+    let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    for i in 0..(2 * np + nl) {
+        let v = if i >= np && i < np + nl {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((s >> 16) as i16 as f32 / 32768.0 * 0.3 * 32767.0) as i16
+        } else {
+            0
+        };
+        for _ in 0..channels {
+            w.write_sample(v).unwrap();
+        }
+    }
+    w.finalize().unwrap();
+}
+
+fn wav_bytes(rate: u32, secs: f64, seed: u32) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("x.wav");
+    write_wav(&p, rate, 2, 0.0, secs, seed);
+    std::fs::read(p).unwrap()
+}
+
+/// The fixture cache: speech in five speaker groups, music as plain files and in a zip.
+fn fixture(cache: &Path) {
+    let fish = "usr/share/games/fillets-ng/sound";
+    let mut seed = 0;
+    for lang in ["cs", "nl"] {
+        for name in ["v-ahoj", "m-nazdar", "b2-zasah", "tru-v-truhla0", "rozbil-m"] {
+            seed += 1;
+            let p = cache.join(format!("fillets-ng-data-{lang}/{fish}/hanoi/{lang}/{name}.wav"));
+            write_wav(&p, 22050, 1, 0.5, 1.5, seed);
+        }
+        // Too short to keep (0.3 s of speech), and not audio.
+        let p = cache.join(format!("fillets-ng-data-{lang}/{fish}/hanoi/{lang}/v-eh.wav"));
+        write_wav(&p, 22050, 1, 0.2, 0.3, 99);
+        std::fs::write(
+            cache.join(format!("fillets-ng-data-{lang}/{fish}/hanoi/{lang}/notes.txt")),
+            "x",
+        )
+        .unwrap();
+    }
+    let music = cache.join("wesnoth-1.16-music/usr/share/games/wesnoth/1.16/data/core/music");
+    for (i, name) in ["battle.wav", "calm.wav", "siege.wav"].iter().enumerate() {
+        write_wav(&music.join(name), 44100, 2, 1.0, 25.0, 10 + i as u32);
+    }
+    let pk3 = cache.join("ufoai-music/usr/share/games/ufoai/base/0music.pk3");
+    std::fs::create_dir_all(pk3.parent().unwrap()).unwrap();
+    let mut z = zip::ZipWriter::new(std::fs::File::create(&pk3).unwrap());
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (i, name) in ["music/a.wav", "music/b.wav"].iter().enumerate() {
+        z.start_file(*name, opts).unwrap();
+        z.write_all(&wav_bytes(48000, 3.0, 20 + i as u32)).unwrap();
+    }
+    z.start_file("readme.txt", opts).unwrap();
+    z.write_all(b"not audio").unwrap();
+    z.finish().unwrap();
+}
+
+fn build(cache: &Path, out: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_splitflow"))
+        .args(["data", "build", "--quiet", "-j", "2", "--clip-secs", "10", "--package"])
+        .arg("fillets-ng-data-cs,fillets-ng-data-nl,wesnoth-1.16-music,ufoai-music")
+        .arg("--cache")
+        .arg(cache)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn builds_labels_trims_cuts_splits_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, out) = (dir.path().join("cache"), dir.path().join("corpus"));
+    fixture(&cache);
+    let o = build(&cache, &out);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+
+    let header = std::fs::read_to_string(out.join("manifest.csv")).unwrap();
+    assert_eq!(header.lines().next().unwrap(), COLUMNS.join(","));
+    let rows = manifest::read_jsonl(&out.join("manifest.jsonl")).unwrap();
+    let speech: Vec<_> = rows.iter().filter(|r| r.label == "speech").collect();
+    let music: Vec<_> = rows.iter().filter(|r| r.label == "music").collect();
+    // 10 dialogue lines kept, the two 0.3 s ones dropped; 3 tracks x 3 clips + 2 zip members.
+    assert_eq!(speech.len(), 10, "{rows:#?}");
+    assert_eq!(music.len(), 11);
+    assert_eq!(rows.len(), 21);
+    for r in &speech {
+        // 1.5 s of sound, the 0.5 s silences trimmed to 20 ms margins.
+        assert!((1.5..1.6).contains(&r.duration), "{r:?}");
+        assert!(r.group.starts_with("fillets/"), "{r:?}");
+        assert_eq!(r.licence, "GPL-2");
+    }
+    let groups: std::collections::BTreeSet<_> = speech.iter().map(|r| r.group.as_str()).collect();
+    assert_eq!(
+        groups.into_iter().collect::<Vec<_>>(),
+        [
+            "fillets/cs/m",
+            "fillets/cs/minor",
+            "fillets/cs/v",
+            "fillets/nl/m",
+            "fillets/nl/minor",
+            "fillets/nl/v"
+        ]
+    );
+    assert!(music.iter().all(|r| r.duration <= 10.0 + 1e-9 && r.duration >= 1.0));
+    let zipped: Vec<_> = music.iter().filter(|r| r.package == "ufoai-music").collect();
+    assert_eq!(zipped.len(), 2);
+    assert!(
+        zipped[0].source_file.ends_with("0music.pk3!music/a.wav"),
+        "{:?}",
+        zipped[0]
+    );
+    for r in &rows {
+        assert_eq!(r.rate, 22050);
+        let w = hound::WavReader::open(out.join(&r.path)).unwrap();
+        let s = w.spec();
+        assert_eq!(
+            (s.channels, s.sample_rate, s.bits_per_sample),
+            (1, 22050, 16),
+            "{}",
+            r.path
+        );
+        assert_eq!(s.sample_format, hound::SampleFormat::Int);
+        assert!((w.duration() as f64 / 22050.0 - r.duration).abs() < 1e-3);
+        assert!(r.path.starts_with(&format!("audio/{}/{}/", r.label, r.package)));
+        assert!(SPLITS.contains(&r.split.as_str()));
+    }
+    // Disjoint by group, and the speech label (6 groups) reaches every split.
+    assert!(manifest::split_conflicts(&rows).is_empty());
+    for s in SPLITS {
+        assert!(speech.iter().any(|r| r.split == s), "no speech in {s}");
+    }
+    let report = std::fs::read_to_string(out.join("parts/fillets-ng-data-cs.done")).unwrap();
+    assert!(report.contains("too short") && report.contains("not audio"), "{report}");
+
+    // Resumable: a second run rebuilds nothing and yields the same manifest.
+    let before = std::fs::metadata(out.join(&rows[0].path)).unwrap().modified().unwrap();
+    let o = build(&cache, &out);
+    assert!(o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!stderr.contains("error"), "{stderr}");
+    assert_eq!(manifest::read_jsonl(&out.join("manifest.jsonl")).unwrap(), rows);
+    let after = std::fs::metadata(out.join(&rows[0].path)).unwrap().modified().unwrap();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn bad_file_is_one_line_error_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, out) = (dir.path().join("cache"), dir.path().join("corpus"));
+    let music = cache.join("wesnoth-1.16-music/usr/share/games/wesnoth/1.16/data/core/music");
+    write_wav(&music.join("good.wav"), 22050, 1, 0.0, 2.0, 1);
+    std::fs::write(music.join("broken.ogg"), b"OggS but not really").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_splitflow"))
+        .args(["data", "build", "--quiet", "--package", "wesnoth-1.16-music", "--cache"])
+        .arg(&cache)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let line = stderr.lines().find(|l| l.starts_with("error:")).unwrap();
+    assert!(
+        line.contains("wesnoth-1.16-music") && line.contains("broken.ogg"),
+        "{stderr}"
+    );
+    assert_eq!(manifest::read_jsonl(&out.join("manifest.jsonl")).unwrap().len(), 1);
+}
+
+#[test]
+fn missing_package_fails_and_unknown_label_is_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_splitflow"))
+            .args(["data", "build", "--quiet", "--cache"])
+            .arg(dir.path().join("cache"))
+            .arg("--out")
+            .arg(dir.path().join("out"))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    std::fs::create_dir_all(dir.path().join("cache")).unwrap();
+    let o = run(&["--package", "gcin-voice"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("gcin-voice"));
+    assert_eq!(run(&["--only", "kazoo"]).status.code(), Some(2));
+}
