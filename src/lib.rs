@@ -11,8 +11,8 @@ pub mod data;
 pub mod demo;
 pub mod dsp;
 pub mod metrics;
-pub mod score;
 pub mod model;
+pub mod score;
 pub mod separate;
 
 /// Library result type. Errors carry context (file name, reason) and print on one line with

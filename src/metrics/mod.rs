@@ -26,10 +26,10 @@ pub use bss_eval::{
     Aggregate, BssEvalScores, FILTER_LEN, MAX_PERMUTATION_SOURCES, SourceScores, bss_eval_images,
     bss_eval_images_framewise, bss_eval_sources, bss_eval_sources_framewise, bss_eval_v4,
 };
+pub use embedding::emb_mse;
 pub use mrstft::{
     A_WEIGHTING_TAPS, MRSTFT_EPS, MrStftConfig, MrStftScore, StftLossTerms, a_weighting_fir, mrstft, mrstft_detailed,
 };
-pub use embedding::emb_mse;
 pub use sdr::{
     NSDR_EPS, SdrSummary, nsdr, sdr_filtered, sdr_framewise, sdr_summary, sdri, si_sdr, si_sdr_channel, si_sdri,
 };

@@ -152,7 +152,9 @@ pub struct ScoreOptions {
 /// bundled tiny model for `None`.
 pub fn load_crepe(path: Option<&Path>) -> Result<crate::model::crepe::Crepe> {
     match path {
-        Some(p) => crate::model::crepe::Crepe::load(p).with_context(|| format!("{}: cannot load CREPE model", p.display())),
+        Some(p) => {
+            crate::model::crepe::Crepe::load(p).with_context(|| format!("{}: cannot load CREPE model", p.display()))
+        }
         None => crate::model::crepe::Crepe::tiny(),
     }
 }
@@ -267,7 +269,11 @@ fn fit_length(path: &Path, audio: Planar, len: usize, warnings: &mut Vec<String>
 }
 
 /// Scores one track. `crepe` is needed only for `emb_mse` (see [`load_crepe`]).
-pub fn score_track(track: &Track, opts: &ScoreOptions, crepe: Option<&crate::model::crepe::Crepe>) -> Result<TrackResult> {
+pub fn score_track(
+    track: &Track,
+    opts: &ScoreOptions,
+    crepe: Option<&crate::model::crepe::Crepe>,
+) -> Result<TrackResult> {
     let mut warnings = Vec::new();
     // Decode every file of the track in parallel (decoding dominates the cheap metrics).
     let loaded: Vec<((u32, Planar), (u32, Planar))> = track
@@ -398,9 +404,12 @@ pub fn score_track(track: &Track, opts: &ScoreOptions, crepe: Option<&crate::mod
         }
     }
     if want(Metric::EmbMse) {
-        let Some(model) = crepe else { bail!("emb_mse needs a CREPE model") };
+        let Some(model) = crepe else {
+            bail!("emb_mse needs a CREPE model")
+        };
         for ((res, r), e) in results.iter_mut().zip(&refs).zip(&ests) {
-            res.whole.insert(Metric::EmbMse, metrics::emb_mse(r, e, rate0, model).with_context(ctx)?);
+            res.whole
+                .insert(Metric::EmbMse, metrics::emb_mse(r, e, rate0, model).with_context(ctx)?);
         }
     }
     if let Some(mix) = &mixture {
