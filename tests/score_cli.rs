@@ -285,3 +285,60 @@ fn mrstft_matches_auraloss_through_the_cli() {
         assert!((got - want).abs() / want < 1e-4, "{preset}: {got} vs auraloss {want}");
     }
 }
+
+/// emb_mse through the CLI: zero for identical files, positive when the estimate differs, and
+/// a clear error for a model file that is not CREPE.
+#[test]
+fn emb_mse_through_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 8_000;
+    let tone: Vec<f32> = (0..n)
+        .map(|i| (2.0 * std::f32::consts::PI * 220.0 * i as f32 / 16_000.0).sin() * 0.5)
+        .collect();
+    let noisy: Vec<f32> = tone.iter().zip(lcg(n, 7)).map(|(&t, z)| t + 0.3 * z as f32).collect();
+    write_wav(&tmp.path().join("r.wav"), std::slice::from_ref(&tone), 16_000, 32, true);
+    write_wav(
+        &tmp.path().join("same.wav"),
+        std::slice::from_ref(&tone),
+        16_000,
+        32,
+        true,
+    );
+    write_wav(&tmp.path().join("noisy.wav"), &[noisy], 16_000, 32, true);
+    let value = |est: &str| -> f64 {
+        let csv = tmp.path().join(format!("{est}.csv"));
+        let run = splitflow()
+            .args(["score", "--metrics", "emb_mse", "--reference"])
+            .arg(tmp.path().join("r.wav"))
+            .arg("--estimate")
+            .arg(tmp.path().join(est))
+            .arg("--csv")
+            .arg(&csv)
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{}", stderr(&run));
+        std::fs::read_to_string(&csv)
+            .unwrap()
+            .lines()
+            .nth(1)
+            .unwrap()
+            .rsplit(',')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(value("same.wav"), 0.0);
+    assert!(value("noisy.wav") > 1e-3);
+    let run = splitflow()
+        .args(["score", "--metrics", "emb_mse", "--crepe-model"])
+        .arg(tmp.path().join("r.wav"))
+        .arg("--reference")
+        .arg(tmp.path().join("r.wav"))
+        .arg("--estimate")
+        .arg(tmp.path().join("same.wav"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert!(stderr(&run).contains("cannot load CREPE model"), "{}", stderr(&run));
+}
