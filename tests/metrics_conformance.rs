@@ -2,6 +2,10 @@
 //! MDX/Demucs) on the deterministic LCG inputs of `tests/conformance/UPSTREAM_README.md`.
 //! Tolerance 1e-3 dB (the references are printed with four decimals).
 
+mod common;
+
+use common::lcg;
+
 use splitflow::metrics::{
     bss_eval_sources, bss_eval_v4, nan_median, nsdr, sdr_filtered, sdr_framewise, sdr_summary, si_sdr, si_sdr_channel,
 };
@@ -10,18 +14,6 @@ const TOL: f64 = 1e-3;
 
 /// `[source][channel][sample]` references and estimates.
 type Pair = (Vec<Vec<Vec<f32>>>, Vec<Vec<Vec<f32>>>);
-
-/// `x <- (1103515245 x + 12345) mod 2^31`, sample = `x / 2^31 - 0.5`, first sample after the
-/// first update.
-fn lcg(n: usize, seed: u64) -> Vec<f64> {
-    let mut x = seed;
-    (0..n)
-        .map(|_| {
-            x = (1_103_515_245 * x + 12_345) % (1 << 31);
-            x as f64 / (1u64 << 31) as f64 - 0.5
-        })
-        .collect()
-}
 
 /// References `[s0, s1]` and estimates `[est0, est1]`, mono, as `[source][channel][sample]`.
 fn lcg_case() -> Pair {

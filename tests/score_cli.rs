@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use assert_cmd::Command;
-use common::write_wav;
+use common::{lcg, write_wav};
 
 fn splitflow() -> Command {
     Command::cargo_bin("splitflow").unwrap()
@@ -14,17 +14,6 @@ fn splitflow() -> Command {
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// The LCG of tests/conformance/UPSTREAM_README.md.
-fn lcg(n: usize, seed: u64) -> Vec<f64> {
-    let mut x = seed;
-    (0..n)
-        .map(|_| {
-            x = (1_103_515_245 * x + 12_345) % (1 << 31);
-            x as f64 / (1u64 << 31) as f64 - 0.5
-        })
-        .collect()
 }
 
 /// Writes the museval reference case as 8 kHz float WAVs: `ref/t/s0.wav`, `ref/t/s1.wav`,

@@ -74,3 +74,15 @@ pub fn si_sdr(reference: &[Vec<f64>], estimate: &[Vec<f64>]) -> f64 {
 pub fn to_f64(p: &[Vec<f32>]) -> Vec<Vec<f64>> {
     p.iter().map(|c| c.iter().map(|&v| v as f64).collect()).collect()
 }
+
+/// The conformance LCG (tests/conformance/UPSTREAM_README.md): `x <- (1103515245 x + 12345)
+/// mod 2^31`, sample = `x / 2^31 - 0.5`, first sample after the first update.
+pub fn lcg(n: usize, seed: u64) -> Vec<f64> {
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            x = (1_103_515_245 * x + 12_345) % (1 << 31);
+            x as f64 / (1u64 << 31) as f64 - 0.5
+        })
+        .collect()
+}
