@@ -16,6 +16,19 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Runs `splitflow score [EXTRA...] --reference REFERENCE --estimate ESTIMATE`.
+fn score_pair(extra: &[&str], reference: &Path, estimate: &Path) -> std::process::Output {
+    splitflow()
+        .arg("score")
+        .args(extra)
+        .arg("--reference")
+        .arg(reference)
+        .arg("--estimate")
+        .arg(estimate)
+        .output()
+        .unwrap()
+}
+
 /// Writes the museval reference case as 8 kHz float WAVs: `ref/t/s0.wav`, `ref/t/s1.wav`,
 /// `est/t/s0.wav`, `est/t/s1.wav`.
 fn write_lcg_case(dir: &Path) {
@@ -153,33 +166,19 @@ fn rates_lengths_and_silence_are_handled() {
     // The estimate at 8 kHz: an error, unless --resample.
     let half: Vec<f32> = x.iter().step_by(2).copied().collect();
     write_wav(&d.join("est8k.wav"), &[half], 8_000, 32, true);
-    let run = splitflow()
-        .args(["score", "--reference"])
-        .arg(d.join("ref.wav"))
-        .arg("--estimate")
-        .arg(d.join("est8k.wav"))
-        .output()
-        .unwrap();
+    let run = score_pair(&[], &d.join("ref.wav"), &d.join("est8k.wav"));
     assert_eq!(run.status.code(), Some(1));
     assert!(stderr(&run).contains("(use --resample)"), "{}", stderr(&run));
-    let run = splitflow()
-        .args(["score", "--resample", "--metrics", "nsdr", "--reference"])
-        .arg(d.join("ref.wav"))
-        .arg("--estimate")
-        .arg(d.join("est8k.wav"))
-        .output()
-        .unwrap();
+    let run = score_pair(
+        &["--resample", "--metrics", "nsdr"],
+        &d.join("ref.wav"),
+        &d.join("est8k.wav"),
+    );
     assert!(run.status.success(), "{}", stderr(&run));
 
     // A shorter estimate: padded with a warning, and scored.
     write_wav(&d.join("short.wav"), &[x[..15_000].to_vec()], 16_000, 32, true);
-    let run = splitflow()
-        .args(["score", "--reference"])
-        .arg(d.join("ref.wav"))
-        .arg("--estimate")
-        .arg(d.join("short.wav"))
-        .output()
-        .unwrap();
+    let run = score_pair(&[], &d.join("ref.wav"), &d.join("short.wav"));
     assert!(run.status.success(), "{}", stderr(&run));
     assert!(
         stderr(&run).contains("15000 samples, reference has 16000: zero-padded"),
@@ -189,13 +188,11 @@ fn rates_lengths_and_silence_are_handled() {
 
     // An all-zero reference: a message and NaN, no panic.
     write_wav(&d.join("zero.wav"), &[vec![0.0; 16_000]], 16_000, 32, true);
-    let run = splitflow()
-        .args(["score", "--metrics", "sdr,nsdr,si_sdr", "--reference"])
-        .arg(d.join("zero.wav"))
-        .arg("--estimate")
-        .arg(d.join("ref.wav"))
-        .output()
-        .unwrap();
+    let run = score_pair(
+        &["--metrics", "sdr, nsdr, si_sdr"],
+        &d.join("zero.wav"),
+        &d.join("ref.wav"),
+    );
     assert!(run.status.success(), "{}", stderr(&run));
     assert!(stderr(&run).contains("reference is all zeros"), "{}", stderr(&run));
     let table = String::from_utf8_lossy(&run.stdout);
@@ -203,13 +200,7 @@ fn rates_lengths_and_silence_are_handled() {
 
     // Unreadable estimate: reported, non-zero exit.
     std::fs::write(d.join("bad.wav"), "nope").unwrap();
-    let run = splitflow()
-        .args(["score", "--reference"])
-        .arg(d.join("ref.wav"))
-        .arg("--estimate")
-        .arg(d.join("bad.wav"))
-        .output()
-        .unwrap();
+    let run = score_pair(&[], &d.join("ref.wav"), &d.join("bad.wav"));
     assert_eq!(run.status.code(), Some(1));
     assert!(stderr(&run).contains("bad.wav"), "{}", stderr(&run));
 }
