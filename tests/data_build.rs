@@ -210,3 +210,37 @@ fn missing_package_fails_and_unknown_label_is_usage_error() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("gcin-voice"));
     assert_eq!(run(&["--only", "kazoo"]).status.code(), Some(2));
 }
+
+#[test]
+fn gcin_syllables_are_joined_and_empty_files_are_drops() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, out) = (dir.path().join("cache"), dir.path().join("corpus"));
+    let root = cache.join("gcin-voice/usr/share/gcin-voice/ogg");
+    // 25 syllables of 0.3 s (each under the 0.5 s speech minimum on its own).
+    for i in 0..25 {
+        write_wav(&root.join(format!("s{i:02}/3.wav")), 22050, 1, 0.1, 0.3, i);
+    }
+    // A WAV header without samples: a drop ("no audio"), not an error.
+    write_wav(&root.join("zz/empty.wav"), 22050, 1, 0.0, 0.0, 0);
+    let o = Command::new(env!("CARGO_BIN_EXE_splitflow"))
+        .args(["data", "build", "--quiet", "--package", "gcin-voice", "--cache"])
+        .arg(&cache)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows = manifest::read_jsonl(&out.join("manifest.jsonl")).unwrap();
+    // 20 + 5 syllables (+ the empty file in the second batch): 0.34 s each with margins,
+    // 0.15 s between them.
+    let d: Vec<f64> = rows.iter().map(|r| r.duration).collect();
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    assert!((d[0] - (20.0 * 0.34 + 19.0 * 0.15)).abs() < 0.05, "{d:?}");
+    assert!((d[1] - (5.0 * 0.34 + 4.0 * 0.15)).abs() < 0.05, "{d:?}");
+    assert!(rows[0].source_file.ends_with("(20 files)"), "{:?}", rows[0]);
+    let report = std::fs::read_to_string(out.join("parts/gcin-voice.done")).unwrap();
+    assert!(
+        report.contains("\"no audio\": 1") && report.contains("\"version\": 2"),
+        "{report}"
+    );
+}

@@ -23,6 +23,8 @@ use serde::{Deserialize, Serialize};
 use super::clip;
 use super::extract::{self, Member};
 use super::manifest::{self, ClipRow};
+use super::render::{self, RENDER_SETS, RenderStats};
+use super::rules;
 use super::sources::{PACKAGES, Package, Role};
 use crate::Result;
 use crate::audio::{AtomicWavWriter, AudioReader, OutputSpec, SampleFormat};
@@ -77,6 +79,17 @@ pub struct PackageReport {
     /// Built by an earlier run (done-marker found).
     #[serde(skip)]
     pub skipped: bool,
+    /// Version of the package's rules it was built with ([`rules::package_version`]); a
+    /// marker of another version is rebuilt.
+    #[serde(default = "first_version")]
+    pub version: u32,
+    /// Render sets: stems rendered and synthesizer time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub render: Option<RenderStats>,
+}
+
+fn first_version() -> u32 {
+    1
 }
 
 /// What `build` did.
@@ -191,11 +204,7 @@ pub fn build(opts: &BuildOptions, progress: &dyn Progress) -> Result<BuildReport
     check_settings(opts)?;
     let mut report = BuildReport::default();
     for pkg in selected_packages(opts) {
-        let m = marker(&opts.out, pkg.name);
-        if m.exists() {
-            let text = std::fs::read_to_string(&m).with_context(|| format!("{}", m.display()))?;
-            let mut r: PackageReport = serde_json::from_str(&text).with_context(|| format!("{}", m.display()))?;
-            r.skipped = true;
+        if let Some(r) = built_earlier(&opts.out, pkg.name)? {
             progress.finish(&r);
             report.packages.push(r);
             continue;
@@ -219,16 +228,58 @@ pub fn build(opts: &BuildOptions, progress: &dyn Progress) -> Result<BuildReport
             Err(e) => report.failed.push((pkg.name.to_string(), format!("{e:#}"))),
         }
     }
+    for set in render::selected_sets(opts) {
+        if let Some(r) = built_earlier(&opts.out, set.name)? {
+            progress.finish(&r);
+            report.packages.push(r);
+            continue;
+        }
+        match render::build_set(set, opts, progress) {
+            Ok(r) => {
+                progress.finish(&r);
+                report.packages.push(r);
+            }
+            Err(e) => report.failed.push((set.name.to_string(), format!("{e:#}"))),
+        }
+    }
     report.rows = merge(&opts.out)?;
     Ok(report)
+}
+
+/// The report of a part built earlier with the current rules, or `None` when it must be
+/// (re)built; a part of an older rules version has its audio removed first.
+fn built_earlier(out: &Path, name: &str) -> Result<Option<PackageReport>> {
+    let m = marker(out, name);
+    if !m.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&m).with_context(|| format!("{}", m.display()))?;
+    let mut r: PackageReport = serde_json::from_str(&text).with_context(|| format!("{}", m.display()))?;
+    if r.version != rules::package_version(name) {
+        std::fs::remove_file(&m).with_context(|| format!("{}", m.display()))?;
+        let audio = out.join("audio");
+        for label in super::LABELS {
+            let dir = audio.join(label).join(name);
+            if dir.is_dir() {
+                std::fs::remove_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
+            }
+        }
+        return Ok(None);
+    }
+    r.skipped = true;
+    Ok(Some(r))
 }
 
 /// Merges every `parts/*.jsonl` with a done-marker into the manifest, with splits assigned.
 pub fn merge(out: &Path) -> Result<Vec<ClipRow>> {
     let mut rows = Vec::new();
-    for pkg in PACKAGES {
-        if marker(out, pkg.name).exists() {
-            rows.extend(manifest::read_jsonl(&part(out, pkg.name))?);
+    let names = PACKAGES
+        .iter()
+        .map(|p| p.name)
+        .chain(RENDER_SETS.iter().map(|s| s.name));
+    for name in names {
+        if marker(out, name).exists() {
+            rows.extend(manifest::read_jsonl(&part(out, name))?);
         }
     }
     rows.sort_by(|a, b| a.path.cmp(&b.path));
@@ -263,7 +314,7 @@ pub fn build_package(pkg: &Package, src: &Path, opts: &BuildOptions, progress: &
     } else {
         extract::Collected::default()
     };
-    let mut rep = PackageReport {
+    let rep = PackageReport {
         package: pkg.name.to_string(),
         files: collected.members.len(),
         drops: collected.drops.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
@@ -278,21 +329,50 @@ pub fn build_package(pkg: &Package, src: &Path, opts: &BuildOptions, progress: &
         .num_threads(opts.jobs.max(1))
         .build()
         .context("cannot start worker threads")?;
-    let drops = Mutex::new(BTreeMap::<String, usize>::new());
+    let drops = Drops::default();
+    // Files played as one (short syllables) or each on its own.
+    let batches: Vec<&[Member]> = match rules::join_files(pkg.name) {
+        Some(n) => collected.members.chunks(n).collect(),
+        None => collected.members.chunks(1).collect(),
+    };
     let results: Vec<Result<Vec<ClipRow>>> = pool.install(|| {
-        collected
-            .members
+        batches
             .par_iter()
-            .map(|m| {
-                let r = process_member(pkg, m, opts, &drops).with_context(|| format!("{}: {}", pkg.name, m.path));
+            .map(|b| {
+                let r = process_batch(pkg, b, opts, &drops);
                 if let Err(e) = &r {
                     progress.error(&format!("{e:#}"));
                 }
-                progress.file_done();
+                b.iter().for_each(|_| progress.file_done());
                 r
             })
             .collect()
     });
+    finish_part(&opts.out, pkg.name, results, drops, rep, started)
+}
+
+/// Drops counted by worker threads: reason → count.
+pub(crate) type Drops = Mutex<BTreeMap<String, usize>>;
+
+/// Counts one drop for `why`.
+pub(crate) fn count_drop(drops: &Drops, why: &str) {
+    *drops
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(why.to_string())
+        .or_default() += 1;
+}
+
+/// Collects a part's rows (errors and drops into its report), writes them and then its
+/// done-marker (with clip count, seconds, elapsed time and the rules version filled in).
+pub(crate) fn finish_part(
+    out: &Path,
+    name: &str,
+    results: Vec<Result<Vec<ClipRow>>>,
+    drops: Drops,
+    mut rep: PackageReport,
+    started: Instant,
+) -> Result<PackageReport> {
     let mut rows = Vec::new();
     for r in results {
         match r {
@@ -307,14 +387,28 @@ pub fn build_package(pkg: &Package, src: &Path, opts: &BuildOptions, progress: &
     rep.clips = rows.len();
     rep.seconds = rows.iter().map(|r| r.duration).sum();
     rep.elapsed_s = started.elapsed().as_secs_f64();
-    manifest::write_jsonl(&part(&opts.out, pkg.name), &rows)?;
-    let m = marker(&opts.out, pkg.name);
+    rep.version = rules::package_version(name);
+    manifest::write_jsonl(&part(out, name), &rows)?;
+    let m = marker(out, name);
     manifest::write_atomic(&m, |w| Ok(serde_json::to_writer_pretty(w, &rep)?))?;
     Ok(rep)
 }
 
+/// Writes a mono 16-bit WAV (atomically).
+pub(crate) fn write_wav(dest: &Path, rate: u32, samples: &[f32]) -> Result<()> {
+    let spec = OutputSpec {
+        sample_rate: rate,
+        channels: 1,
+        format: SampleFormat::Int(16),
+    };
+    let mut w = AtomicWavWriter::create(dest, spec)?;
+    w.write_f32(&[samples.to_vec()])?;
+    w.finish(true)?;
+    Ok(())
+}
+
 /// File-name-safe form of a member's stem, with a hash of its whole path for uniqueness.
-fn clip_stem(path: &str) -> String {
+pub(crate) fn clip_stem(path: &str) -> String {
     let name = path.rsplit(['/', '!']).next().unwrap_or(path);
     let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
     let safe: String = stem
@@ -331,37 +425,66 @@ fn clip_stem(path: &str) -> String {
     format!("{safe}-{:08x}", manifest::fnv1a(path) as u32)
 }
 
-fn process_member(
-    pkg: &Package,
-    m: &Member,
-    opts: &BuildOptions,
-    drops: &Mutex<BTreeMap<String, usize>>,
-) -> Result<Vec<ClipRow>> {
-    let count_drop = |why: &str| {
-        *drops
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(why.to_string())
-            .or_default() += 1;
-    };
+/// Decodes a file to mono at the corpus rate.
+fn decode_mono(m: &Member, rate: u32) -> Result<Vec<f32>> {
     let mut reader = AudioReader::open(&m.file)?;
     let from = reader.info().sample_rate;
     let planar = reader.read_to_end()?;
-    let mut x = clip::mono(&planar);
+    let x = clip::mono(&planar);
     std::mem::drop(planar);
-    if from != opts.rate {
-        x = crate::audio::resample::resample(&[x], from, opts.rate)?
-            .into_iter()
-            .next()
-            .unwrap_or_default();
+    if from == rate {
+        return Ok(x);
     }
-    let rate = opts.rate as f64;
-    let margin = (TRIM_MARGIN_SECS * rate) as usize;
-    let Some(range) = clip::trim_range(&x, TRIM_DB, margin) else {
-        count_drop("silent");
+    Ok(crate::audio::resample::resample(&[x], from, rate)?
+        .into_iter()
+        .next()
+        .unwrap_or_default())
+}
+
+/// Silence between joined files, seconds.
+pub const JOIN_GAP_SECS: f64 = 0.15;
+
+/// Clips of one file, or of several files played one after another (each trimmed, with
+/// [`JOIN_GAP_SECS`] between them; see [`rules::join_files`]).
+fn process_batch(pkg: &Package, batch: &[Member], opts: &BuildOptions, drops: &Drops) -> Result<Vec<ClipRow>> {
+    let count_drop = |why: &str| count_drop(drops, why);
+    let [first, ..] = batch else {
         return Ok(Vec::new());
     };
-    let x = &x[range];
+    let rate = opts.rate as f64;
+    let margin = (TRIM_MARGIN_SECS * rate) as usize;
+    let mut x = Vec::new();
+    for m in batch {
+        let y = match decode_mono(m, opts.rate) {
+            Ok(y) => y,
+            // A file with a header and no samples is a drop, not an error.
+            Err(e) if format!("{e:#}").contains("contains no audio") => {
+                count_drop("no audio");
+                continue;
+            }
+            Err(e) => return Err(e.context(format!("{}: {}", pkg.name, m.path))),
+        };
+        let Some(range) = clip::trim_range(&y, TRIM_DB, margin) else {
+            count_drop("silent");
+            continue;
+        };
+        if !x.is_empty() {
+            x.extend(std::iter::repeat_n(0.0, (JOIN_GAP_SECS * rate) as usize));
+        }
+        x.extend_from_slice(&y[range]);
+    }
+    let m = match batch {
+        [one] => one.clone(),
+        [.., last] => Member {
+            path: format!("{} .. {} ({} files)", first.path, last.path, batch.len()),
+            ..first.clone()
+        },
+        [] => return Ok(Vec::new()),
+    };
+    if x.is_empty() {
+        return Ok(Vec::new());
+    }
+    let x = &x[..];
     let min_len = (min_clip_secs(m.label) * rate).round() as usize;
     if x.len() < min_len {
         count_drop("too short");
@@ -380,15 +503,7 @@ fn process_member(
             continue;
         }
         let name = format!("{stem}-{k:03}.wav");
-        let dest = dir.join(&name);
-        let spec = OutputSpec {
-            sample_rate: opts.rate,
-            channels: 1,
-            format: SampleFormat::Int(16),
-        };
-        let mut w = AtomicWavWriter::create(&dest, spec)?;
-        w.write_f32(&[c.to_vec()])?;
-        w.finish(true)?;
+        write_wav(&dir.join(&name), opts.rate, c)?;
         rows.push(ClipRow {
             path: format!("audio/{}/{}/{name}", m.label, pkg.name),
             label: m.label.to_string(),

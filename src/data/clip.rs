@@ -40,6 +40,41 @@ pub fn cut(x: &[f32], clip_len: usize, min_len: usize) -> Vec<&[f32]> {
     x.chunks(clip_len).filter(|c| c.len() >= min_len.max(1)).collect()
 }
 
+/// The active stretches of `x`: frames of `frame` samples whose peak reaches `threshold` (an
+/// absolute level), joined across gaps shorter than `min_gap` frames, each range widened by
+/// `margin` samples on both sides. Rendered stems use it to drop the bars an instrument rests.
+pub fn active_segments(
+    x: &[f32],
+    threshold: f32,
+    frame: usize,
+    min_gap: usize,
+    margin: usize,
+) -> Vec<std::ops::Range<usize>> {
+    let frame = frame.max(1);
+    let active: Vec<bool> = x.chunks(frame).map(|c| peak(c) >= threshold).collect();
+    let mut out: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut cur: Option<(usize, usize)> = None; // first and last active frame
+    for (i, &a) in active.iter().enumerate() {
+        if !a {
+            continue;
+        }
+        cur = match cur {
+            Some((s, e)) if i - e <= min_gap.max(1) => Some((s, i)),
+            Some((s, e)) => {
+                out.push(s * frame..(e + 1) * frame);
+                Some((i, i))
+            }
+            None => Some((i, i)),
+        };
+    }
+    if let Some((s, e)) = cur {
+        out.push(s * frame..(e + 1) * frame);
+    }
+    out.into_iter()
+        .map(|r| r.start.saturating_sub(margin)..(r.end + margin).min(x.len()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +93,18 @@ mod tests {
         let c = cut(&[1.0; 27], 10, 6);
         assert_eq!(c.iter().map(|c| c.len()).collect::<Vec<_>>(), vec![10, 10, 7]);
         assert_eq!(mono(&[vec![1.0, 0.0], vec![0.0, 1.0]]), vec![0.5, 0.5]);
+    }
+
+    #[test]
+    fn active_segments_bridge_short_gaps_only() {
+        // Sound in frames 0-1, a 1-frame gap, frames 3-4, a 4-frame gap, frame 9.
+        let mut x = vec![0.0f32; 100];
+        for f in [0, 1, 3, 4, 9] {
+            x[f * 10 + 5] = 1.0;
+        }
+        assert_eq!(active_segments(&x, 0.5, 10, 2, 0), vec![0..50, 90..100]);
+        assert_eq!(active_segments(&x, 0.5, 10, 5, 0), vec![0..100]);
+        assert_eq!(active_segments(&x, 0.5, 10, 2, 3), vec![0..53, 87..100]);
+        assert!(active_segments(&x, 2.0, 10, 2, 0).is_empty());
     }
 }

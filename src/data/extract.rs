@@ -39,6 +39,12 @@ pub struct Collected {
 
 /// Extracts the wanted members of `deb` (see the module documentation) under `dest`.
 pub fn extract_deb(deb: &Path, package: &str, dest: &Path) -> Result<()> {
+    extract_deb_matching(deb, dest, &|path| rules::wants_member(package, path))
+}
+
+/// Extracts the members of `deb` for which `wants(path)` holds (paths without the leading
+/// `./`) under `dest`.
+pub fn extract_deb_matching(deb: &Path, dest: &Path, wants: &dyn Fn(&str) -> bool) -> Result<()> {
     let mut child = Command::new("dpkg-deb")
         .arg("--fsys-tarfile")
         .arg(deb)
@@ -55,7 +61,7 @@ pub fn extract_deb(deb: &Path, package: &str, dest: &Path) -> Result<()> {
                 continue;
             }
             let path = entry.path()?.to_string_lossy().trim_start_matches("./").to_string();
-            if path.split('/').any(|c| c == "..") || !rules::wants_member(package, &path) {
+            if path.split('/').any(|c| c == "..") || !wants(&path) {
                 continue;
             }
             let out = dest.join(&path);
@@ -92,6 +98,13 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Every file under `root`, sorted by path.
+pub fn files_under(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut v = Vec::new();
+    walk(root, &mut v).with_context(|| format!("{}", root.display()))?;
+    Ok(v)
 }
 
 fn rel_path(root: &Path, file: &Path) -> String {

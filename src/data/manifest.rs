@@ -1,10 +1,13 @@
 //! The corpus manifest (one row per clip) and the train / valid / test split.
 //!
-//! The split is a function of the row's group (speaker or voice for speech, kit for drum kits,
-//! source file for everything else), so no group is in two splits: a stable hash of the group id
-//! puts it in train (80 %), valid (10 %) or test (10 %); then every label with at least three
-//! groups gets at least one group in valid and one in test (moving the train group, or failing
-//! that the group of the largest split, with the lowest hash).
+//! The split is a function of the row's group (speaker or voice for speech, kit or preset for
+//! instruments, source file for everything else), so no group is in two splits. Each group
+//! belongs to the label it has most audio of; per label, groups are taken largest first (ties
+//! in FNV-1a hash order) and each goes to the split furthest below its share of the label's
+//! duration (80 / 10 / 10 %), so valid and test each get about a tenth of every label's minutes;
+//! then every label with at least three groups gets at least one group in valid and one in
+//! test (the smallest group of the split with the most groups moves). Deterministic: the same
+//! rows give the same splits.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, Write};
@@ -62,50 +65,60 @@ pub fn fnv1a(s: &str) -> u64 {
     h
 }
 
-fn hash_split(group: &str) -> usize {
-    match fnv1a(group) % 10 {
-        0..=7 => 0,
-        8 => 1,
-        _ => 2,
-    }
-}
+/// Share of each label's duration wanted in train, valid and test.
+pub const SPLIT_SHARES: [f64; 3] = [0.8, 0.1, 0.1];
 
 /// Assigns `split` on every row; see the module documentation.
 pub fn assign_splits(rows: &mut [ClipRow]) {
-    let mut split: BTreeMap<String, usize> = BTreeMap::new();
-    let mut by_label: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    // Seconds per group and label; a group belongs to the label it has most audio of.
+    let mut secs: BTreeMap<&str, BTreeMap<&str, f64>> = BTreeMap::new();
     for r in rows.iter() {
-        split.entry(r.group.clone()).or_insert_with(|| hash_split(&r.group));
-        by_label.entry(r.label.clone()).or_default().insert(r.group.clone());
+        *secs.entry(&r.group).or_default().entry(&r.label).or_default() += r.duration;
     }
-    let mut pinned: BTreeSet<String> = BTreeSet::new();
-    for groups in by_label.values() {
+    let mut by_label: BTreeMap<&str, Vec<(&str, f64)>> = BTreeMap::new();
+    for (g, labels) in &secs {
+        let total: f64 = labels.values().sum();
+        let label = labels
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0)))
+            .map_or("", |(l, _)| *l);
+        by_label.entry(label).or_default().push((g, total));
+    }
+    let mut split: BTreeMap<&str, usize> = BTreeMap::new();
+    for groups in by_label.values_mut() {
+        // Largest first (hash order among equals), each to the split furthest below its share.
+        groups.sort_by(|a, b| b.1.total_cmp(&a.1).then(fnv1a(a.0).cmp(&fnv1a(b.0))));
+        let total: f64 = groups.iter().map(|g| g.1).sum();
+        let mut have = [0.0f64; 3];
+        for &(g, d) in groups.iter() {
+            let s = (0..3)
+                .max_by(|&a, &b| {
+                    let (da, db) = (SPLIT_SHARES[a] * total - have[a], SPLIT_SHARES[b] * total - have[b]);
+                    da.total_cmp(&db).then(b.cmp(&a))
+                })
+                .unwrap_or(0);
+            have[s] += d;
+            split.insert(g, s);
+        }
         if groups.len() < 3 {
             continue;
         }
+        // Every label with three groups reaches valid and test: move the smallest group of
+        // the split with the most groups.
         for want in [1, 2] {
-            let count = |s: usize, split: &BTreeMap<String, usize>| groups.iter().filter(|g| split[*g] == s).count();
-            if count(want, &split) > 0 {
+            let n = |s: usize, split: &BTreeMap<&str, usize>| groups.iter().filter(|g| split[g.0] == s).count();
+            if n(want, &split) > 0 {
                 continue;
             }
-            // Take from train, else from whichever split has more than one group.
-            let from = if count(0, &split) > 1 {
-                0
-            } else {
-                (0..3).find(|&s| s != want && count(s, &split) > 1).unwrap_or(0)
-            };
-            let pick = groups
-                .iter()
-                .filter(|g| split[*g] == from && !pinned.contains(*g))
-                .min_by_key(|g| fnv1a(g));
-            if let Some(g) = pick {
-                split.insert(g.clone(), want);
-                pinned.insert(g.clone());
+            let from = (0..3).filter(|&s| s != want).max_by_key(|&s| n(s, &split)).unwrap_or(0);
+            if let Some(&(g, _)) = groups.iter().rev().find(|g| split[g.0] == from) {
+                split.insert(g, want);
             }
         }
     }
+    let split: BTreeMap<String, usize> = split.into_iter().map(|(g, s)| (g.to_string(), s)).collect();
     for r in rows.iter_mut() {
-        r.split = SPLITS[split[&r.group]].to_string();
+        r.split = SPLITS[split.get(&r.group).copied().unwrap_or(0)].to_string();
     }
 }
 

@@ -9,6 +9,7 @@ pub mod clip;
 pub mod extract;
 pub mod fetch;
 pub mod manifest;
+pub mod render;
 pub mod rules;
 pub mod sources;
 

@@ -68,6 +68,22 @@ pub fn wants_member(package: &str, path: &str) -> bool {
     AUDIO_EXTS.contains(&e.as_str()) || e == "opus"
 }
 
+/// Files of a package played one after another as one recording, this many at a time:
+/// gcin-voice's syllables are mostly under the 0.5 s speech minimum on their own, so runs of
+/// 20 (in path order: the same initial, then the same final) make clips of a few seconds.
+pub fn join_files(package: &str) -> Option<usize> {
+    (package == "gcin-voice").then_some(20)
+}
+
+/// Version of a package's rules: a part built with another version is rebuilt (its clips
+/// change). gcin-voice is 2 since its syllables are joined.
+pub fn package_version(package: &str) -> u32 {
+    match package {
+        "gcin-voice" => 2,
+        _ => 1,
+    }
+}
+
 /// The label and group of `path` in `package`, or why it is dropped.
 pub fn classify(package: &str, path: &str) -> Decision {
     let e = ext(path);

@@ -1,0 +1,487 @@
+//! Rendered instrument stems: MIDI parts played one instrument at a time through SoundFont
+//! presets (FluidR3_GM for melodic parts and its bank-128 kits, the two avldrums kits for
+//! drums), dry or with reverb, cut into labelled clips.
+//!
+//! Three *render sets*, each built and resumed like a package (`OUT/parts/render-*.jsonl` and
+//! `.done`): `render-procedural` (songs from [`procedural`]), `render-freedoom` (the `D_*`
+//! MIDI lumps of the Freedoom WADs, [`wad`]) and `render-mma` (MMA grooves over generated
+//! chord charts, [`mma`]). Every song is split into parts ([`midi::split_parts`]: one per
+//! channel and GM program), every part is rendered [`PRESETS_PER_PART`] times, each with a
+//! preset of its label's GM family (the first time the part's own program where the font has
+//! it) or a drum kit, dry or with rustysynth's reverb (chosen by a hash of the job). The split
+//! group is the preset (font + program) or the kit family, so test presets and kits are never
+//! heard in training.
+
+pub mod midi;
+pub mod mma;
+pub mod procedural;
+pub mod synth;
+pub mod wad;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use self::midi::{Part, Song};
+use self::synth::{Font, RenderSettings, Voice};
+use super::build::{self, BuildOptions, Drops, PackageReport, Progress};
+use super::manifest::{ClipRow, fnv1a};
+use super::{clip, extract};
+use crate::Result;
+
+/// Labels the renderer produces.
+pub const INSTRUMENT_LABELS: &[&str] = &["drums", "bass", "piano", "guitar", "strings", "winds"];
+
+/// Renders of each part (different presets).
+pub const PRESETS_PER_PART: usize = 2;
+/// Procedural songs and their length, seconds.
+pub const PROCEDURAL_SONGS: u64 = 60;
+pub const PROCEDURAL_SECS: f64 = 40.0;
+/// Seconds of each Freedoom song used (they loop; the start holds every part).
+pub const FREEDOOM_SECS: f64 = 75.0;
+/// MMA grooves used (of 1,993) and the bars of each chart.
+pub const MMA_GROOVES: usize = 90;
+pub const MMA_SECS: f64 = 32.0;
+/// Active-stretch detection in a stem: level below its peak, frame, longest bridged gap.
+pub const STEM_THRESHOLD_DB: f32 = -40.0;
+pub const STEM_FRAME_SECS: f64 = 0.02;
+pub const STEM_GAP_SECS: f64 = 1.0;
+/// Shortest rendered clip kept, seconds.
+pub const MIN_RENDERED_CLIP_SECS: f64 = 1.0;
+/// Stems are scaled to this peak before writing.
+pub const STEM_PEAK: f32 = 0.7;
+
+/// Where a render set's songs come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SongSource {
+    Procedural,
+    Freedoom,
+    Mma,
+}
+
+/// A render set: built and resumed like a package.
+#[derive(Clone, Copy, Debug)]
+pub struct RenderSet {
+    /// Part name (`parts/NAME.jsonl`, `audio/LABEL/NAME/`).
+    pub name: &'static str,
+    /// The `package` column of its rows: the MIDI source.
+    pub package: &'static str,
+    /// `--package X` selects the set.
+    pub selected_by: &'static str,
+    pub source: SongSource,
+    pub licence: &'static str,
+}
+
+const FONTS: &str = "FluidR3_GM: MIT; avldrums kits: CC-BY-SA-3.0";
+
+/// The render sets, in build order.
+pub const RENDER_SETS: &[RenderSet] = &[
+    RenderSet {
+        name: "render-procedural",
+        package: "procedural",
+        selected_by: "fluid-soundfont-gm",
+        source: SongSource::Procedural,
+        licence: FONTS,
+    },
+    RenderSet {
+        name: "render-freedoom",
+        package: "freedoom",
+        selected_by: "freedoom",
+        source: SongSource::Freedoom,
+        licence: "music: BSD-3-Clause (Freedoom); FluidR3_GM: MIT; avldrums kits: CC-BY-SA-3.0",
+    },
+    RenderSet {
+        name: "render-mma",
+        package: "mma",
+        selected_by: "mma",
+        source: SongSource::Mma,
+        licence: "grooves: GPL-2+ (MMA); FluidR3_GM: MIT; avldrums kits: CC-BY-SA-3.0",
+    },
+];
+
+/// Render-time figures of a set (kept in its done-marker).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RenderStats {
+    pub songs: usize,
+    pub stems: usize,
+    /// Seconds of stem audio rendered, and CPU seconds spent in the synthesizer (summed over
+    /// threads): their ratio is the speed per core in x realtime.
+    pub rendered_s: f64,
+    pub synth_cpu_s: f64,
+}
+
+/// The render sets selected by the options.
+pub fn selected_sets(opts: &BuildOptions) -> Vec<&'static RenderSet> {
+    RENDER_SETS
+        .iter()
+        .filter(|_| {
+            opts.only_labels
+                .as_ref()
+                .is_none_or(|l| l.iter().any(|x| INSTRUMENT_LABELS.contains(&x.as_str())))
+        })
+        .filter(|s| {
+            opts.only_packages
+                .as_ref()
+                .is_none_or(|l| l.iter().any(|y| y == s.selected_by))
+        })
+        .collect()
+}
+
+/// Files under a package source (extracted folder or `.deb`) whose package path ends with
+/// one of `suffixes`, extracted into `tmp` when needed.
+fn package_files(cache: &Path, package: &str, suffixes: &[&str], tmp: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let src = build::find_source(cache, package)
+        .with_context(|| format!("{}: no {package}_*.deb (run `splitflow data fetch`)", cache.display()))?;
+    let root = if src.is_dir() {
+        src
+    } else {
+        let root = tmp.join(package);
+        extract::extract_deb_matching(&src, &root, &|p| {
+            suffixes.is_empty() || suffixes.iter().any(|s| p.to_ascii_lowercase().ends_with(s))
+        })?;
+        root
+    };
+    let mut out = Vec::new();
+    if root.exists() {
+        for f in extract::files_under(&root)? {
+            let rel = f.strip_prefix(&root).unwrap_or(&f).to_string_lossy().replace('\\', "/");
+            if suffixes.is_empty() || suffixes.iter().any(|s| rel.to_ascii_lowercase().ends_with(s)) {
+                out.push((rel, f));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The voices for each label: melodic presets of the GM family from FluidR3_GM, drum kits
+/// from FluidR3_GM and the avldrums fonts.
+struct Voices {
+    by_label: BTreeMap<&'static str, Vec<Voice>>,
+}
+
+impl Voices {
+    /// A voice for `part`: render `k` of it, hash `h`. The first render uses the part's own
+    /// program when the font has it at bank 0; others draw a group (program or kit family)
+    /// uniformly, then a preset in it.
+    fn pick(&self, part: &Part, k: usize, h: u64) -> Option<&Voice> {
+        let cands = self.by_label.get(part.label)?;
+        if k == 0
+            && let Some(p) = part.program
+            && let Some(v) = cands.iter().find(|v| v.bank == 0 && v.patch == p)
+        {
+            return Some(v);
+        }
+        let mut groups: Vec<&str> = cands.iter().map(|v| v.group.as_str()).collect();
+        groups.dedup();
+        let g = *groups.get((h % groups.len().max(1) as u64) as usize)?;
+        let in_group: Vec<&Voice> = cands.iter().filter(|v| v.group == g).collect();
+        in_group.get(((h >> 20) % in_group.len() as u64) as usize).copied()
+    }
+}
+
+fn load_voices(cache: &Path, tmp: &Path, rep: &mut PackageReport) -> Result<Voices> {
+    let fluid = package_files(cache, "fluid-soundfont-gm", &[".sf2"], tmp)?;
+    let (_, path) = fluid
+        .iter()
+        .find(|(rel, _)| rel.ends_with("FluidR3_GM.sf2"))
+        .or(fluid.first())
+        .context("fluid-soundfont-gm: no .sf2 file")?;
+    let gm = Font::load(path)?;
+    let mut by_label: BTreeMap<&'static str, Vec<Voice>> = BTreeMap::new();
+    for l in INSTRUMENT_LABELS {
+        if *l != "drums" {
+            by_label.insert(l, synth::melodic_voices(&gm, midi::label_programs(l)));
+        }
+    }
+    let mut kits = synth::drum_kits(&gm);
+    match package_files(cache, "avldrums.lv2-soundfont", &[".sf2"], tmp) {
+        Ok(files) => {
+            for (_, f) in files {
+                kits.extend(synth::drum_kits(&Font::load(&f)?));
+            }
+        }
+        Err(_) => *rep.drops.entry("avldrums kits not in the cache".into()).or_default() += 1,
+    }
+    by_label.insert("drums", kits);
+    for (l, v) in &mut by_label {
+        if v.is_empty() {
+            bail!("{}: the SoundFont has no preset for {l}", gm.name);
+        }
+        v.sort_by(|a, b| {
+            a.group
+                .cmp(&b.group)
+                .then(a.bank.cmp(&b.bank))
+                .then(a.patch.cmp(&b.patch))
+        });
+    }
+    Ok(Voices { by_label })
+}
+
+/// A song with the id its rows name as source file.
+struct Source {
+    id: String,
+    song: Song,
+}
+
+fn count(rep: &mut PackageReport, why: &str, n: usize) {
+    if n > 0 {
+        *rep.drops.entry(why.to_string()).or_default() += n;
+    }
+}
+
+fn songs(
+    set: &RenderSet,
+    opts: &BuildOptions,
+    tmp: &Path,
+    rep: &mut PackageReport,
+    progress: &dyn Progress,
+) -> Result<Vec<Source>> {
+    match set.source {
+        SongSource::Procedural => Ok((0..PROCEDURAL_SONGS)
+            .map(|seed| {
+                let (p, song) = procedural::generate(seed, PROCEDURAL_SECS);
+                Source {
+                    id: format!(
+                        "procedural seed {seed} ({:.0} bpm, key {}{})",
+                        p.bpm,
+                        p.key,
+                        if p.minor { "m" } else { "" }
+                    ),
+                    song,
+                }
+            })
+            .collect()),
+        SongSource::Freedoom => {
+            let mut out = Vec::new();
+            for (rel, f) in package_files(&opts.cache, "freedoom", &[".wad"], tmp)? {
+                let bytes = std::fs::read(&f).with_context(|| format!("{}", f.display()))?;
+                for lump in wad::lumps(&bytes, "D_", &rel)? {
+                    let id = format!("{rel}!{}", lump.name);
+                    match wad::music_format(&lump.data) {
+                        wad::MusicFormat::Midi => match midi::parse_smf(&lump.data, &id) {
+                            Ok(s) => out.push(Source {
+                                id,
+                                song: s.truncated(FREEDOOM_SECS),
+                            }),
+                            Err(e) => rep.errors.push(format!("{e:#}")),
+                        },
+                        wad::MusicFormat::Mus => count(rep, "MUS lump (not converted)", 1),
+                        wad::MusicFormat::Other => count(rep, "lump is not music", 1),
+                    }
+                }
+            }
+            Ok(out)
+        }
+        SongSource::Mma => {
+            let files = package_files(&opts.cache, "mma", &[], tmp)?;
+            let root = files
+                .iter()
+                .find(|(rel, _)| rel == "usr/bin/mma")
+                .and_then(|(_, f)| f.parent()?.parent()?.parent().map(Path::to_path_buf))
+                .context("mma: no usr/bin/mma in the package")?;
+            progress.stage(set.name, "mma -G (groove database)");
+            let mma = match mma::Mma::prepare(&root) {
+                Ok(m) => m,
+                Err(e) => {
+                    // A warning, not an error: the other sets still make a complete corpus.
+                    eprintln!("warning: {}: mma skipped: {e:#}", set.name);
+                    count(rep, "mma skipped (python3 or MMA failed)", 1);
+                    return Ok(Vec::new());
+                }
+            };
+            let mut grooves = mma.grooves()?;
+            grooves.sort_by_key(|g| fnv1a(g));
+            grooves.truncate(MMA_GROOVES);
+            grooves.sort();
+            progress.stage(set.name, &format!("mma: {} grooves to MIDI", grooves.len()));
+            let work = tmp.join("mma-charts");
+            std::fs::create_dir_all(&work).with_context(|| format!("{}", work.display()))?;
+            let got: Vec<(String, Result<Song>)> = grooves
+                .par_iter()
+                .map(|g| {
+                    let plan = procedural::plan(fnv1a(g), MMA_SECS);
+                    let id = format!("mma groove {g} ({:.0} bpm)", plan.bpm);
+                    let song = mma.render(g, &plan, &work).and_then(|b| midi::parse_smf(&b, &id));
+                    (id, song)
+                })
+                .collect();
+            let mut out = Vec::new();
+            for (id, s) in got {
+                match s {
+                    Ok(song) => out.push(Source { id, song }),
+                    Err(_) => count(rep, "mma groove failed", 1),
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// One stem to render.
+struct Job<'a> {
+    src: &'a Source,
+    part: Part,
+    voice: &'a Voice,
+    reverb: Option<u8>,
+}
+
+/// Builds one render set (see the module documentation) into `opts.out`.
+pub fn build_set(set: &RenderSet, opts: &BuildOptions, progress: &dyn Progress) -> Result<PackageReport> {
+    let started = Instant::now();
+    let work = opts.out.join(".work");
+    std::fs::create_dir_all(&work).with_context(|| format!("{}", work.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(set.name)
+        .tempdir_in(&work)
+        .with_context(|| format!("{}", work.display()))?;
+    let mut rep = PackageReport {
+        package: set.name.to_string(),
+        ..Default::default()
+    };
+    progress.stage(set.name, "loading SoundFonts");
+    let voices = load_voices(&opts.cache, tmp.path(), &mut rep)?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs.max(1))
+        .build()
+        .context("cannot start worker threads")?;
+    progress.stage(set.name, "reading songs");
+    let sources = pool.install(|| songs(set, opts, tmp.path(), &mut rep, progress))?;
+    let mut jobs = Vec::new();
+    for src in &sources {
+        let (parts, unlabelled) = midi::split_parts(&src.song);
+        count(&mut rep, "notes of unlabelled programs", unlabelled);
+        for part in parts {
+            for k in 0..PRESETS_PER_PART {
+                let h = fnv1a(&format!("{}|{}|{:?}|{k}", src.id, part.channel, part.program));
+                let Some(voice) = voices.pick(&part, k, h) else {
+                    count(&mut rep, "no preset for the label", 1);
+                    continue;
+                };
+                let reverb = (h >> 40) % 2 == 1;
+                jobs.push(Job {
+                    src,
+                    part: part.clone(),
+                    voice,
+                    reverb: reverb.then_some(40 + ((h >> 44) % 88) as u8),
+                });
+            }
+        }
+    }
+    rep.files = jobs.len();
+    progress.start(set.name, jobs.len());
+    let drops = Drops::default();
+    let stats = Mutex::new(RenderStats {
+        songs: sources.len(),
+        stems: jobs.len(),
+        ..Default::default()
+    });
+    let results: Vec<Result<Vec<ClipRow>>> = pool.install(|| {
+        jobs.par_iter()
+            .map(|j| {
+                let r = render_job(set, j, opts, &drops, &stats).with_context(|| format!("{}: {}", set.name, j.src.id));
+                if let Err(e) = &r {
+                    progress.error(&format!("{e:#}"));
+                }
+                progress.file_done();
+                r
+            })
+            .collect()
+    });
+    rep.render = Some(stats.into_inner().unwrap_or_else(|e| e.into_inner()));
+    build::finish_part(&opts.out, set.name, results, drops, rep, started)
+}
+
+fn render_job(
+    set: &RenderSet,
+    j: &Job,
+    opts: &BuildOptions,
+    drops: &Drops,
+    stats: &Mutex<RenderStats>,
+) -> Result<Vec<ClipRow>> {
+    let count_drop = |why: &str| build::count_drop(drops, why);
+    let t0 = Instant::now();
+    let settings = RenderSettings {
+        rate: opts.rate,
+        reverb: j.reverb,
+        tail_secs: if j.reverb.is_some() { 2.5 } else { 1.0 },
+    };
+    let mut x = synth::render_part(&j.part.events, j.voice, &settings)?;
+    {
+        let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
+        s.synth_cpu_s += t0.elapsed().as_secs_f64();
+        s.rendered_s += x.len() as f64 / f64::from(opts.rate);
+    }
+    let p = clip::peak(&x);
+    if p < 1e-5 {
+        count_drop("silent stem");
+        return Ok(Vec::new());
+    }
+    let g = STEM_PEAK / p;
+    x.iter_mut().for_each(|v| *v *= g);
+    let rate = f64::from(opts.rate);
+    let thr = STEM_PEAK * 10f32.powf(STEM_THRESHOLD_DB / 20.0);
+    let frame = (STEM_FRAME_SECS * rate).round() as usize;
+    let segments = clip::active_segments(
+        &x,
+        thr,
+        frame,
+        (STEM_GAP_SECS / STEM_FRAME_SECS).round() as usize,
+        (build::TRIM_MARGIN_SECS * rate) as usize,
+    );
+    let label = j.part.label;
+    let program = j
+        .part
+        .program
+        .map_or_else(|| "drums".to_string(), |p| format!("prog{p}"));
+    let fx = match j.reverb {
+        Some(s) => format!("reverb {s}"),
+        None => "dry".into(),
+    };
+    let source_file = format!(
+        "{} ch{} {program} -> {}.sf2 {}:{} {} {fx}",
+        j.src.id,
+        j.part.channel + 1,
+        j.voice.font.name,
+        j.voice.bank,
+        j.voice.patch,
+        j.voice.name
+    );
+    let stem = build::clip_stem(&source_file);
+    let dir = opts.out.join("audio").join(label).join(set.name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
+    let clip_len = (opts.clip_secs * rate).round() as usize;
+    let min_len = (MIN_RENDERED_CLIP_SECS * rate).round() as usize;
+    let mut rows = Vec::new();
+    let mut n = 0;
+    for seg in segments {
+        for c in clip::cut(&x[seg], clip_len, min_len) {
+            if clip::peak(c) < thr {
+                count_drop("silent clip");
+                continue;
+            }
+            let name = format!("{stem}-{n:03}.wav");
+            n += 1;
+            build::write_wav(&dir.join(&name), opts.rate, c)?;
+            rows.push(ClipRow {
+                path: format!("audio/{label}/{}/{name}", set.name),
+                label: label.to_string(),
+                duration: c.len() as f64 / rate,
+                rate: opts.rate,
+                package: set.package.to_string(),
+                source_file: source_file.clone(),
+                group: j.voice.group.clone(),
+                licence: set.licence.to_string(),
+                split: String::new(),
+            });
+        }
+    }
+    if rows.is_empty() {
+        count_drop("stem without a clip of 1 s");
+    }
+    Ok(rows)
+}
