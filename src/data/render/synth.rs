@@ -65,8 +65,11 @@ pub struct Voice {
 
 /// The kit family of a drum kit name: `Standard 3` → `Standard`, `TR-808` → `TR-808`.
 pub fn kit_family(name: &str) -> String {
-    name.trim_end_matches(|c: char| c.is_ascii_digit() || c == ' ')
-        .to_string()
+    let name = name.trim();
+    match name.rsplit_once(' ') {
+        Some((family, n)) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => family.trim_end().to_string(),
+        _ => name.to_string(),
+    }
 }
 
 /// The melodic presets of `font` whose program is in `programs` (any bank below 128).
@@ -155,4 +158,18 @@ pub fn render_part(events: &[Event], voice: &Voice, s: &RenderSettings) -> Resul
         synth.render(&mut left[pos..], &mut right[pos..]);
     }
     Ok(left.iter().zip(&right).map(|(l, r)| 0.5 * (l + r)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kit_families() {
+        assert_eq!(kit_family("Standard 3"), "Standard");
+        assert_eq!(kit_family("Standard"), "Standard");
+        assert_eq!(kit_family("TR-808"), "TR-808");
+        assert_eq!(kit_family("Orchestra Kit"), "Orchestra Kit");
+        assert_eq!(kit_family("Black_Pearl_4pc"), "Black_Pearl_4pc");
+    }
 }
