@@ -4,12 +4,14 @@
 //! Pipeline: [`sources`] (the package table) → [`extract`] (`.deb` and zip members) →
 //! [`rules`] (label and split group per file) → [`clip`] (mono, trim, cut) → [`manifest`].
 
+pub mod augment;
 pub mod build;
 pub mod clip;
 pub mod extract;
 pub mod fetch;
 pub mod manifest;
 pub mod rules;
+pub mod sampler;
 pub mod sources;
 
 pub use build::{BuildOptions, BuildReport, PackageReport, build};
