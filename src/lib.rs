@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod model;
 pub mod score;
 pub mod separate;
+pub mod viz;
 
 /// Library result type. Errors carry context (file name, reason) and print on one line with
 /// `{:#}`.

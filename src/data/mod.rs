@@ -4,6 +4,7 @@
 //! Pipeline: [`sources`] (the package table) → [`extract`] (`.deb` and zip members) →
 //! [`rules`] (label and split group per file) → [`clip`] (mono, trim, cut) → [`manifest`].
 
+pub mod augment;
 pub mod build;
 pub mod clip;
 pub mod extract;
@@ -11,6 +12,7 @@ pub mod fetch;
 pub mod manifest;
 pub mod render;
 pub mod rules;
+pub mod sampler;
 pub mod sources;
 
 pub use build::{BuildOptions, BuildReport, PackageReport, build};

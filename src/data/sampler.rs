@@ -1,0 +1,615 @@
+//! The mixture sampler: training examples drawn from one split of the corpus.
+//!
+//! One example ([`MixtureSampler::sample`]) is:
+//!
+//! 1. a **target label**, uniform over the labels present in the split (not weighted by
+//!    minutes, so thin labels are seen as often as speech), optionally restricted by
+//!    [`SamplerConfig::labels`];
+//! 2. `interferers[0] ..= interferers[1]` **interferer labels**, distinct from the target and
+//!    from each other and compatible with everything already drawn: `music` (a full mix) never
+//!    meets an instrument label (drums, bass, piano, guitar, strings, winds) in one mixture,
+//!    since either could be inside the other;
+//! 3. for each source a **clip** of that label (weighted by duration within the label) and a
+//!    random **crop** of `seconds` (clips shorter than the crop are looped with random gaps,
+//!    starting at a random phase); each source gets its own augmentation
+//!    ([`crate::data::augment`]: random low-pass / EQ and a RandAugment policy) and a random
+//!    gain in `gain_db` (which sets the balance between interferers); a crop that is silent
+//!    after augmentation (RMS below -70 dBFS) is drawn again;
+//! 4. the interference (sum of the interferers) is scaled so that
+//!    `10 log10(|target|² / |interference|²)` equals a ratio drawn uniformly in `tir_db`
+//!    (exact up to f32 rounding, after augmentation);
+//! 5. everything is scaled by one factor so the mixture peak sits at a level drawn in
+//!    `peak_db` dBFS (no clipping; the ratio is unchanged);
+//! 6. a **query** clip of the target label from another group (speaker, kit, preset or file)
+//!    when the split has one, cropped to `query_seconds`, augmented independently and
+//!    peak-normalised the same way.
+//!
+//! Determinism: every draw comes from a ChaCha8 generator seeded with `seed` on stream `index`,
+//! so `(seed, index)` gives the same bits on any thread, in any order.
+//!
+//! Audio is read on demand (a hound reader seeks to the crop), or, with `preload`, kept in
+//! memory as i16 for the whole split (2 bytes per sample: 2.3 GB for the full train split).
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail, ensure};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::Result;
+use crate::data::LABELS;
+use crate::data::augment::{Chain, OPS, Op, uniform};
+use crate::data::manifest::{self, ClipRow};
+
+/// Labels that are parts of a full mix: never in one mixture with `music`.
+pub const INSTRUMENT_LABELS: &[&str] = &["drums", "bass", "piano", "guitar", "strings", "winds"];
+
+/// RMS (full scale 1.0) below which an augmented crop counts as silent: -70 dBFS.
+pub const SILENCE_RMS: f64 = 3.162e-4;
+
+/// Crops tried per clip, and clips tried per source, before a source counts as silent.
+const TRIES: usize = 8;
+
+/// Sampler settings (serde: every field optional, missing ones take the defaults).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SamplerConfig {
+    /// Sample rate of the corpus and of the output, Hz.
+    pub rate: u32,
+    /// Crop length of mixture and target, seconds.
+    pub seconds: f32,
+    /// Length of the query clip, seconds.
+    pub query_seconds: f32,
+    /// Target-to-interference ratio range, dB (uniform).
+    pub tir_db: [f32; 2],
+    /// Number of interferers, inclusive range (at least 1).
+    pub interferers: [usize; 2],
+    /// Random gain of each source before the ratio is set, dB (uniform): the balance between
+    /// interferers.
+    pub gain_db: [f32; 2],
+    /// Mixture peak after normalisation, dBFS (uniform; at most 0).
+    pub peak_db: [f32; 2],
+    /// Probability of a low-pass on each source.
+    pub lowpass_p: f32,
+    /// Low-pass cut-off range, Hz (log-uniform).
+    pub lowpass_hz: [f32; 2],
+    /// Probability of each peaking EQ band.
+    pub eq_p: f32,
+    /// Number of peaking EQ band draws per source.
+    pub eq_bands: usize,
+    /// EQ centre range, Hz (log-uniform).
+    pub eq_hz: [f32; 2],
+    /// EQ gain range, dB.
+    pub eq_gain_db: [f32; 2],
+    /// RandAugment: operations per source.
+    pub randaugment_n: usize,
+    /// RandAugment: magnitude, 0 (off) ..= 10.
+    pub randaugment_m: f32,
+    /// RandAugment: the operations to draw from.
+    pub ops: Vec<Op>,
+    /// Augment the query clip too (its own draw).
+    pub augment_query: bool,
+    /// Restrict target labels to these names (interferers may be any label).
+    pub labels: Option<Vec<String>>,
+    /// Load the split's audio into memory at `open` (i16) instead of reading crops on demand.
+    pub preload: bool,
+}
+
+impl Default for SamplerConfig {
+    fn default() -> Self {
+        SamplerConfig {
+            rate: 22050,
+            seconds: 3.0,
+            query_seconds: 3.0,
+            tir_db: [-10.0, 10.0],
+            interferers: [1, 3],
+            gain_db: [-6.0, 6.0],
+            peak_db: [-12.0, -1.0],
+            lowpass_p: 0.5,
+            lowpass_hz: [3500.0, 10000.0],
+            eq_p: 0.3,
+            eq_bands: 2,
+            eq_hz: [100.0, 8000.0],
+            eq_gain_db: [-9.0, 9.0],
+            randaugment_n: 2,
+            randaugment_m: 5.0,
+            ops: OPS.to_vec(),
+            augment_query: true,
+            labels: None,
+            preload: false,
+        }
+    }
+}
+
+impl SamplerConfig {
+    fn validate(&self) -> Result<()> {
+        ensure!(self.rate >= 1000, "sampler rate {} Hz is too low", self.rate);
+        ensure!(
+            self.seconds > 0.0 && self.query_seconds > 0.0,
+            "seconds and query_seconds must be positive"
+        );
+        ensure!(
+            self.interferers[0] >= 1 && self.interferers[0] <= self.interferers[1],
+            "interferers must be a range [lo, hi] with 1 <= lo <= hi, not {:?}",
+            self.interferers
+        );
+        ensure!(
+            self.peak_db.iter().all(|p| *p <= 0.0),
+            "peak_db must be at most 0 dBFS, not {:?}",
+            self.peak_db
+        );
+        ensure!(
+            (0.0..=10.0).contains(&self.randaugment_m),
+            "randaugment_m must be in 0..=10, not {}",
+            self.randaugment_m
+        );
+        let finite = [
+            self.tir_db,
+            self.gain_db,
+            self.peak_db,
+            self.lowpass_hz,
+            self.eq_hz,
+            self.eq_gain_db,
+        ];
+        ensure!(
+            finite.iter().flatten().all(|v| v.is_finite()),
+            "sampler ranges must be finite"
+        );
+        Ok(())
+    }
+}
+
+/// One training example (see the module documentation).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mix {
+    /// `target + sum of interferers`, sample for sample; `cfg.seconds * cfg.rate` samples.
+    pub mixture: Vec<f32>,
+    /// The target as it sits in the mixture (after augmentation, gain and normalisation).
+    pub target: Vec<f32>,
+    /// Index in [`LABELS`].
+    pub label: usize,
+    /// Interferer labels (indices in [`LABELS`]).
+    pub interferers: Vec<usize>,
+    /// Another clip of the target label (`cfg.query_seconds * cfg.rate` samples).
+    pub query: Vec<f32>,
+    /// The drawn target-to-interference ratio, dB.
+    pub tir_db: f32,
+}
+
+/// An example with each interferer kept apart and the clips it came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Parts {
+    pub label: usize,
+    pub tir_db: f32,
+    pub target: Vec<f32>,
+    /// `(label, signal as it sits in the mixture)`.
+    pub interferers: Vec<(usize, Vec<f32>)>,
+    pub query: Vec<f32>,
+    /// Indices into [`MixtureSampler::rows`].
+    pub target_row: usize,
+    pub interferer_rows: Vec<usize>,
+    pub query_row: usize,
+}
+
+impl Parts {
+    /// The mixture: `target[i] + interferers[0][i] + interferers[1][i] + ...` (in that order).
+    pub fn mixture(&self) -> Vec<f32> {
+        let mut m = self.target.clone();
+        for (_, x) in &self.interferers {
+            m.iter_mut().zip(x).for_each(|(a, b)| *a += *b);
+        }
+        m
+    }
+
+    pub fn into_mix(self) -> Mix {
+        Mix {
+            mixture: self.mixture(),
+            label: self.label,
+            interferers: self.interferers.iter().map(|(l, _)| *l).collect(),
+            tir_db: self.tir_db,
+            target: self.target,
+            query: self.query,
+        }
+    }
+}
+
+/// Whether two labels may share a mixture: distinct, and not `music` with an instrument.
+pub fn compatible(a: usize, b: usize) -> bool {
+    let instrument = |l: usize| INSTRUMENT_LABELS.contains(&LABELS[l]);
+    let music = |l: usize| LABELS[l] == "music";
+    a != b && !(music(a) && instrument(b)) && !(music(b) && instrument(a))
+}
+
+/// Draws examples from one split of a corpus; `Send + Sync`, so one sampler can feed many
+/// threads.
+pub struct MixtureSampler {
+    cfg: SamplerConfig,
+    dir: PathBuf,
+    rows: Vec<ClipRow>,
+    group_of: Vec<u32>,
+    /// Per label: row indices and the running sum of their durations.
+    by_label: Vec<(Vec<usize>, Vec<f64>)>,
+    /// Labels a target is drawn from.
+    targets: Vec<usize>,
+    audio: Option<Vec<Vec<i16>>>,
+}
+
+impl MixtureSampler {
+    /// Reads `corpus_dir/manifest.jsonl` and keeps the rows of `split`.
+    pub fn open(corpus_dir: &Path, split: &str, cfg: SamplerConfig) -> Result<Self> {
+        cfg.validate()?;
+        let manifest_path = corpus_dir.join("manifest.jsonl");
+        let rows: Vec<ClipRow> = manifest::read_jsonl(&manifest_path)?
+            .into_iter()
+            .filter(|r| r.split == split)
+            .collect();
+        ensure!(
+            !rows.is_empty(),
+            "{}: no clips in split '{split}'",
+            manifest_path.display()
+        );
+        let mut group_of = Vec::with_capacity(rows.len());
+        let mut groups: HashMap<&str, u32> = HashMap::new();
+        let mut by_label: Vec<(Vec<usize>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); LABELS.len()];
+        for (i, r) in rows.iter().enumerate() {
+            let Some(l) = LABELS.iter().position(|x| *x == r.label) else {
+                bail!(
+                    "{}: {}: unknown label '{}' (one of: {})",
+                    manifest_path.display(),
+                    r.path,
+                    r.label,
+                    LABELS.join(", ")
+                );
+            };
+            ensure!(
+                r.rate == cfg.rate,
+                "{}: {}: rate {} Hz, the sampler runs at {} Hz",
+                manifest_path.display(),
+                r.path,
+                r.rate,
+                cfg.rate
+            );
+            let n = groups.len() as u32;
+            group_of.push(*groups.entry(r.group.as_str()).or_insert(n));
+            let (idx, cum) = &mut by_label[l];
+            let last = cum.last().copied().unwrap_or(0.0);
+            idx.push(i);
+            cum.push(last + r.duration.max(1e-3));
+        }
+        let present: Vec<usize> = (0..LABELS.len()).filter(|l| !by_label[*l].0.is_empty()).collect();
+        let wanted: Vec<usize> = match &cfg.labels {
+            None => present.clone(),
+            Some(names) => {
+                let mut v = Vec::new();
+                for n in names {
+                    let Some(l) = LABELS.iter().position(|x| x == n) else {
+                        bail!("unknown label '{n}' (one of: {})", LABELS.join(", "));
+                    };
+                    ensure!(
+                        present.contains(&l),
+                        "{}: label '{n}' has no clips in split '{split}'",
+                        manifest_path.display()
+                    );
+                    v.push(l);
+                }
+                v
+            }
+        };
+        let targets: Vec<usize> = wanted
+            .into_iter()
+            .filter(|t| present.iter().any(|o| compatible(*t, *o)))
+            .collect();
+        ensure!(
+            !targets.is_empty(),
+            "{}: split '{split}' has no target label with a compatible interferer label",
+            manifest_path.display()
+        );
+        let audio = if cfg.preload {
+            let a: Result<Vec<Vec<i16>>> = rows
+                .par_iter()
+                .map(|r| read_all(&corpus_dir.join(&r.path), cfg.rate))
+                .collect();
+            Some(a?)
+        } else {
+            None
+        };
+        Ok(MixtureSampler {
+            cfg,
+            dir: corpus_dir.to_path_buf(),
+            rows,
+            group_of,
+            by_label,
+            targets,
+            audio,
+        })
+    }
+
+    pub fn config(&self) -> &SamplerConfig {
+        &self.cfg
+    }
+
+    /// The split's manifest rows ([`Parts`] refers to them by index).
+    pub fn rows(&self) -> &[ClipRow] {
+        &self.rows
+    }
+
+    /// Labels targets are drawn from (indices in [`LABELS`]).
+    pub fn target_labels(&self) -> &[usize] {
+        &self.targets
+    }
+
+    /// The example for `(seed, index)`; the same pair always gives the same bits.
+    pub fn sample(&self, seed: u64, index: u64) -> Result<Mix> {
+        Ok(self.sample_parts(seed, index)?.into_mix())
+    }
+
+    /// [`sample`](Self::sample) with the interferers apart and the source rows.
+    pub fn sample_parts(&self, seed: u64, index: u64) -> Result<Parts> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(index);
+        let cfg = &self.cfg;
+        let len = (f64::from(cfg.seconds) * f64::from(cfg.rate)).round() as usize;
+        let qlen = (f64::from(cfg.query_seconds) * f64::from(cfg.rate)).round() as usize;
+        let label = self.targets[rng.random_range(0..self.targets.len())];
+        let k = rng.random_range(cfg.interferers[0]..=cfg.interferers[1]);
+        let mut chosen = vec![label];
+        for _ in 0..k {
+            let pool: Vec<usize> = (0..LABELS.len())
+                .filter(|l| !self.by_label[*l].0.is_empty() && chosen.iter().all(|c| compatible(*c, *l)))
+                .collect();
+            if pool.is_empty() {
+                break;
+            }
+            chosen.push(pool[rng.random_range(0..pool.len())]);
+        }
+        let (target_row, mut target) = self.source(&mut rng, label, None, len, true)?;
+        let mut interferers = Vec::with_capacity(chosen.len() - 1);
+        let mut interferer_rows = Vec::with_capacity(chosen.len() - 1);
+        for &l in &chosen[1..] {
+            let (row, mut x) = self.source(&mut rng, l, None, len, true)?;
+            let g = db_to_amp(uniform(&mut rng, cfg.gain_db)) as f32;
+            x.iter_mut().for_each(|v| *v *= g);
+            interferers.push((l, x));
+            interferer_rows.push(row);
+        }
+        let g = db_to_amp(uniform(&mut rng, cfg.gain_db)) as f32;
+        target.iter_mut().for_each(|v| *v *= g);
+        let tir_db = uniform(&mut rng, cfg.tir_db) as f32;
+        // Scale the interference to the drawn ratio (energies in f64).
+        let mut sum = vec![0.0f64; len];
+        for (_, x) in &interferers {
+            sum.iter_mut().zip(x).for_each(|(s, v)| *s += f64::from(*v));
+        }
+        let e_n: f64 = sum.iter().map(|v| v * v).sum();
+        let e_t = energy(&target);
+        let a = (e_t / (e_n * 10f64.powf(f64::from(tir_db) / 10.0))).sqrt();
+        ensure!(
+            a.is_finite() && a > 0.0,
+            "interference scale {a} (target energy {e_t}, interference {e_n})"
+        );
+        let peak = target
+            .iter()
+            .zip(&sum)
+            .fold(0.0f64, |p, (t, n)| p.max((f64::from(*t) + a * n).abs()));
+        let s = db_to_amp(uniform(&mut rng, cfg.peak_db)) / peak;
+        target.iter_mut().for_each(|v| *v = (f64::from(*v) * s) as f32);
+        for (_, x) in &mut interferers {
+            x.iter_mut().for_each(|v| *v = (f64::from(*v) * a * s) as f32);
+        }
+        // Query: the target label, another group when the split has one.
+        let tgroup = self.group_of[target_row];
+        let other_group = self.by_label[label].0.iter().any(|r| self.group_of[*r] != tgroup);
+        let exclude = other_group.then_some(tgroup);
+        let (query_row, mut query) = self.source(&mut rng, label, exclude, qlen, cfg.augment_query)?;
+        let qpeak = query.iter().fold(0.0f32, |p, v| p.max(v.abs()));
+        let qs = (db_to_amp(uniform(&mut rng, cfg.peak_db)) / f64::from(qpeak)) as f32;
+        query.iter_mut().for_each(|v| *v *= qs);
+        Ok(Parts {
+            label,
+            tir_db,
+            target,
+            interferers,
+            query,
+            target_row,
+            interferer_rows,
+            query_row,
+        })
+    }
+
+    /// Picks a clip of `label` (not of group `exclude`), crops and augments it; redraws silent
+    /// crops. Returns the row and `len` samples.
+    fn source(
+        &self,
+        rng: &mut ChaCha8Rng,
+        label: usize,
+        exclude: Option<u32>,
+        len: usize,
+        augment: bool,
+    ) -> Result<(usize, Vec<f32>)> {
+        let mut last = String::new();
+        for _ in 0..TRIES {
+            let row = self.pick(rng, label, exclude);
+            for _ in 0..TRIES {
+                let chain = if augment {
+                    Chain::draw(rng, &self.cfg)
+                } else {
+                    Chain::identity()
+                };
+                let raw = self.crop(rng, row, chain.input_len(len))?;
+                let y = chain.apply(raw, len, self.cfg.rate)?;
+                if (energy(&y) / len as f64).sqrt() >= SILENCE_RMS {
+                    return Ok((row, y));
+                }
+            }
+            last = self.rows[row].path.clone();
+        }
+        bail!(
+            "{}: label '{}': {} crops in a row were silent (last clip {last})",
+            self.dir.display(),
+            LABELS[label],
+            TRIES * TRIES
+        )
+    }
+
+    /// A row of `label`, weighted by duration, avoiding group `exclude` (rejection sampling,
+    /// then a scan of the other groups' clips when rejection keeps failing).
+    fn pick(&self, rng: &mut ChaCha8Rng, label: usize, exclude: Option<u32>) -> usize {
+        let (idx, cum) = &self.by_label[label];
+        let total = cum[cum.len() - 1];
+        for _ in 0..32 {
+            let u = rng.random::<f64>() * total;
+            let i = cum.partition_point(|c| *c <= u).min(idx.len() - 1);
+            if exclude != Some(self.group_of[idx[i]]) {
+                return idx[i];
+            }
+        }
+        let others: Vec<usize> = idx
+            .iter()
+            .copied()
+            .filter(|r| exclude != Some(self.group_of[*r]))
+            .collect();
+        if others.is_empty() {
+            idx[rng.random_range(0..idx.len())]
+        } else {
+            others[rng.random_range(0..others.len())]
+        }
+    }
+
+    /// `need` samples of row `row`: a random window, or the clip looped with random gaps when it
+    /// is shorter than `need`.
+    fn crop(&self, rng: &mut ChaCha8Rng, row: usize, need: usize) -> Result<Vec<f32>> {
+        const SCALE: f32 = 1.0 / 32768.0;
+        if let Some(audio) = &self.audio {
+            let a = &audio[row];
+            if a.len() >= need {
+                let off = rng.random_range(0..=a.len() - need);
+                return Ok(a[off..off + need].iter().map(|v| f32::from(*v) * SCALE).collect());
+            }
+            let clip: Vec<f32> = a.iter().map(|v| f32::from(*v) * SCALE).collect();
+            return Ok(tile(rng, &clip, need, self.cfg.rate));
+        }
+        let path = self.dir.join(&self.rows[row].path);
+        let mut r = open_wav(&path, self.cfg.rate)?;
+        let n = r.duration() as usize;
+        let (off, take) = if n >= need {
+            (rng.random_range(0..=n - need), need)
+        } else {
+            (0, n)
+        };
+        r.seek(off as u32)
+            .with_context(|| format!("{}: seek", path.display()))?;
+        // hound has parsed the header and positioned the reader at the crop; one read of the
+        // raw little-endian samples is faster than hound's per-sample iterator.
+        let mut bytes = vec![0u8; 2 * take];
+        r.into_inner()
+            .read_exact(&mut bytes)
+            .with_context(|| format!("{}: ends early (wanted {take} samples at {off})", path.display()))?;
+        let clip: Vec<f32> = bytes
+            .chunks_exact(2)
+            .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) * SCALE)
+            .collect();
+        ensure!(!clip.is_empty(), "{}: no samples", path.display());
+        Ok(if n >= need {
+            clip
+        } else {
+            tile(rng, &clip, need, self.cfg.rate)
+        })
+    }
+}
+
+/// `need` samples of `clip` repeated: the first copy starts at a random phase (possibly cut),
+/// then copies follow with random gaps of up to min(clip length, 0.5 s).
+fn tile(rng: &mut ChaCha8Rng, clip: &[f32], need: usize, rate: u32) -> Vec<f32> {
+    let mut out = vec![0.0f32; need];
+    let n = clip.len();
+    let max_gap = n.min(rate as usize / 2);
+    let mut pos = -(rng.random_range(0..n) as i64);
+    while pos < need as i64 {
+        for (j, v) in clip.iter().enumerate() {
+            let k = pos + j as i64;
+            if k >= 0 && (k as usize) < need {
+                out[k as usize] = *v;
+            }
+        }
+        pos += (n + rng.random_range(0..=max_gap)) as i64;
+    }
+    out
+}
+
+fn open_wav(path: &Path, rate: u32) -> Result<hound::WavReader<std::io::BufReader<std::fs::File>>> {
+    let r = hound::WavReader::open(path).with_context(|| format!("{}", path.display()))?;
+    let s = r.spec();
+    ensure!(
+        s.channels == 1 && s.bits_per_sample == 16 && s.sample_format == hound::SampleFormat::Int,
+        "{}: expected 16-bit mono PCM, found {} channels, {} bits {:?}",
+        path.display(),
+        s.channels,
+        s.bits_per_sample,
+        s.sample_format
+    );
+    ensure!(
+        s.sample_rate == rate,
+        "{}: rate {} Hz, the sampler runs at {rate} Hz",
+        path.display(),
+        s.sample_rate
+    );
+    Ok(r)
+}
+
+fn read_all(path: &Path, rate: u32) -> Result<Vec<i16>> {
+    let mut r = open_wav(path, rate)?;
+    let v: Vec<i16> = r
+        .samples::<i16>()
+        .collect::<std::result::Result<_, _>>()
+        .with_context(|| format!("{}", path.display()))?;
+    ensure!(!v.is_empty(), "{}: no samples", path.display());
+    Ok(v)
+}
+
+fn energy(x: &[f32]) -> f64 {
+    x.iter().map(|v| f64::from(*v) * f64::from(*v)).sum()
+}
+
+fn db_to_amp(db: f64) -> f64 {
+    10f64.powf(db / 20.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn music_never_meets_instruments() {
+        let l = |n: &str| LABELS.iter().position(|x| *x == n).unwrap();
+        assert!(!compatible(l("music"), l("drums")));
+        assert!(!compatible(l("piano"), l("music")));
+        assert!(!compatible(l("speech"), l("speech")));
+        assert!(compatible(l("music"), l("speech")));
+        assert!(compatible(l("drums"), l("bass")));
+    }
+
+    #[test]
+    fn tile_loops_a_short_clip_with_gaps() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let clip = vec![1.0f32; 100];
+        let out = tile(&mut rng, &clip, 1000, 22050);
+        assert_eq!(out.len(), 1000);
+        let ones = out.iter().filter(|v| **v == 1.0).count();
+        // At least every other stretch of 200 samples holds one copy (gaps <= clip length).
+        assert!((400..1000).contains(&ones), "{ones}");
+    }
+
+    #[test]
+    fn default_config_round_trips_through_json() {
+        let c = SamplerConfig::default();
+        let s = serde_json::to_string(&c).unwrap();
+        assert_eq!(serde_json::from_str::<SamplerConfig>(&s).unwrap(), c);
+        let partial: SamplerConfig = serde_json::from_str(r#"{"tir_db":[-5,5]}"#).unwrap();
+        assert_eq!(partial.tir_db, [-5.0, 5.0]);
+        assert_eq!(partial.rate, 22050);
+    }
+}

@@ -1,0 +1,303 @@
+//! Small pictures as PNG: spectrogram grids (data previews) and line charts (training curves).
+//!
+//! Drawn into an RGB buffer and encoded with the `png` crate; text uses the public-domain 8x8
+//! bitmap font of the `font8x8` crate and colours come from `colorous` (magma, Tableau 10), so
+//! nothing needs system libraries (plotters' text needs fontconfig/freetype or a font file).
+//! Files are written atomically (temporary file, then rename).
+
+use std::path::Path;
+
+use anyhow::{Context, ensure};
+use font8x8::UnicodeFonts;
+
+use crate::Result;
+use crate::dsp::stft::{Stft, StftConfig, WindowKind};
+
+/// Dynamic range shown by spectrograms, dB below the loudest bin of the grid.
+pub const SPECTROGRAM_RANGE_DB: f32 = 80.0;
+
+const BLACK: [u8; 3] = [0, 0, 0];
+const GREY: [u8; 3] = [200, 200, 200];
+
+/// An RGB picture.
+struct Canvas {
+    w: usize,
+    h: usize,
+    px: Vec<u8>,
+}
+
+impl Canvas {
+    fn new(w: usize, h: usize) -> Canvas {
+        Canvas {
+            w,
+            h,
+            px: vec![255; w * h * 3],
+        }
+    }
+
+    fn set(&mut self, x: i64, y: i64, c: [u8; 3]) {
+        if x >= 0 && y >= 0 && (x as usize) < self.w && (y as usize) < self.h {
+            let i = (y as usize * self.w + x as usize) * 3;
+            self.px[i..i + 3].copy_from_slice(&c);
+        }
+    }
+
+    /// Text with its top-left corner at (x, y), 8 px per character times `scale`.
+    fn text(&mut self, x: i64, y: i64, s: &str, scale: i64, c: [u8; 3]) {
+        for (k, ch) in s.chars().enumerate() {
+            let glyph = font8x8::BASIC_FONTS.get(ch).or_else(|| font8x8::BASIC_FONTS.get('?'));
+            let Some(g) = glyph else { continue };
+            for (row, bits) in g.iter().enumerate() {
+                for col in 0..8 {
+                    if bits & (1 << col) != 0 {
+                        for dy in 0..scale {
+                            for dx in 0..scale {
+                                let px = x + (k as i64 * 8 + col) * scale + dx;
+                                self.set(px, y + row as i64 * scale + dy, c);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn line(&mut self, (x0, y0): (f64, f64), (x1, y1): (f64, f64), c: [u8; 3]) {
+        let n = ((x1 - x0).abs().max((y1 - y0).abs()).ceil() as usize).max(1);
+        for i in 0..=n {
+            let t = i as f64 / n as f64;
+            self.set(
+                (x0 + t * (x1 - x0)).round() as i64,
+                (y0 + t * (y1 - y0)).round() as i64,
+                c,
+            );
+        }
+    }
+
+    fn write(&self, path: &Path) -> Result<()> {
+        crate::data::manifest::write_atomic(path, |w| {
+            let mut enc = png::Encoder::new(w, self.w as u32, self.h as u32);
+            enc.set_color(png::ColorType::Rgb);
+            enc.set_depth(png::BitDepth::Eight);
+            let mut wr = enc.write_header()?;
+            wr.write_image_data(&self.px)?;
+            wr.finish()?;
+            Ok(())
+        })
+    }
+}
+
+/// Log-magnitude spectrogram in dB: `(frames, bins)` frame-major, n_fft 1024, hop 256, Hann.
+fn log_spectrogram(x: &[f32]) -> Result<(usize, usize, Vec<f32>)> {
+    let stft = Stft::new(StftConfig {
+        n_fft: 1024,
+        hop: 256,
+        window: WindowKind::Hann,
+        center: true,
+    })?;
+    let s = stft.forward(x);
+    let db = s.data.iter().map(|c| 10.0 * (c.norm_sqr() + 1e-12).log10()).collect();
+    Ok((s.n_frames, s.n_bins, db))
+}
+
+/// Writes one log-magnitude spectrogram per row (time left to right, 0 Hz at the bottom,
+/// linear frequency, magma colours over the top [`SPECTROGRAM_RANGE_DB`] dB of the whole grid
+/// so rows compare), each under its title, to a PNG at `path`.
+pub fn write_spectrogram_grid<S: AsRef<str>, A: AsRef<[f32]>>(path: &Path, rows: &[(S, A, u32)]) -> Result<()> {
+    ensure!(!rows.is_empty(), "{}: no rows to draw", path.display());
+    const HEIGHT: usize = 160;
+    const TITLE: usize = 14;
+    const MARGIN: usize = 6;
+    let specs: Vec<(usize, usize, Vec<f32>)> = rows
+        .iter()
+        .map(|(_, x, _)| log_spectrogram(x.as_ref()))
+        .collect::<Result<_>>()
+        .with_context(|| format!("{}", path.display()))?;
+    let top = specs
+        .iter()
+        .flat_map(|s| s.2.iter())
+        .fold(f32::NEG_INFINITY, |a, b| a.max(*b));
+    // Frames wider than 1600 px are max-pooled.
+    let max_frames = specs.iter().map(|s| s.0).max().unwrap_or(1).max(1);
+    let pool = max_frames.div_ceil(1600);
+    let title_w = rows
+        .iter()
+        .zip(&specs)
+        .map(|((t, x, rate), _)| label_for(t.as_ref(), x.as_ref().len(), *rate).len() * 8)
+        .max()
+        .unwrap_or(0);
+    let w = (max_frames.div_ceil(pool)).max(title_w) + 2 * MARGIN;
+    let h = rows.len() * (HEIGHT + TITLE + MARGIN) + MARGIN;
+    let mut cv = Canvas::new(w, h);
+    for (r, ((title, x, rate), (frames, bins, db))) in rows.iter().zip(&specs).enumerate() {
+        let y0 = MARGIN + r * (HEIGHT + TITLE + MARGIN);
+        cv.text(
+            MARGIN as i64,
+            y0 as i64 + 2,
+            &label_for(title.as_ref(), x.as_ref().len(), *rate),
+            1,
+            BLACK,
+        );
+        let py0 = y0 + TITLE;
+        for px in 0..frames.div_ceil(pool) {
+            for py in 0..HEIGHT {
+                // Pixel row py (0 = top) covers bins [b0, b1).
+                let f = HEIGHT - 1 - py;
+                let b0 = f * bins / HEIGHT;
+                let b1 = ((f + 1) * bins / HEIGHT).max(b0 + 1).min(*bins);
+                let mut v = f32::NEG_INFINITY;
+                for t in px * pool..((px + 1) * pool).min(*frames) {
+                    for b in b0..b1 {
+                        v = v.max(db[t * bins + b]);
+                    }
+                }
+                let u = ((v - top + SPECTROGRAM_RANGE_DB) / SPECTROGRAM_RANGE_DB).clamp(0.0, 1.0);
+                let c = colorous::MAGMA.eval_continuous(f64::from(u));
+                cv.set((MARGIN + px) as i64, (py0 + py) as i64, [c.r, c.g, c.b]);
+            }
+        }
+    }
+    cv.write(path)
+}
+
+fn label_for(title: &str, n: usize, rate: u32) -> String {
+    format!(
+        "{title}  ({:.2} s, 0-{} Hz)",
+        n as f64 / f64::from(rate.max(1)),
+        rate / 2
+    )
+}
+
+/// A "nice" tick step (1, 2 or 5 times a power of ten) for about `n` ticks over `range`.
+fn tick_step(range: f64, n: f64) -> f64 {
+    let raw = (range / n).max(f64::MIN_POSITIVE);
+    let p = 10f64.powf(raw.log10().floor());
+    let m = raw / p;
+    p * if m <= 1.0 {
+        1.0
+    } else if m <= 2.0 {
+        2.0
+    } else if m <= 5.0 {
+        5.0
+    } else {
+        10.0
+    }
+}
+
+fn tick_label(v: f64, step: f64) -> String {
+    if v.abs() >= 1e5 || (v != 0.0 && v.abs() < 1e-3) {
+        format!("{v:.1e}")
+    } else {
+        let decimals = (-step.log10().floor()).max(0.0) as usize;
+        format!("{v:.decimals$}")
+    }
+}
+
+/// Writes a line chart (800x500): one coloured line per series (Tableau 10 colours), a legend
+/// with the names, ticks on both axes and `x_label` under the x axis. Non-finite points are
+/// skipped (the line breaks there).
+pub fn write_line_chart<S: AsRef<str>>(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    series: &[(S, Vec<(f64, f64)>)],
+) -> Result<()> {
+    let pts = || {
+        series
+            .iter()
+            .flat_map(|s| s.1.iter())
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+    };
+    ensure!(pts().next().is_some(), "{}: no finite points to draw", path.display());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for (x, y) in pts() {
+        (x0, x1, y0, y1) = (x0.min(*x), x1.max(*x), y0.min(*y), y1.max(*y));
+    }
+    if x1 <= x0 {
+        (x0, x1) = (x0 - 0.5, x1 + 0.5);
+    }
+    if y1 <= y0 {
+        (y0, y1) = (y0 - 0.5, y1 + 0.5);
+    }
+    let (w, h) = (800usize, 500usize);
+    let (left, right, top, bottom) = (80.0, 20.0, 36.0, 50.0);
+    let (pw, ph) = (w as f64 - left - right, h as f64 - top - bottom);
+    let sx = |x: f64| left + (x - x0) / (x1 - x0) * pw;
+    let sy = |y: f64| top + (1.0 - (y - y0) / (y1 - y0)) * ph;
+    let mut cv = Canvas::new(w, h);
+    cv.text(left as i64, 10, title, 2, BLACK);
+    // Grid and tick labels.
+    let xs = tick_step(x1 - x0, 8.0);
+    let mut t = (x0 / xs).ceil() * xs;
+    while t <= x1 + 1e-9 * xs {
+        let px = sx(t);
+        cv.line((px, top), (px, top + ph), GREY);
+        let s = tick_label(t, xs);
+        cv.text(px as i64 - 4 * s.len() as i64, (top + ph) as i64 + 6, &s, 1, BLACK);
+        t += xs;
+    }
+    let ys = tick_step(y1 - y0, 6.0);
+    let mut t = (y0 / ys).ceil() * ys;
+    while t <= y1 + 1e-9 * ys {
+        let py = sy(t);
+        cv.line((left, py), (left + pw, py), GREY);
+        let s = tick_label(t, ys);
+        cv.text(left as i64 - 6 - 8 * s.len() as i64, py as i64 - 4, &s, 1, BLACK);
+        t += ys;
+    }
+    cv.line((left, top), (left, top + ph), BLACK);
+    cv.line((left, top + ph), (left + pw, top + ph), BLACK);
+    cv.text(
+        (left + pw / 2.0) as i64 - 4 * x_label.len() as i64,
+        (top + ph) as i64 + 24,
+        x_label,
+        1,
+        BLACK,
+    );
+    for (k, (name, p)) in series.iter().enumerate() {
+        let c = colorous::TABLEAU10[k % colorous::TABLEAU10.len()];
+        let c = [c.r, c.g, c.b];
+        let mut prev: Option<(f64, f64)> = None;
+        for &(x, y) in p {
+            if !(x.is_finite() && y.is_finite()) {
+                prev = None;
+                continue;
+            }
+            let q = (sx(x), sy(y));
+            match prev {
+                // A 2 px wide line: the segment and a copy one pixel lower.
+                Some(a) => {
+                    cv.line(a, q, c);
+                    cv.line((a.0, a.1 + 1.0), (q.0, q.1 + 1.0), c);
+                }
+                None => cv.set(q.0 as i64, q.1 as i64, c),
+            }
+            prev = Some(q);
+        }
+        let ly = top as i64 + 8 + 14 * k as i64;
+        let lx = (left + pw) as i64 - 8 * name.as_ref().len() as i64 - 40;
+        for d in 0..3 {
+            cv.line(
+                (lx as f64, (ly + 3 + d) as f64),
+                ((lx + 24) as f64, (ly + 3 + d) as f64),
+                c,
+            );
+        }
+        cv.text(lx + 30, ly, name.as_ref(), 1, BLACK);
+    }
+    cv.write(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_round_numbers() {
+        assert_eq!(tick_step(10.0, 5.0), 2.0);
+        assert_eq!(tick_step(1.0, 8.0), 0.2);
+        assert_eq!(tick_step(700.0, 6.0), 200.0);
+        assert_eq!(tick_label(0.25, 0.05), "0.25");
+        assert_eq!(tick_label(400.0, 200.0), "400");
+    }
+}
