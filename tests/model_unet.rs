@@ -262,3 +262,27 @@ fn text_queries_resolve_through_synonyms() {
     }
     assert!(resolve_query("").is_err());
 }
+
+#[test]
+fn gemm_conv_matches_candle_conv2d() {
+    use splitflow::model::conv::GemmConv2d;
+    let vm = VarMap::new();
+    let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+    for (i, &(ci, co, k, s, h, w)) in [
+        (3, 8, 3, 1, 9, 14),
+        (5, 4, 1, 1, 6, 7),
+        (4, 6, 2, 2, 8, 10),
+        (2, 3, 5, 1, 7, 5),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let conv = GemmConv2d::new(ci, co, k, s, vb.pp(format!("c{i}"))).unwrap();
+        let x = input((2, ci, h, w), i as u32 + 11);
+        let want = candle_nn::Module::forward(&conv.as_candle(), &x).unwrap();
+        let got = conv.forward(&x).unwrap();
+        assert_eq!(got.dims(), want.dims());
+        assert!(max_diff(&got, &want) < 1e-5, "case {i}: {}", max_diff(&got, &want));
+    }
+    assert!(GemmConv2d::new(2, 2, 2, 1, vb.pp("bad")).is_err());
+}

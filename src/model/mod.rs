@@ -3,6 +3,7 @@
 //! [`Network`] ([`unet`], [`query`]; see docs/model.md). CPU by default; the `cuda` and `metal`
 //! cargo features enable candle's GPU back ends (pass the device to the builders).
 
+pub mod conv;
 pub mod crepe;
 pub mod query;
 pub mod unet;

@@ -4,8 +4,8 @@
 //!   [`crate::data::LABELS`].
 //! * **Query by example** ([`QueryEncoder::examples`]): a small conv net over a reference
 //!   clip's band features ([`crate::dsp::bands::Bands::features`], `(B, 1, F, Tq)`, any
-//!   `Tq >= 1`): four `conv 3×3 stride 2 → GroupNorm → SiLU` stages (odd sizes zero-padded
-//!   by one), a mean over frequency and
+//!   `Tq >= 1`): four `conv 3×3 → 2×2 average pooling → GroupNorm → SiLU` stages (odd sizes
+//!   zero-padded by one before pooling), a mean over frequency and
 //!   time, and a linear layer into the same space. Trained jointly with the separator.
 //! * **Free text** ([`resolve_query`]): a synonym table maps words to labels.
 //!
@@ -14,10 +14,11 @@
 
 use anyhow::{bail, ensure};
 use candle_core::{D, DType, Device, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, Linear, Module, VarBuilder};
+use candle_nn::{GroupNorm, Linear, Module, VarBuilder};
 
 use crate::Result;
 use crate::data::LABELS;
+use crate::model::conv::GemmConv2d;
 
 /// Channels of the clip encoder's four stages.
 const CLIP_CHANNELS: [usize; 4] = [16, 32, 64, 128];
@@ -36,7 +37,7 @@ fn l2_normalise(x: &Tensor) -> Result<Tensor> {
 pub struct QueryEncoder {
     /// `(n_labels, Q)`, unnormalised.
     labels: Tensor,
-    convs: Vec<(Conv2d, GroupNorm)>,
+    convs: Vec<(GemmConv2d, GroupNorm)>,
     proj: Linear,
     dim: usize,
 }
@@ -57,12 +58,7 @@ impl QueryEncoder {
         let mut convs = Vec::new();
         let mut c_in = 1;
         for (i, &c) in CLIP_CHANNELS.iter().enumerate() {
-            let cfg = Conv2dConfig {
-                padding: 1,
-                stride: 2,
-                ..Default::default()
-            };
-            let conv = candle_nn::conv2d(c_in, c, 3, cfg, clip.pp(format!("conv{i}")))?;
+            let conv = GemmConv2d::new(c_in, c, 3, 1, clip.pp(format!("conv{i}")))?;
             let norm = candle_nn::group_norm(CLIP_GROUPS, c, 1e-5, clip.pp(format!("norm{i}")))?;
             convs.push((conv, norm));
             c_in = c;
@@ -102,12 +98,13 @@ impl QueryEncoder {
         );
         let mut x = clip_features.to_dtype(DType::F32)?;
         for (conv, norm) in &self.convs {
-            // Even sizes before each stride-2 conv: candle 0.11.1's conv2d backward derives
-            // the transposed conv's output padding from the height alone, which fails when
-            // height and width differ in parity.
-            let (_, _, h, w) = x.dims4()?;
-            x = x.pad_with_zeros(2, 0, h % 2)?.pad_with_zeros(3, 0, w % 2)?;
-            x = norm.forward(&conv.forward(&x)?)?.silu()?;
+            let x1 = conv.forward(&x)?;
+            let (_, _, h, w) = x1.dims4()?;
+            let x1 = x1
+                .pad_with_zeros(2, 0, h % 2)?
+                .pad_with_zeros(3, 0, w % 2)?
+                .avg_pool2d(2)?;
+            x = norm.forward(&x1)?.silu()?;
         }
         let pooled = x.mean(D::Minus1)?.mean(D::Minus1)?;
         l2_normalise(&self.proj.forward(&pooled)?)

@@ -30,10 +30,11 @@
 
 use anyhow::ensure;
 use candle_core::{D, DType, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, Linear, Module, VarBuilder};
+use candle_nn::{GroupNorm, Linear, Module, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
+use crate::model::conv::GemmConv2d;
 
 /// U-Net hyper-parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -162,24 +163,19 @@ impl UNetConfig {
     }
 }
 
-fn conv2d(ci: usize, co: usize, k: usize, stride: usize, vb: VarBuilder) -> Result<Conv2d> {
-    let cfg = Conv2dConfig {
-        padding: if stride == 1 { k / 2 } else { 0 },
-        stride,
-        ..Default::default()
-    };
-    Ok(candle_nn::conv2d(ci, co, k, cfg, vb)?)
+fn conv2d(ci: usize, co: usize, k: usize, stride: usize, vb: VarBuilder) -> Result<GemmConv2d> {
+    GemmConv2d::new(ci, co, k, stride, vb)
 }
 
 /// Pre-activation residual block with FiLM conditioning.
 #[derive(Debug)]
 struct ResBlock {
     norm1: GroupNorm,
-    conv1: Conv2d,
+    conv1: GemmConv2d,
     film: Linear,
     norm2: GroupNorm,
-    conv2: Conv2d,
-    skip: Option<Conv2d>,
+    conv2: GemmConv2d,
+    skip: Option<GemmConv2d>,
     c_out: usize,
 }
 
@@ -225,8 +221,8 @@ impl ResBlock {
 #[derive(Debug)]
 struct TimeAttention {
     norm: GroupNorm,
-    qkv: Conv2d,
-    proj: Conv2d,
+    qkv: GemmConv2d,
+    proj: GemmConv2d,
     heads: usize,
 }
 
@@ -271,18 +267,18 @@ impl TimeAttention {
 #[derive(Debug)]
 pub struct UNet {
     cfg: UNetConfig,
-    in_conv: Conv2d,
+    in_conv: GemmConv2d,
     time1: Linear,
     time2: Linear,
     query_proj: Linear,
     enc: Vec<Vec<ResBlock>>,
-    down: Vec<Conv2d>,
+    down: Vec<GemmConv2d>,
     mid: [ResBlock; 2],
     attn: Option<TimeAttention>,
     dec: Vec<Vec<ResBlock>>,
-    up: Vec<Conv2d>,
+    up: Vec<GemmConv2d>,
     out_norm: GroupNorm,
-    out_conv: Conv2d,
+    out_conv: GemmConv2d,
 }
 
 /// Sinusoidal embedding `(B, dim)` of `x (B,)`: `[sin(1000 x ω_i), cos(1000 x ω_i)]`,
@@ -295,6 +291,17 @@ fn sinusoidal(x: &Tensor, dim: usize) -> Result<Tensor> {
     let freqs = Tensor::from_vec(freqs, (1, half), x.device())?;
     let args = x.to_dtype(DType::F32)?.unsqueeze(1)?.broadcast_mul(&freqs)?;
     Ok(Tensor::cat(&[args.sin()?, args.cos()?], 1)?)
+}
+
+/// Nearest-neighbour ×2 upsampling of `(B, C, h, w)` as broadcast + reshape: its gradient is
+/// a plain sum, where candle's `upsample_nearest2d` backward runs a grouped convolution (one
+/// small convolution per channel on the CPU).
+fn upsample2(x: &Tensor, h: usize, w: usize) -> Result<Tensor> {
+    let (b, c) = (x.dim(0)?, x.dim(1)?);
+    Ok(x.reshape((b, c, h, 1, w, 1))?
+        .broadcast_as((b, c, h, 2, w, 2))?
+        .contiguous()?
+        .reshape((b, c, 2 * h, 2 * w))?)
 }
 
 impl UNet {
@@ -433,7 +440,7 @@ impl UNet {
             }
             if l > 0 {
                 let (_, _, hf, ht) = h.dims4()?;
-                h = self.up[l - 1].forward(&h)?.upsample_nearest2d(2 * hf, 2 * ht)?;
+                h = upsample2(&self.up[l - 1].forward(&h)?, hf, ht)?;
             }
         }
         let y = self.out_conv.forward(&self.out_norm.forward(&h)?.silu()?)?;
