@@ -10,10 +10,12 @@ pub mod cli;
 pub mod data;
 pub mod demo;
 pub mod dsp;
+pub mod flow;
 pub mod metrics;
 pub mod model;
 pub mod score;
 pub mod separate;
+pub mod train;
 pub mod viz;
 
 /// Library result type. Errors carry context (file name, reason) and print on one line with

@@ -1,0 +1,270 @@
+//! Training objectives (time convention in [`crate::flow`]): conditional flow matching (CFM),
+//! SplitMeanFlow, and the discriminative baseline, with optional W-CFM pair weighting.
+//!
+//! All losses are per-example mean squared errors (mean over every element of an example),
+//! averaged over the batch, optionally with per-example W-CFM weights:
+//!
+//! * **CFM** (Lipman et al. 2023, straight path): `t ~ p(t)`, `z_t = (1-t) x + t ε`,
+//!   `‖u(z_t, t, t) − (ε − x)‖²`.
+//! * **SplitMeanFlow** (Guo et al. 2025): the first `round(fm_fraction · B)` examples of the
+//!   batch are trained with plain flow matching (`r = t`, the boundary condition `u(z, t, t) = v`),
+//!   the others with interval splitting consistency: `r < s < t`,
+//!   `u₂ = sg u(z_t, s, t)`, `z_s = z_t − (t−s) u₂`, `u₁ = sg u(z_s, r, s)`,
+//!   target `λ u₁ + (1−λ) u₂` with `λ = (s−r)/(t−r)` (the identity divided by `t − r`),
+//!   loss `‖u(z_t, r, t) − target‖²`. Each example is in exactly one part. The network is
+//!   always called on the whole batch in order (the caller's closure captures the batch's
+//!   conditioning): once with gradient (`u(z_t, r, t)`, `r = t` on FM rows) and, when there
+//!   are interval examples, twice detached for the targets (whose FM rows are unused).
+//! * **Discriminative**: the same network called with `z = 0`, `r = t = 0`, trained to output
+//!   `x` directly with the mean squared error (the same loss family and scale as the generative
+//!   objectives, so learning rates carry over; the data `x` lies in `[-1, 1]`).
+//!
+//! **W-CFM** (Calvo-Ordoñez et al. 2025, "Weighted Conditional Flow Matching"): each pair
+//! `(x, ε)` is weighted by the Gibbs kernel `exp(−c(x, ε)/eps)` with `c` the *mean* squared
+//! distance per element (so `eps` does not depend on the representation size); the weights
+//! are normalised to mean 1 over the batch, which keeps the loss scale (and the learning rate)
+//! independent of `eps`. They are constants (no gradient) and apply to every example of the
+//! generative objectives; the discriminative objective draws no noise and rejects the option.
+//!
+//! **Times** are drawn per example from [`TimeSampling`] (default logit-normal(0, 1), the
+//! "rectified flow" choice of Esser et al. 2024, which spends more samples on mid-path times),
+//! then clamped to `[1e-5, 1 − 1e-5]` so that `t = 0` and `t = 1` are never hit exactly.
+//! Draw order from the RNG: the noise `ε` (row-major, whole batch), then per example the
+//! times (CFM: `t`; SplitMeanFlow: `a`, `b`, `λ` for every example, whichever part it is in).
+
+use anyhow::{bail, ensure};
+use candle_core::{DType, Tensor};
+use rand::Rng;
+use rand::distr::Open01;
+use rand_distr::StandardNormal;
+use serde::{Deserialize, Serialize};
+
+use super::{Field, conditional_velocity, interpolate, mean_per_example, normal, per_example, times};
+use crate::Result;
+
+/// Smallest distance of a drawn time from 0 and 1.
+pub const T_MARGIN: f64 = 1e-5;
+
+/// Which objective trains the network (`"kind"`-tagged in JSON, e.g.
+/// `{"kind": "split_mean_flow", "fm_fraction": 0.25}`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Objective {
+    /// Conditional flow matching on the straight path (instantaneous velocity, `r = t`).
+    #[default]
+    Cfm,
+    /// SplitMeanFlow: interval-splitting consistency plus plain flow matching on a fraction
+    /// `fm_fraction` (in `[0, 1]`) of each batch.
+    SplitMeanFlow { fm_fraction: f64 },
+    /// Direct regression of the data from `z = 0`, `r = t = 0` (the baseline).
+    Discriminative,
+}
+
+/// How training times are drawn (`"kind"`-tagged in JSON).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TimeSampling {
+    /// `t ~ U(0, 1)`.
+    Uniform,
+    /// `t = sigmoid(mean + std · n)`, `n ~ N(0, 1)`.
+    LogitNormal { mean: f64, std: f64 },
+}
+
+impl Default for TimeSampling {
+    fn default() -> Self {
+        TimeSampling::LogitNormal { mean: 0.0, std: 1.0 }
+    }
+}
+
+impl TimeSampling {
+    /// One time in `[T_MARGIN, 1 − T_MARGIN]`.
+    pub fn draw<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
+        let t = match self {
+            TimeSampling::Uniform => rng.sample::<f64, _>(Open01),
+            TimeSampling::LogitNormal { mean, std } => {
+                let n: f64 = rng.sample(StandardNormal);
+                1.0 / (1.0 + (-(mean + std * n)).exp())
+            }
+        };
+        t.clamp(T_MARGIN, 1.0 - T_MARGIN)
+    }
+}
+
+/// The objective part of the training configuration (JSON), e.g.
+/// `{"objective": {"kind": "cfm"}, "wcfm_eps": 1.0, "time": {"kind": "uniform"}}`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObjectiveConfig {
+    pub objective: Objective,
+    /// W-CFM temperature: when set, pair `(x, ε)` is weighted by `exp(−c/eps)` (normalised to
+    /// batch mean 1), `c` the mean squared distance between `x` and `ε`. Must be positive.
+    pub wcfm_eps: Option<f64>,
+    /// Distribution of the training times.
+    pub time: TimeSampling,
+}
+
+impl ObjectiveConfig {
+    /// Checks the numbers: `fm_fraction` in `[0, 1]`, `wcfm_eps > 0` and only with a generative
+    /// objective, logit-normal `std > 0`.
+    pub fn validate(&self) -> Result<()> {
+        if let Objective::SplitMeanFlow { fm_fraction } = self.objective {
+            ensure!(
+                (0.0..=1.0).contains(&fm_fraction),
+                "split_mean_flow fm_fraction must be in [0, 1], got {fm_fraction}"
+            );
+        }
+        if let Some(eps) = self.wcfm_eps {
+            ensure!(eps > 0.0 && eps.is_finite(), "wcfm_eps must be positive, got {eps}");
+            if self.objective == Objective::Discriminative {
+                bail!("wcfm_eps weights noise/data pairs: it does not apply to the discriminative objective");
+            }
+        }
+        if let TimeSampling::LogitNormal { mean, std } = self.time {
+            ensure!(
+                std > 0.0 && std.is_finite() && mean.is_finite(),
+                "logit_normal time sampling needs a finite mean and std > 0, got mean {mean}, std {std}"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Figures of one loss evaluation (for logs).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LossStats {
+    /// The (weighted) batch loss.
+    pub loss: f32,
+    /// Unweighted mean loss of the flow-matching examples (`r = t`), if any.
+    pub fm_loss: Option<f32>,
+    /// Unweighted mean loss of the SplitMeanFlow interval examples, if any.
+    pub interval_loss: Option<f32>,
+    /// Examples trained with flow matching (`r = t`; all of them for CFM).
+    pub n_fm: usize,
+    /// Examples trained with interval consistency.
+    pub n_interval: usize,
+    /// Smallest and largest W-CFM weight (both 1 without W-CFM).
+    pub weight_min: f32,
+    pub weight_max: f32,
+}
+
+/// W-CFM weights `(B,)` of the pairs `(x, ε)`: `w_i ∝ exp(−c_i/eps)`, `c_i` the mean squared
+/// distance between `x_i` and `ε_i`, normalised to mean 1. Computed in f64 with the smallest
+/// cost subtracted first (no underflow for small `eps`; the normalisation cancels the shift).
+pub fn wcfm_weights(x: &Tensor, noise: &Tensor, eps: f64) -> Result<Vec<f64>> {
+    ensure!(eps > 0.0, "W-CFM eps must be positive, got {eps}");
+    let cost: Vec<f32> = mean_per_example(&(x - noise)?.sqr()?)?.to_vec1()?;
+    let min = cost.iter().copied().fold(f32::INFINITY, f32::min) as f64;
+    let w: Vec<f64> = cost.iter().map(|&c| (-(c as f64 - min) / eps).exp()).collect();
+    let mean = w.iter().sum::<f64>() / w.len().max(1) as f64;
+    Ok(w.into_iter().map(|v| v / mean).collect())
+}
+
+/// The training loss of `cfg` for a batch of data `x` `(B, ...)`, drawing noise and times from
+/// `rng` (see the module docs for the draw order). Returns the scalar loss (differentiable
+/// through `field`) and its figures.
+pub fn loss<R: Rng + ?Sized>(
+    cfg: &ObjectiveConfig,
+    field: &Field,
+    x: &Tensor,
+    rng: &mut R,
+) -> Result<(Tensor, LossStats)> {
+    cfg.validate()?;
+    let b = x.dim(0)?;
+    ensure!(b > 0, "the loss needs a non-empty batch");
+    let dev = x.device();
+    if cfg.objective == Objective::Discriminative {
+        return discriminative_loss(field, x);
+    }
+    let noise = normal(rng, x.dims(), dev)?.to_dtype(x.dtype())?;
+    let (per, n_fm) = match cfg.objective {
+        Objective::Discriminative => return discriminative_loss(field, x),
+        Objective::Cfm => {
+            let t: Vec<f64> = (0..b).map(|_| cfg.time.draw(rng)).collect();
+            let t = times(&t, dev)?;
+            let z = interpolate(x, &noise, &t)?;
+            let pred = field(&z, &t, &t)?;
+            (mean_per_example(&(pred - conditional_velocity(x, &noise)?)?.sqr()?)?, b)
+        }
+        Objective::SplitMeanFlow { fm_fraction } => {
+            let n_fm = ((fm_fraction * b as f64).round() as usize).min(b);
+            let (mut r, mut s, mut t) = (Vec::with_capacity(b), Vec::with_capacity(b), Vec::with_capacity(b));
+            let mut lambda = Vec::with_capacity(b);
+            for i in 0..b {
+                let (ta, tb) = (cfg.time.draw(rng), cfg.time.draw(rng));
+                let l = rng.sample::<f64, _>(Open01);
+                if i < n_fm {
+                    r.push(ta);
+                    s.push(ta);
+                    t.push(ta);
+                    lambda.push(0.0);
+                } else {
+                    let (lo, hi) = if ta <= tb { (ta, tb) } else { (tb, ta) };
+                    r.push(lo);
+                    s.push(lo + l * (hi - lo));
+                    t.push(hi);
+                    lambda.push(l);
+                }
+            }
+            // The field always sees the whole batch, in order (the caller's closure captures
+            // the conditioning of all B examples): one differentiable call for every example,
+            // and, when there are interval examples, two detached calls for their targets.
+            let (r, s, t) = (times(&r, dev)?, times(&s, dev)?, times(&t, dev)?);
+            let z = interpolate(x, &noise, &t)?;
+            let pred = field(&z, &r, &t)?;
+            let n_int = b - n_fm;
+            let fm_target = conditional_velocity(x, &noise)?;
+            let target = if n_int == 0 {
+                fm_target
+            } else {
+                let u2 = field(&z, &s, &t)?.detach();
+                let zs = (&z - u2.broadcast_mul(&per_example(&(&t - &s)?, &z)?)?)?;
+                let u1 = field(&zs, &r, &s)?.detach();
+                let lam = per_example(&times(&lambda, dev)?, &z)?;
+                let split = (u1.broadcast_mul(&lam)? + u2.broadcast_mul(&lam.affine(-1.0, 1.0)?)?)?;
+                Tensor::cat(&[fm_target.narrow(0, 0, n_fm)?, split.narrow(0, n_fm, n_int)?], 0)?
+            };
+            (mean_per_example(&(pred - target)?.sqr()?)?, n_fm)
+        }
+    };
+
+    let (weighted, weight_min, weight_max) = match cfg.wcfm_eps {
+        Some(eps) => {
+            let w = wcfm_weights(x, &noise, eps)?;
+            let lo = w.iter().copied().fold(f64::INFINITY, f64::min) as f32;
+            let hi = w.iter().copied().fold(f64::NEG_INFINITY, f64::max) as f32;
+            ((&per * times(&w, dev)?)?, lo, hi)
+        }
+        None => (per.clone(), 1.0, 1.0),
+    };
+    let loss = weighted.mean_all()?;
+    let per_v: Vec<f32> = per.to_vec1()?;
+    let part_mean = |v: &[f32]| (!v.is_empty()).then(|| v.iter().sum::<f32>() / v.len() as f32);
+    let stats = LossStats {
+        loss: loss.to_scalar::<f32>()?,
+        fm_loss: part_mean(&per_v[..n_fm]),
+        interval_loss: part_mean(&per_v[n_fm..]),
+        n_fm,
+        n_interval: b - n_fm,
+        weight_min,
+        weight_max,
+    };
+    Ok((loss, stats))
+}
+
+/// The discriminative loss: `field(0, 0, 0)` against `x`, mean squared error (no draws).
+fn discriminative_loss(field: &Field, x: &Tensor) -> Result<(Tensor, LossStats)> {
+    let b = x.dim(0)?;
+    let zero = Tensor::zeros(b, DType::F32, x.device())?;
+    let pred = field(&x.zeros_like()?, &zero, &zero)?;
+    let loss = mean_per_example(&(pred - x)?.sqr()?)?.mean_all()?;
+    let stats = LossStats {
+        loss: loss.to_scalar::<f32>()?,
+        fm_loss: None,
+        interval_loss: None,
+        n_fm: 0,
+        n_interval: 0,
+        weight_min: 1.0,
+        weight_max: 1.0,
+    };
+    Ok((loss, stats))
+}

@@ -1,0 +1,213 @@
+//! Samplers: integrate the learnt field from noise at `t = 1` to data at `t = 0` (time
+//! convention in [`crate::flow`]), or call the discriminative network directly.
+//!
+//! * [`euler`]: `N` uniform steps `z ← z − h · u(z, t, t)`, `h = 1/N` (first order).
+//! * [`heun`]: `N` uniform steps of Heun's method (explicit trapezoid, second order; two field
+//!   evaluations a step, the second at the end of the step, including `t = 0`).
+//! * [`mean_flow`]: `N` uniform intervals `z_r = z_t − (t − r) · u(z_t, r, t)`; exact for any
+//!   `N` when `u` is the true average velocity (1 or 2 steps in practice).
+//! * [`discriminative`]: `u(0, 0, 0)`.
+//!
+//! Noise for sample `k` of seed `s` comes from [`noise`] (ChaCha8 seeded with `s`, stream `k`,
+//! drawn on the CPU): the same seed gives the same output, bit for bit on the CPU.
+
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::{Context, bail, ensure};
+use candle_core::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::{Field, normal, rng, time_full};
+use crate::Result;
+
+/// Evaluates `field` at the same `r`, `t` for the whole batch of `z`.
+fn eval(field: &Field, z: &Tensor, r: f64, t: f64) -> Result<Tensor> {
+    let b = z.dim(0)?;
+    let out = field(z, &time_full(r, b, z.device())?, &time_full(t, b, z.device())?)?;
+    ensure!(
+        out.dims() == z.dims(),
+        "the field returned shape {:?} for an input of shape {:?}",
+        out.dims(),
+        z.dims()
+    );
+    Ok(out)
+}
+
+fn check_steps(steps: usize) -> Result<()> {
+    ensure!(steps > 0, "a sampler needs at least one step");
+    Ok(())
+}
+
+/// Time at the end of step `k` of `n` uniform steps from 1 to 0 (`t_0 = 1`, `t_n = 0`).
+fn grid(k: usize, n: usize) -> f64 {
+    1.0 - k as f64 / n as f64
+}
+
+/// Euler integration of `dz/dt = u(z, t, t)` from `noise` at `t = 1` to `t = 0` in `steps`
+/// uniform steps.
+pub fn euler(field: &Field, noise: &Tensor, steps: usize) -> Result<Tensor> {
+    jumps(field, noise, steps, false)
+}
+
+/// `steps` uniform jumps `z ← z − (t − r) · u(z, ρ, t)` from 1 to 0, with `ρ = r` (average
+/// velocity over the step: mean flow) or `ρ = t` (instantaneous velocity: Euler).
+fn jumps(field: &Field, noise: &Tensor, steps: usize, average: bool) -> Result<Tensor> {
+    check_steps(steps)?;
+    let mut z = noise.clone();
+    for k in 0..steps {
+        let (t, r) = (grid(k, steps), grid(k + 1, steps));
+        let u = eval(field, &z, if average { r } else { t }, t)?;
+        z = (z - (u * (t - r))?)?;
+    }
+    Ok(z)
+}
+
+/// Heun's method (explicit trapezoid) for `dz/dt = u(z, t, t)` from `noise` at `t = 1` to
+/// `t = 0` in `steps` uniform steps (`2 · steps` field evaluations).
+pub fn heun(field: &Field, noise: &Tensor, steps: usize) -> Result<Tensor> {
+    check_steps(steps)?;
+    let mut z = noise.clone();
+    for k in 0..steps {
+        let (t, next) = (grid(k, steps), grid(k + 1, steps));
+        let h = t - next;
+        let v1 = eval(field, &z, t, t)?;
+        let predictor = (&z - (&v1 * h)?)?;
+        let v2 = eval(field, &predictor, next, next)?;
+        z = (z - ((v1 + v2)? * (h / 2.0))?)?;
+    }
+    Ok(z)
+}
+
+/// Mean-flow sampling: `steps` uniform intervals `[r, t]` from 1 to 0, each a single jump
+/// `z_r = z_t − (t − r) · u(z_t, r, t)`.
+pub fn mean_flow(field: &Field, noise: &Tensor, steps: usize) -> Result<Tensor> {
+    jumps(field, noise, steps, true)
+}
+
+/// The discriminative estimate `u(0, 0, 0)` for a batch of `shape` `(B, ...)` (f32).
+pub fn discriminative(field: &Field, shape: &[usize], device: &Device) -> Result<Tensor> {
+    ensure!(!shape.is_empty(), "the sample shape needs a batch axis");
+    eval(field, &Tensor::zeros(shape, DType::F32, device)?, 0.0, 0.0)
+}
+
+/// The starting noise of sample `index` for `seed`: standard normal f32 of `shape`, from
+/// [`rng`]`(seed, index)`, drawn on the CPU and moved to `device`.
+pub fn noise(shape: &[usize], seed: u64, index: u64, device: &Device) -> Result<Tensor> {
+    normal(&mut rng(seed, index), shape, device)
+}
+
+/// A sampler and its step count, written `euler:N`, `heun:N`, `meanflow:N` or `direct` on the
+/// command line and in JSON configs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Sampler {
+    Euler {
+        steps: usize,
+    },
+    Heun {
+        steps: usize,
+    },
+    MeanFlow {
+        steps: usize,
+    },
+    /// The discriminative network (`z = 0`, `r = t = 0`); no noise.
+    Direct,
+}
+
+impl Sampler {
+    /// Whether the sampler starts from noise (so several draws differ).
+    pub fn is_generative(&self) -> bool {
+        !matches!(self, Sampler::Direct)
+    }
+
+    /// Network evaluations per sample.
+    pub fn evaluations(&self) -> usize {
+        match *self {
+            Sampler::Euler { steps } | Sampler::MeanFlow { steps } => steps,
+            Sampler::Heun { steps } => 2 * steps,
+            Sampler::Direct => 1,
+        }
+    }
+
+    /// Runs the sampler from `noise` (`(B, ...)`; only its shape and device matter for
+    /// [`Sampler::Direct`]).
+    pub fn run(&self, field: &Field, noise: &Tensor) -> Result<Tensor> {
+        match *self {
+            Sampler::Euler { steps } => euler(field, noise, steps),
+            Sampler::Heun { steps } => heun(field, noise, steps),
+            Sampler::MeanFlow { steps } => mean_flow(field, noise, steps),
+            Sampler::Direct => discriminative(field, noise.dims(), noise.device()),
+        }
+    }
+
+    /// `k` samples of `shape` on `device`, sample `i` started from [`noise`]`(shape, seed, i)`.
+    pub fn draw(&self, field: &Field, shape: &[usize], seed: u64, k: usize, device: &Device) -> Result<Vec<Tensor>> {
+        ensure!(k > 0, "at least one sample is needed");
+        (0..k as u64)
+            .map(|i| self.run(field, &noise(shape, seed, i, device)?))
+            .collect()
+    }
+}
+
+impl fmt::Display for Sampler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Sampler::Euler { steps } => write!(f, "euler:{steps}"),
+            Sampler::Heun { steps } => write!(f, "heun:{steps}"),
+            Sampler::MeanFlow { steps } => write!(f, "meanflow:{steps}"),
+            Sampler::Direct => write!(f, "direct"),
+        }
+    }
+}
+
+impl FromStr for Sampler {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        const FORMS: &str = "euler:N, heun:N, meanflow:N or direct";
+        let s = s.trim().to_ascii_lowercase();
+        if s == "direct" {
+            return Ok(Sampler::Direct);
+        }
+        let (name, steps) = s
+            .split_once(':')
+            .with_context(|| format!("sampler `{s}`: expected {FORMS}"))?;
+        let steps: usize = steps
+            .parse()
+            .with_context(|| format!("sampler `{s}`: the step count `{steps}` is not a whole number"))?;
+        ensure!(steps > 0, "sampler `{s}`: the step count must be at least 1");
+        Ok(match name {
+            "euler" => Sampler::Euler { steps },
+            "heun" => Sampler::Heun { steps },
+            "meanflow" | "mean_flow" => Sampler::MeanFlow { steps },
+            _ => bail!("sampler `{s}`: unknown name `{name}`, expected {FORMS}"),
+        })
+    }
+}
+
+impl TryFrom<String> for Sampler {
+    type Error = anyhow::Error;
+
+    fn try_from(s: String) -> Result<Self> {
+        s.parse()
+    }
+}
+
+impl From<Sampler> for String {
+    fn from(s: Sampler) -> String {
+        s.to_string()
+    }
+}
+
+/// Combines `K` samples (same shape): the element-wise mean and the element-wise standard
+/// deviation over the samples (population form, divided by `K`; zero for one sample), both in
+/// f32. The spread is the per-bin uncertainty picture of `--samples K`.
+pub fn combine(samples: &[Tensor]) -> Result<(Tensor, Tensor)> {
+    ensure!(!samples.is_empty(), "no samples to combine");
+    let stacked = Tensor::stack(samples, 0)?.to_dtype(DType::F32)?;
+    let mean = stacked.mean(0)?;
+    let centred = stacked.broadcast_sub(&mean.unsqueeze(0)?)?;
+    let std = centred.sqr()?.mean(0)?.sqrt()?;
+    Ok((mean, std))
+}

@@ -1,0 +1,4 @@
+//! Training: the optimiser pieces ([`optim`]: AdamW with saveable state, learning-rate
+//! schedule, gradient clipping, EMA weights).
+
+pub mod optim;
