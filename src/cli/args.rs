@@ -25,6 +25,10 @@ pub enum Command {
     Score(ScoreArgs),
     /// Fetch the source packages and build the training corpus.
     Data(crate::cli::data::DataArgs),
+    /// Train a separator on a corpus built by `splitflow data build`.
+    Train(TrainArgs),
+    /// List the bundled models with their model-card figures.
+    Models(ModelsArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,15 +38,43 @@ pub enum Device {
     Metal,
 }
 
+impl Device {
+    /// The candle device; an error says when this build lacks the back end.
+    pub fn candle(self) -> crate::Result<candle_core::Device> {
+        let dev = match self {
+            Device::Cpu => Ok(candle_core::Device::Cpu),
+            Device::Cuda => candle_core::Device::new_cuda(0),
+            Device::Metal => candle_core::Device::new_metal(0),
+        };
+        dev.map_err(|e| {
+            anyhow::anyhow!(
+                "--device {self:?}: {e} (build with `cargo build --release --features {}`)",
+                format!("{self:?}").to_lowercase()
+            )
+        })
+    }
+}
+
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("what").args(["query", "like", "exclude"]).required(true)))]
 pub struct SeparateArgs {
     /// Audio files or folders (folders: the audio files in them; see --recursive).
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
 
-    /// What to extract, e.g. `drums` (`percussive`) or `harmonic`.
-    #[arg(short, long)]
-    pub query: String,
+    /// What to extract: a label (speech, music, drums, bass, piano, guitar, strings, winds,
+    /// water, wind, engine, animal) or a word for one (`vocals`, `rain`, `car`, ...); hpss
+    /// answers `percussive`/`drums` and `harmonic`.
+    #[arg(short, long, value_name = "LABEL")]
+    pub query: Option<String>,
+
+    /// Query by example: extract what sounds like this clip.
+    #[arg(long, value_name = "CLIP")]
+    pub like: Option<PathBuf>,
+
+    /// Negative query: keep everything except this source.
+    #[arg(long, value_name = "LABEL")]
+    pub exclude: Option<String>,
 
     /// Output folder.
     #[arg(short, long, value_name = "DIR", default_value = "separated")]
@@ -57,9 +89,26 @@ pub struct SeparateArgs {
     #[arg(long)]
     pub residual: bool,
 
-    /// Separator to use.
-    #[arg(long, value_name = "NAME", default_value = "hpss")]
-    pub model: String,
+    /// Separator: a bundled model (see `splitflow models`), `hpss`, or a model folder
+    /// (config.json + model.safetensors, e.g. a training run). Default: the bundled model.
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+
+    /// Sampling steps of the flow model (default: what the model was trained for).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub steps: Option<u32>,
+
+    /// Flow sampler: meanflow, euler, heun or direct (default: what the model was trained for).
+    #[arg(long, value_name = "NAME", value_parser = ["meanflow", "euler", "heun", "direct"])]
+    pub sampler: Option<String>,
+
+    /// Samples drawn and averaged (a flow model's estimate is random; more samples, less noise).
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub samples: u32,
+
+    /// Noise seed: the same seed gives the same output bit for bit on the CPU.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
 
     /// Where the model runs.
     #[arg(long, value_enum, default_value_t = Device::Cpu)]
@@ -106,6 +155,44 @@ pub struct InfoArgs {
     pub files: Vec<PathBuf>,
 
     /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Corpus folder (manifest.jsonl + audio/), from `splitflow data build`.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Training config (JSON; see configs/). Omitted keys take their defaults.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Run folder: checkpoints, logs, curves, and the model for `separate --model`.
+    #[arg(short, long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Stop (with a checkpoint) after this many minutes of wall-clock time.
+    #[arg(long, value_name = "MIN")]
+    pub max_minutes: Option<f64>,
+    /// Where to train.
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
+    /// Print the running loss every N steps (0: only validation lines).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub log_every: usize,
+    /// Override the config's total steps.
+    #[arg(long, value_name = "N")]
+    pub steps: Option<usize>,
+    /// No progress lines.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ModelsArgs {
+    /// Print the model cards as JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -4,8 +4,10 @@
 pub mod args;
 pub mod data;
 mod info;
+mod models;
 mod score;
 mod separate;
+mod train;
 
 use clap::Parser;
 
@@ -27,5 +29,7 @@ pub fn main() -> i32 {
         args::Command::Info(a) => info::run(a),
         args::Command::Score(a) => score::run(a),
         args::Command::Data(a) => data::run(a),
+        args::Command::Train(a) => train::run(a),
+        args::Command::Models(a) => models::run(a),
     }
 }

@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 
-use super::args::{Device, SeparateArgs};
+use super::args::SeparateArgs;
 use crate::audio::{AudioInfo, AudioReader};
 use crate::separate::batch::{self, BatchOptions, Planned};
 use crate::separate::file::{FileJob, OutputOptions, separate_file};
-use crate::separate::{Query, Separator, by_name};
+use crate::separate::neural::FlowOptions;
+use crate::separate::{Negated, Query, Separator, default_model, load};
 
 /// Prints through the progress bars when they are drawn, else straight to stderr.
 fn say(mp: &MultiProgress, line: String) {
@@ -34,26 +35,54 @@ fn batch_style() -> ProgressStyle {
         .progress_chars("## ")
 }
 
+/// The separator and query the flags ask for.
+struct Setup {
+    sep: Box<dyn Separator>,
+    query: Query,
+    /// {query} in output names.
+    query_name: String,
+    /// {model} in output names.
+    model_name: String,
+}
+
+fn setup(args: &SeparateArgs) -> crate::Result<Setup> {
+    let device = args.device.candle()?;
+    let flow = FlowOptions {
+        sampler: args.sampler.clone(),
+        steps: args.steps.map(|s| s as usize),
+        samples: args.samples as usize,
+        seed: args.seed,
+        device,
+    };
+    let model = args.model.clone().unwrap_or_else(default_model);
+    let mut sep = load(&model, &flow)?;
+    let query = match (&args.query, &args.like, &args.exclude) {
+        (Some(q), _, _) => Query::from_label(q),
+        (_, Some(clip), _) => Query::Example(clip.clone()),
+        (_, _, Some(q)) => {
+            sep = Box::new(Negated(sep));
+            Query::from_label(q)
+        }
+        _ => anyhow::bail!("give --query, --like or --exclude"),
+    };
+    sep.check_query(&query)?;
+    let query_name = if args.exclude.is_some() { format!("all_but_{}", query.name()) } else { query.name() };
+    // A model folder's path would put separators into file names: use its last component.
+    let model_name = std::path::Path::new(&model)
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or(model);
+    Ok(Setup { sep, query, query_name, model_name })
+}
+
 pub fn run(args: &SeparateArgs) -> i32 {
-    let sep = match by_name(&args.model) {
+    let Setup { sep, query, query_name, model_name } = match setup(args) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e:#}");
             return 2;
         }
     };
-    if args.device != Device::Cpu {
-        eprintln!(
-            "error: --device {:?} is not available: model '{}' runs on the CPU only",
-            args.device, args.model
-        );
-        return 2;
-    }
-    let query = Query::from_label(&args.query);
-    if let Err(e) = sep.check_query(&query) {
-        eprintln!("error: {e:#}");
-        return 2;
-    }
     if let Err(e) = batch::validate_template(&args.filename) {
         eprintln!("error: {e}");
         return 2;
@@ -67,7 +96,7 @@ pub fn run(args: &SeparateArgs) -> i32 {
         skip_existing: args.skip_existing,
         overwrite: args.overwrite,
     };
-    let plan = batch::plan(&files, query.label(), &args.model, &opts);
+    let plan = batch::plan(&files, &query_name, &model_name, &opts);
     let mut jobs = Vec::new();
     let mut skipped = 0;
     for p in plan {

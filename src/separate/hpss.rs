@@ -64,9 +64,10 @@ enum Part {
 
 fn part(query: &Query) -> Result<Part> {
     match query.label() {
-        "percussive" | "drums" | "percussion" => Ok(Part::Percussive),
-        "harmonic" | "tonal" => Ok(Part::Harmonic),
-        other => anyhow::bail!("hpss cannot separate '{other}'; it answers: percussive (drums), harmonic"),
+        Some("percussive" | "drums" | "percussion") => Ok(Part::Percussive),
+        Some("harmonic" | "tonal") => Ok(Part::Harmonic),
+        Some(other) => anyhow::bail!("hpss cannot separate '{other}'; it answers: percussive (drums), harmonic"),
+        None => anyhow::bail!("hpss cannot take an example clip as query; it answers: percussive (drums), harmonic"),
     }
 }
 

@@ -5,9 +5,12 @@ pub mod batch;
 pub mod engine;
 pub mod file;
 pub mod hpss;
+pub mod neural;
 
 pub use engine::{ChunkEngine, Segment, separate_all};
 pub use hpss::Hpss;
+
+use std::path::PathBuf;
 
 use crate::Result;
 
@@ -43,24 +46,78 @@ pub fn by_name(name: &str) -> Result<Box<dyn Separator>> {
     }
 }
 
+/// Builds a separator from a name: a built-in ([`SEPARATORS`]), a bundled model
+/// ([`neural::bundled_models`]) or the path of a model folder (`config.json` +
+/// `model.safetensors`, e.g. a training run).
+pub fn load(name: &str, opts: &neural::FlowOptions) -> Result<Box<dyn Separator>> {
+    let builtin = SEPARATORS.iter().any(|(n, _)| *n == name) || name.starts_with("identity@");
+    if builtin {
+        anyhow::ensure!(
+            opts.device.is_cpu(),
+            "model '{name}' runs on the CPU only; drop --device or choose a neural model"
+        );
+        return by_name(name);
+    }
+    if let Some((_, dir)) = neural::bundled_models().into_iter().find(|(n, _)| n == name) {
+        return Ok(Box::new(neural::FlowSeparator::load(&dir, name, opts.clone())?));
+    }
+    let path = std::path::Path::new(name);
+    if path.join("config.json").is_file() {
+        let short = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| name.into());
+        return Ok(Box::new(neural::FlowSeparator::load(path, &short, opts.clone())?));
+    }
+    let mut known: Vec<String> = neural::bundled_models().into_iter().map(|(n, _)| n).collect();
+    known.extend(SEPARATORS.iter().map(|(n, _)| n.to_string()));
+    anyhow::bail!(
+        "unknown model '{name}': not a bundled model, a built-in or a model folder (config.json + model.safetensors); available: {}",
+        known.join(", ")
+    )
+}
+
+/// The model `separate` uses without `--model`: the first bundled neural model, else HPSS.
+pub fn default_model() -> String {
+    neural::bundled_models()
+        .into_iter()
+        .map(|(n, _)| n)
+        .find(|n| n == DEFAULT_MODEL)
+        .unwrap_or_else(|| "hpss".into())
+}
+
+/// Name of the bundled default model (models/NAME).
+pub const DEFAULT_MODEL: &str = "splitflow-base";
+
 /// What the user asks to extract.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Query {
-    /// A source label or a free-text name for one (`drums`, `percussive`, `harmonic`, ...).
+    /// A source label or a free-text name for one (`drums`, `voice`, `percussive`, ...).
     Label(String),
+    /// An example clip of the wanted kind of sound (query by example).
+    Example(PathBuf),
 }
 
 impl Query {
-    /// The query text as the user typed it, trimmed and lower-cased.
-    pub fn label(&self) -> &str {
+    /// The label text as the user typed it, trimmed and lower-cased (`None` for an example).
+    pub fn label(&self) -> Option<&str> {
         match self {
-            Query::Label(s) => s,
+            Query::Label(s) => Some(s),
+            Query::Example(_) => None,
         }
     }
 
     /// Builds a label query, normalising case and surrounding space.
     pub fn from_label(s: &str) -> Self {
         Query::Label(s.trim().to_lowercase())
+    }
+
+    /// Short name used in output file names: the label, or `like-STEM` for an example clip.
+    pub fn name(&self) -> String {
+        match self {
+            Query::Label(s) => s.replace(['/', '\\'], "_"),
+            Query::Example(p) => format!(
+                "like-{}",
+                p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "clip".into())
+            ),
+        }
     }
 }
 
@@ -111,5 +168,31 @@ impl Separator for Identity {
     }
     fn separate(&self, chunk: &[Vec<f32>], _sr: u32, _q: &Query) -> Result<Vec<Vec<f32>>> {
         Ok(chunk.to_vec())
+    }
+}
+
+/// Everything but the query: wraps a separator and returns `chunk - estimate` (`--exclude`).
+pub struct Negated(pub Box<dyn Separator>);
+
+impl Separator for Negated {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn processing_rate(&self) -> Option<u32> {
+        self.0.processing_rate()
+    }
+    fn segment(&self) -> Segment {
+        self.0.segment()
+    }
+    fn check_query(&self, query: &Query) -> Result<()> {
+        self.0.check_query(query)
+    }
+    fn separate(&self, chunk: &[Vec<f32>], sample_rate: u32, query: &Query) -> Result<Vec<Vec<f32>>> {
+        let est = self.0.separate(chunk, sample_rate, query)?;
+        Ok(chunk
+            .iter()
+            .zip(&est)
+            .map(|(x, e)| x.iter().zip(e).map(|(x, e)| x - e).collect())
+            .collect())
     }
 }

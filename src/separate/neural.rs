@@ -1,0 +1,239 @@
+//! The neural separator: a trained flow-matching U-Net ([`crate::model::Network`]) behind the
+//! [`Separator`] interface.
+//!
+//! Per chunk (at the file's own rate and channels): the channels' mean is resampled to the
+//! model's processing rate and turned into band features; the sampler integrates the flow from
+//! noise to a band mask (K samples averaged with `--samples K`); the mask is interpolated onto
+//! each channel's full-band STFT at the native rate and applied there, so every channel keeps
+//! its own phase and image, frequencies above the processing band are masked by the top band,
+//! and target + residual is the input exactly (the residual is computed by subtraction).
+//!
+//! A model on disk is a folder with `config.json` (a training config, of which the `model` and
+//! `objective` sections are used) and `model.safetensors` (the EMA weights); a training run's
+//! folder is one.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::Context;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use rand::SeedableRng;
+
+use super::{Query, Segment, Separator};
+use crate::Result;
+use crate::audio::resample::resample;
+use crate::data::LABELS;
+use crate::dsp::bands::Bands;
+use crate::flow::objectives::Objective;
+use crate::flow::sampling::{Sampler, combine};
+use crate::model::query::resolve_query;
+use crate::model::{ModelConfig, Network};
+use crate::train::config::TrainConfig;
+
+/// How to run a flow model.
+#[derive(Clone, Debug)]
+pub struct FlowOptions {
+    /// Sampler kind (`meanflow`, `euler`, `heun`, `direct`); `None` picks the one the model
+    /// was trained for (mean flow for SplitMeanFlow, Euler for CFM, direct for the
+    /// discriminative variant).
+    pub sampler: Option<String>,
+    /// Sampling steps; `None`: 1 for mean flow, 4 for Euler/Heun.
+    pub steps: Option<usize>,
+    /// Samples drawn and averaged per chunk.
+    pub samples: usize,
+    /// Noise seed: same seed, same output.
+    pub seed: u64,
+    pub device: Device,
+}
+
+impl Default for FlowOptions {
+    fn default() -> Self {
+        FlowOptions { sampler: None, steps: None, samples: 1, seed: 0, device: Device::Cpu }
+    }
+}
+
+/// A loaded flow-matching separator.
+pub struct FlowSeparator {
+    name: String,
+    net: Network,
+    bands: Bands,
+    sampler: Sampler,
+    opts: FlowOptions,
+    /// Embeddings of example clips already seen (query by example), by path.
+    examples: Mutex<HashMap<PathBuf, Tensor>>,
+}
+
+/// The sampler for a model trained with `objective`, with the kind and steps `opts` asks for
+/// (defaults: mean flow 1 step for SplitMeanFlow, Euler 4 steps for CFM, direct for the
+/// discriminative variant, which only runs direct).
+pub fn choose_sampler(objective: &Objective, opts: &FlowOptions) -> Result<Sampler> {
+    let kind = match (objective, opts.sampler.as_deref()) {
+        (Objective::Discriminative, None | Some("direct")) => "direct",
+        (Objective::Discriminative, Some(k)) => {
+            anyhow::bail!("sampler '{k}' needs a flow model; this model is discriminative (direct only)")
+        }
+        (_, Some(k)) => k,
+        (Objective::SplitMeanFlow { .. }, None) => "meanflow",
+        (_, None) => "euler",
+    };
+    let steps = opts.steps.unwrap_or(if kind == "meanflow" { 1 } else { 4 });
+    let spec = if kind == "direct" { kind.to_string() } else { format!("{kind}:{steps}") };
+    spec.parse().map_err(|e| anyhow::anyhow!("sampler '{spec}': {e}"))
+}
+
+impl FlowSeparator {
+    /// Loads a model folder (`config.json` + `model.safetensors`).
+    pub fn load(dir: &Path, name: &str, opts: FlowOptions) -> Result<FlowSeparator> {
+        let cfg = TrainConfig::load(&dir.join("config.json"))?;
+        let weights = dir.join("model.safetensors");
+        anyhow::ensure!(weights.is_file(), "{}: no such model file", weights.display());
+        // SAFETY: the file is memory-mapped read-only; a concurrent writer would be a user error
+        // that candle reports as a load failure at worst.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &opts.device) }
+            .with_context(|| format!("{}: cannot read the weights", weights.display()))?;
+        Self::from_parts(&cfg.model, &cfg.objective.objective, vb, name, opts)
+            .with_context(|| format!("{}: weights do not match config.json", weights.display()))
+    }
+
+    /// Builds the separator from a config and a VarBuilder holding the weights.
+    pub fn from_parts(
+        model: &ModelConfig,
+        objective: &Objective,
+        vb: VarBuilder,
+        name: &str,
+        opts: FlowOptions,
+    ) -> Result<FlowSeparator> {
+        let net = Network::new(model, vb)?;
+        let bands = Bands::new(model.bands.clone())?;
+        let sampler = choose_sampler(objective, &opts)?;
+        Ok(FlowSeparator { name: name.to_string(), net, bands, sampler, opts, examples: Mutex::new(HashMap::new()) })
+    }
+
+    /// The sampler in use.
+    pub fn sampler(&self) -> &Sampler {
+        &self.sampler
+    }
+
+    fn rate(&self) -> u32 {
+        self.bands.config().rate
+    }
+
+    /// Mono at the processing rate.
+    fn to_processing(&self, chunk: &[Vec<f32>], rate: u32) -> Result<Vec<f32>> {
+        let n = chunk.first().map_or(0, Vec::len);
+        let mut mid = vec![0.0f32; n];
+        for ch in chunk {
+            for (m, v) in mid.iter_mut().zip(ch) {
+                *m += v;
+            }
+        }
+        let k = 1.0 / chunk.len().max(1) as f32;
+        mid.iter_mut().for_each(|m| *m *= k);
+        if rate == self.rate() {
+            return Ok(mid);
+        }
+        Ok(resample(&[mid], rate, self.rate())?.pop().unwrap_or_default())
+    }
+
+    /// Query embedding (1, Q).
+    fn query_embedding(&self, query: &Query) -> Result<Tensor> {
+        match query {
+            Query::Label(text) => {
+                let id = resolve_query(text)?;
+                self.net.label_query(&[id], &self.opts.device)
+            }
+            Query::Example(path) => {
+                let mut cache = self.examples.lock().map_err(|_| anyhow::anyhow!("example cache poisoned"))?;
+                if let Some(q) = cache.get(path) {
+                    return Ok(q.clone());
+                }
+                let mut reader = crate::audio::AudioReader::open(path)?;
+                let rate = reader.info().sample_rate;
+                let audio = reader.read_to_end()?;
+                anyhow::ensure!(
+                    audio.first().is_some_and(|c| !c.is_empty()),
+                    "{}: the query clip contains no audio",
+                    path.display()
+                );
+                let mono = self.to_processing(&audio, rate)?;
+                let (f, frames) = self.bands.features(&mono);
+                let feats = Tensor::from_vec(f, (1, 1, self.bands.n_bands(), frames), &self.opts.device)?;
+                let q = self.net.example_query(&feats)?;
+                cache.insert(path.clone(), q.clone());
+                Ok(q)
+            }
+        }
+    }
+
+    /// Band mask (F x T, row-major) and its per-bin spread over the samples, for a mono signal
+    /// at the processing rate.
+    pub fn band_mask(&self, mono: &[f32], query: &Query) -> Result<(Vec<f32>, Vec<f32>, usize)> {
+        let (f, frames) = self.bands.features(mono);
+        let dev = &self.opts.device;
+        let cond = Tensor::from_vec(f, (1, 1, self.bands.n_bands(), frames), dev)?;
+        let q = self.query_embedding(query)?;
+        let field = |z: &Tensor, r: &Tensor, t: &Tensor| self.net.forward(z, &cond, r, t, &q);
+        let mut draws = Vec::with_capacity(self.opts.samples.max(1));
+        for k in 0..self.opts.samples.max(1) as u64 {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.opts.seed.wrapping_add(k));
+            let y = self.sampler.run(&field, cond.shape(), &mut rng, dev)?;
+            // Mask in [0, 1] from the flow's [-1, 1] representation.
+            draws.push(((y + 1.0)? * 0.5)?.clamp(0f32, 1f32)?);
+        }
+        let (mean, spread) = combine(&draws)?;
+        let mean = mean.flatten_all()?.to_device(&Device::Cpu)?.to_vec1::<f32>()?;
+        let spread = spread.flatten_all()?.to_device(&Device::Cpu)?.to_vec1::<f32>()?;
+        Ok((mean, spread, frames))
+    }
+}
+
+impl Separator for FlowSeparator {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn segment(&self) -> Segment {
+        Segment { length_secs: 10.0, overlap_secs: 1.0 }
+    }
+
+    fn check_query(&self, query: &Query) -> Result<()> {
+        self.query_embedding(query).map(|_| ())
+    }
+
+    fn separate(&self, chunk: &[Vec<f32>], sample_rate: u32, query: &Query) -> Result<Vec<Vec<f32>>> {
+        let mono = self.to_processing(chunk, sample_rate)?;
+        let (mask, _, frames) = self.band_mask(&mono, query)?;
+        Ok(chunk
+            .iter()
+            .map(|ch| self.bands.apply_mask(ch, sample_rate, &mask, frames))
+            .collect())
+    }
+}
+
+/// Where bundled models live: `$SPLITFLOW_MODELS`, else `models/` of the source checkout the
+/// binary was built from.
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("SPLITFLOW_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"))
+}
+
+/// Bundled flow models: sub-folders of [`models_dir`] holding a `config.json`.
+pub fn bundled_models() -> Vec<(String, PathBuf)> {
+    let mut out: Vec<(String, PathBuf)> = std::fs::read_dir(models_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().join("config.json").is_file())
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// The labels a flow model answers, for messages.
+pub fn label_list() -> String {
+    LABELS.join(", ")
+}

@@ -1,0 +1,494 @@
+//! `splitflow train`: the training loop.
+//!
+//! Batches come from the mixture sampler ([`crate::data::sampler`]) on worker threads (worker
+//! `w` builds batches `w, w + W, w + 2W, ...` and the loop takes them in order, so the stream is
+//! the same for any number of workers). Each step: the flow objective on the batch, AdamW with
+//! warm-up + cosine decay, global-norm clipping, EMA. Every `valid_every` steps the EMA weights
+//! separate a fixed set of valid mixtures and SI-SDRi per label goes to the log; every
+//! `checkpoint_every` steps (and at the end, or when `--max-minutes` runs out) the run folder
+//! gets `state.safetensors` (weights, optimiser moments, EMA, step) for `--resume` and
+//! `model.safetensors` (EMA weights) + `config.json` for `splitflow separate --model`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::time::Instant;
+
+use anyhow::Context;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use rand::SeedableRng;
+
+use super::config::TrainConfig;
+use super::optim::{AdamW, AdamWConfig, Ema, clip_grad_norm, lr_at};
+use crate::Result;
+use crate::data::LABELS;
+use crate::data::sampler::{Mix, MixtureSampler};
+use crate::dsp::bands::Bands;
+use crate::flow::objectives;
+use crate::flow::sampling::Sampler;
+use crate::metrics::sdr::si_sdr_channel;
+use crate::model::Network;
+
+/// What `splitflow train` was asked to do.
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    pub data: PathBuf,
+    pub config: TrainConfig,
+    pub out: PathBuf,
+    pub resume: bool,
+    /// Wall-clock budget; the run checkpoints and stops when it is spent.
+    pub max_minutes: Option<f64>,
+    pub device: Device,
+    /// Print a line per this many steps (0: only validation lines).
+    pub log_every: usize,
+    pub quiet: bool,
+}
+
+/// One training batch, built on a worker thread (CPU tensors).
+pub struct Batch {
+    /// Mixture features, (B, 1, F, T).
+    pub cond: Tensor,
+    /// Flow data: the target's band mask mapped to [-1, 1], (B, 1, F, T).
+    pub x: Tensor,
+    /// Target label per example.
+    pub labels: Vec<usize>,
+    /// Query-clip features of the first `n_example` examples, (n_example, 1, F, Tq).
+    pub query_clips: Option<Tensor>,
+}
+
+/// Builds the batch with index `batch` of the stream `seed` (examples `batch * B ..`).
+pub fn make_batch(
+    sampler: &MixtureSampler,
+    bands: &Bands,
+    batch_size: usize,
+    n_example: usize,
+    seed: u64,
+    batch: u64,
+) -> Result<Batch> {
+    let mut conds = Vec::with_capacity(batch_size);
+    let mut xs = Vec::with_capacity(batch_size);
+    let mut clips = Vec::new();
+    let mut labels = Vec::with_capacity(batch_size);
+    for i in 0..batch_size {
+        let mix = sampler.sample(seed, batch * batch_size as u64 + i as u64)?;
+        let (cond, x) = example_tensors(bands, &mix)?;
+        conds.push(cond);
+        xs.push(x);
+        if i < n_example {
+            clips.push(features_tensor(bands, &mix.query)?);
+        }
+        labels.push(mix.label);
+    }
+    let query_clips = if clips.is_empty() { None } else { Some(Tensor::stack(&clips, 0)?) };
+    Ok(Batch { cond: Tensor::stack(&conds, 0)?, x: Tensor::stack(&xs, 0)?, labels, query_clips })
+}
+
+/// Band features of a mono clip as a (1, F, T) tensor.
+pub fn features_tensor(bands: &Bands, mono: &[f32]) -> Result<Tensor> {
+    let (f, frames) = bands.features(mono);
+    Ok(Tensor::from_vec(f, (1, bands.n_bands(), frames), &Device::Cpu)?)
+}
+
+/// (conditioning features, flow data) of one mixture, each (1, F, T).
+pub fn example_tensors(bands: &Bands, mix: &Mix) -> Result<(Tensor, Tensor)> {
+    let cond = features_tensor(bands, &mix.mixture)?;
+    let (mask, frames) = bands.ideal_mask(&mix.mixture, &mix.target);
+    let y: Vec<f32> = mask.iter().map(|m| 2.0 * m - 1.0).collect();
+    Ok((cond, Tensor::from_vec(y, (1, bands.n_bands(), frames), &Device::Cpu)?))
+}
+
+/// Batches from `workers` threads, in stream order.
+struct Loader {
+    receivers: Vec<Receiver<Result<Batch>>>,
+    next: usize,
+    stop: Arc<AtomicBool>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Loader {
+    fn start(sampler: Arc<MixtureSampler>, bands: Arc<Bands>, cfg: &TrainConfig, first: u64) -> Loader {
+        let workers = cfg.workers.max(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let n_example = (cfg.batch_size as f64 * cfg.example_query_fraction).round() as usize;
+        let mut receivers = Vec::new();
+        let mut handles = Vec::new();
+        for w in 0..workers {
+            let (tx, rx) = sync_channel(2);
+            let (sampler, bands, stop) = (sampler.clone(), bands.clone(), stop.clone());
+            let (bs, seed) = (cfg.batch_size, cfg.seed);
+            handles.push(std::thread::spawn(move || {
+                let mut b = first + w as u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let batch = make_batch(&sampler, &bands, bs, n_example, seed, b);
+                    if tx.send(batch).is_err() {
+                        break;
+                    }
+                    b += workers as u64;
+                }
+            }));
+            receivers.push(rx);
+        }
+        Loader { receivers, next: 0, stop, handles }
+    }
+
+    fn next(&mut self) -> Result<Batch> {
+        let rx = &self.receivers[self.next % self.receivers.len()];
+        self.next += 1;
+        rx.recv().map_err(|_| anyhow::anyhow!("a data worker stopped"))?
+    }
+}
+
+impl Drop for Loader {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.receivers.clear();
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// The fixed validation set: mixtures drawn once from the valid split.
+pub struct ValidSet {
+    pub mixes: Vec<Mix>,
+}
+
+impl ValidSet {
+    pub fn draw(sampler: &MixtureSampler, n: usize, seed: u64) -> Result<ValidSet> {
+        let mixes = (0..n as u64).map(|i| sampler.sample(seed, i)).collect::<Result<Vec<_>>>()?;
+        Ok(ValidSet { mixes })
+    }
+}
+
+/// Separates one mono mixture at the processing rate with `net` (band mask from `sampler`,
+/// applied to the mixture's STFT) — the training-side twin of the CLI separator, used for
+/// validation.
+pub fn separate_mono(
+    net: &Network,
+    bands: &Bands,
+    sampler: &Sampler,
+    mixture: &[f32],
+    label: usize,
+    seed: u64,
+    device: &Device,
+) -> Result<Vec<f32>> {
+    let cond = features_tensor(bands, mixture)?.unsqueeze(0)?.to_device(device)?;
+    let query = net.label_query(&[label], device)?;
+    let field = |z: &Tensor, r: &Tensor, t: &Tensor| net.forward(z, &cond, r, t, &query);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let y = sampler.run(&field, cond.shape(), &mut rng, device)?;
+    let mask: Vec<f32> = y
+        .flatten_all()?
+        .to_vec1::<f32>()?
+        .iter()
+        .map(|v| ((v + 1.0) * 0.5).clamp(0.0, 1.0))
+        .collect();
+    let frames = cond.dim(3)?;
+    Ok(bands.apply_mask(mixture, bands.config().rate, &mask, frames))
+}
+
+/// Mean SI-SDR improvement per label over the valid set (label name → (dB, count)).
+pub fn validate(
+    net: &Network,
+    bands: &Bands,
+    sampler: &Sampler,
+    valid: &ValidSet,
+    device: &Device,
+) -> Result<BTreeMap<String, (f64, usize)>> {
+    let mut per_label: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    for (i, mix) in valid.mixes.iter().enumerate() {
+        let est = separate_mono(net, bands, sampler, &mix.mixture, mix.label, i as u64, device)?;
+        let gain = si_sdr_channel(&mix.target, &est, false) - si_sdr_channel(&mix.target, &mix.mixture, false);
+        let e = per_label.entry(LABELS[mix.label].to_string()).or_insert((0.0, 0));
+        if gain.is_finite() {
+            e.0 += gain;
+            e.1 += 1;
+        }
+    }
+    for v in per_label.values_mut() {
+        if v.1 > 0 {
+            v.0 /= v.1 as f64;
+        }
+    }
+    Ok(per_label)
+}
+
+/// Mean over labels of the per-label means.
+pub fn label_average(per_label: &BTreeMap<String, (f64, usize)>) -> f64 {
+    let vals: Vec<f64> = per_label.values().filter(|v| v.1 > 0).map(|v| v.0).collect();
+    if vals.is_empty() { f64::NAN } else { vals.iter().sum::<f64>() / vals.len() as f64 }
+}
+
+/// Paths inside a run folder.
+pub struct RunFiles {
+    pub dir: PathBuf,
+}
+
+impl RunFiles {
+    pub fn state(&self) -> PathBuf {
+        self.dir.join("state.safetensors")
+    }
+    pub fn model(&self) -> PathBuf {
+        self.dir.join("model.safetensors")
+    }
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("config.json")
+    }
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("log.csv")
+    }
+    pub fn valid_log(&self) -> PathBuf {
+        self.dir.join("valid.csv")
+    }
+    pub fn curves(&self) -> PathBuf {
+        self.dir.join("curves.png")
+    }
+}
+
+/// Writes `tensors` as safetensors atomically (temp file + rename).
+fn save_atomic(path: &Path, tensors: &std::collections::HashMap<String, Tensor>) -> Result<()> {
+    let tmp = path.with_extension("safetensors.tmp");
+    candle_core::safetensors::save(tensors, &tmp).with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot rename into place", path.display()))?;
+    Ok(())
+}
+
+fn append_line(path: &Path, header: &str, line: &str) -> Result<()> {
+    use std::io::Write;
+    let new = !path.exists();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("{}: cannot open", path.display()))?;
+    if new {
+        writeln!(f, "{header}")?;
+    }
+    writeln!(f, "{line}").with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(())
+}
+
+/// What a finished (or stopped) run reports.
+#[derive(Clone, Debug)]
+pub struct TrainReport {
+    pub steps_done: usize,
+    pub seconds: f64,
+    pub last_loss: f64,
+    pub last_valid: Option<BTreeMap<String, (f64, usize)>>,
+    pub stopped_by_budget: bool,
+}
+
+/// Runs (or resumes) a training run.
+pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
+    let cfg = &opts.config;
+    cfg.check()?;
+    let files = RunFiles { dir: opts.out.clone() };
+    std::fs::create_dir_all(&files.dir).with_context(|| format!("{}: cannot create", files.dir.display()))?;
+    if !opts.resume && files.state().exists() {
+        anyhow::bail!(
+            "{}: a run is already there; pass --resume to continue it or choose another --out",
+            files.dir.display()
+        );
+    }
+    let cfg_json = serde_json::to_string_pretty(cfg)?;
+    crate::score::output::write_atomic(&files.config(), cfg_json.as_bytes())?;
+
+    let train_set = Arc::new(
+        MixtureSampler::open(&opts.data, "train", cfg.data.clone())
+            .with_context(|| format!("{}: cannot open the train split", opts.data.display()))?,
+    );
+    let valid_sampler = MixtureSampler::open(&opts.data, "valid", cfg.data.clone())
+        .with_context(|| format!("{}: cannot open the valid split", opts.data.display()))?;
+    let valid = ValidSet::draw(&valid_sampler, cfg.valid_examples, cfg.seed ^ 0x5eed_0f_7a11d)?;
+    let bands = Arc::new(Bands::new(cfg.model.bands.clone())?);
+    let valid_flow: Sampler = cfg.valid_sampler.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    let dev = &opts.device;
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, dev);
+    let net = Network::new(&cfg.model, vb)?;
+    let mut opt = AdamW::new(
+        &varmap,
+        AdamWConfig { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weight_decay: cfg.weight_decay },
+    )?;
+    let mut ema = Ema::new(&varmap, cfg.ema_decay)?;
+    let mut step = 0usize;
+    if opts.resume && files.state().exists() {
+        let state = candle_core::safetensors::load(files.state(), dev)
+            .with_context(|| format!("{}: cannot read the checkpoint", files.state().display()))?;
+        step = load_state(&varmap, &mut opt, &mut ema, &state)
+            .with_context(|| format!("{}: checkpoint does not match the config", files.state().display()))?;
+        if !opts.quiet {
+            eprintln!("resuming {} at step {step}", files.dir.display());
+        }
+    }
+
+    let n_example = (cfg.batch_size as f64 * cfg.example_query_fraction).round() as usize;
+    let mut loader = Loader::start(train_set, bands.clone(), cfg, step as u64);
+    let start = Instant::now();
+    let budget = opts.max_minutes.map(|m| m * 60.0);
+    let mut last_loss = f64::NAN;
+    let mut last_valid = None;
+    let mut stopped_by_budget = false;
+    let mut window = (0.0f64, 0usize, Instant::now());
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(step as u64 * 0x9e37_79b9));
+
+    while step < cfg.steps {
+        if let Some(b) = budget
+            && start.elapsed().as_secs_f64() >= b
+        {
+            stopped_by_budget = true;
+            break;
+        }
+        let batch = loader.next()?;
+        let cond = batch.cond.to_device(dev)?;
+        let x = batch.x.to_device(dev)?;
+        let q_label = net.label_query(&batch.labels, dev)?;
+        let (query, align) = match &batch.query_clips {
+            Some(clips) if n_example > 0 => {
+                let q_ex = net.example_query(&clips.to_device(dev)?)?;
+                let q_lab = q_label.narrow(0, 0, n_example)?;
+                let align = (&q_ex - q_lab.detach())?.sqr()?.mean_all()?;
+                let rest = q_label.narrow(0, n_example, cfg.batch_size - n_example)?;
+                (Tensor::cat(&[&q_ex, &rest], 0)?, Some(align))
+            }
+            _ => (q_label, None),
+        };
+        let field = |z: &Tensor, r: &Tensor, t: &Tensor| net.forward(z, &cond, r, t, &query);
+        let (flow_loss, _stats) = objectives::loss(&cfg.objective, &field, &x, &mut rng)?;
+        let loss = match align {
+            Some(a) => (&flow_loss + (a * cfg.query_align_weight)?)?,
+            None => flow_loss,
+        };
+        let loss_val = f64::from(loss.to_scalar::<f32>()?);
+        anyhow::ensure!(loss_val.is_finite(), "step {step}: the loss is {loss_val}; lower lr or check the data");
+        let mut grads = loss.backward()?;
+        let norm = if cfg.grad_clip > 0.0 { clip_grad_norm(&mut grads, &varmap, cfg.grad_clip)? } else { f32::NAN };
+        opt.set_lr(lr_at(step, cfg.warmup, cfg.steps, cfg.lr, cfg.lr_floor));
+        opt.step(&grads)?;
+        ema.update(&varmap)?;
+        step += 1;
+        last_loss = loss_val;
+        window.0 += loss_val;
+        window.1 += 1;
+
+        append_line(
+            &files.log(),
+            "step,loss,grad_norm,lr,seconds",
+            &format!("{step},{loss_val:.6},{norm:.4},{:.3e},{:.1}", opt.lr(), start.elapsed().as_secs_f64()),
+        )?;
+        if opts.log_every > 0 && step % opts.log_every == 0 && !opts.quiet {
+            let secs = window.2.elapsed().as_secs_f64();
+            eprintln!(
+                "step {step:>6}  loss {:.4}  lr {:.2e}  {:.2} steps/s  {:.1} examples/s",
+                window.0 / window.1 as f64,
+                opt.lr(),
+                window.1 as f64 / secs,
+                (window.1 * cfg.batch_size) as f64 / secs
+            );
+            window = (0.0, 0, Instant::now());
+        }
+        if step % cfg.valid_every == 0 || step == cfg.steps {
+            let scores = ema.with_weights(&varmap, || validate(&net, &bands, &valid_flow, &valid, dev))?;
+            let avg = label_average(&scores);
+            let cells: Vec<String> = LABELS
+                .iter()
+                .map(|l| scores.get(*l).map(|v| format!("{:.3}", v.0)).unwrap_or_default())
+                .collect();
+            append_line(
+                &files.valid_log(),
+                &format!("step,average,{}", LABELS.join(",")),
+                &format!("{step},{avg:.3},{}", cells.join(",")),
+            )?;
+            if !opts.quiet {
+                eprintln!("step {step:>6}  valid SI-SDRi {avg:.2} dB (label average, {})", cfg.valid_sampler);
+            }
+            last_valid = Some(scores);
+            let _ = plot_curves(&files);
+        }
+        if step % cfg.checkpoint_every == 0 {
+            save_checkpoint(&files, &varmap, &opt, &ema, step)?;
+        }
+    }
+    drop(loader);
+    save_checkpoint(&files, &varmap, &opt, &ema, step)?;
+    let _ = plot_curves(&files);
+    Ok(TrainReport { steps_done: step, seconds: start.elapsed().as_secs_f64(), last_loss, last_valid, stopped_by_budget })
+}
+
+/// Writes state.safetensors (resume) and model.safetensors (EMA weights, for inference).
+fn save_checkpoint(files: &RunFiles, varmap: &VarMap, opt: &AdamW, ema: &Ema, step: usize) -> Result<()> {
+    let mut state = std::collections::HashMap::new();
+    for (name, var) in varmap.data().lock().map_err(|_| anyhow::anyhow!("weights lock poisoned"))?.iter() {
+        state.insert(format!("weights.{name}"), var.as_tensor().clone());
+    }
+    for (k, v) in opt.state()? {
+        state.insert(format!("optim.{k}"), v);
+    }
+    for (k, v) in ema.state() {
+        state.insert(format!("ema.{k}"), v.clone());
+    }
+    state.insert("step".into(), Tensor::new(&[step as u32], &Device::Cpu)?);
+    save_atomic(&files.state(), &state)?;
+    let model: std::collections::HashMap<String, Tensor> = ema.state().into_iter().map(|(k, v)| (k, v.clone())).collect();
+    save_atomic(&files.model(), &model)?;
+    Ok(())
+}
+
+/// Restores weights, optimiser and EMA from a state map; returns the step.
+fn load_state(
+    varmap: &VarMap,
+    opt: &mut AdamW,
+    ema: &mut Ema,
+    state: &std::collections::HashMap<String, Tensor>,
+) -> Result<usize> {
+    for (name, var) in varmap.data().lock().map_err(|_| anyhow::anyhow!("weights lock poisoned"))?.iter() {
+        let t = state
+            .get(&format!("weights.{name}"))
+            .ok_or_else(|| anyhow::anyhow!("no weights for '{name}'"))?;
+        var.set(t)?;
+    }
+    let pick = |prefix: &str| -> std::collections::HashMap<String, Tensor> {
+        state
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_string(), v.clone())))
+            .collect()
+    };
+    opt.load_state(&pick("optim."))?;
+    ema.load_state(&pick("ema."))?;
+    let step = state.get("step").ok_or_else(|| anyhow::anyhow!("no step"))?.to_vec1::<u32>()?;
+    Ok(step.first().copied().unwrap_or(0) as usize)
+}
+
+/// Loss and validation curves as a PNG next to the logs.
+fn plot_curves(files: &RunFiles) -> Result<()> {
+    let read = |path: &Path| -> Vec<Vec<String>> {
+        std::fs::read_to_string(path)
+            .map(|s| s.lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect())
+            .unwrap_or_default()
+    };
+    let log = read(&files.log());
+    // Loss smoothed over windows of ~1 % of the run so the curve is readable.
+    let pts: Vec<(f64, f64)> = log
+        .iter()
+        .filter_map(|r| Some((r.first()?.parse().ok()?, r.get(1)?.parse().ok()?)))
+        .collect();
+    let w = (pts.len() / 100).max(1);
+    let loss: Vec<(f64, f64)> = pts
+        .chunks(w)
+        .map(|c| (c[c.len() - 1].0, c.iter().map(|p| p.1).sum::<f64>() / c.len() as f64))
+        .collect();
+    let valid: Vec<(f64, f64)> = read(&files.valid_log())
+        .iter()
+        .filter_map(|r| Some((r.first()?.parse().ok()?, r.get(1)?.parse().ok()?)))
+        .collect();
+    crate::viz::write_line_chart(
+        &files.curves(),
+        "training loss and valid SI-SDRi (dB, label average)",
+        "step",
+        &[("loss".to_string(), loss), ("valid SI-SDRi".to_string(), valid)],
+    )
+}
