@@ -15,7 +15,10 @@ pub fn run(args: &ModelsArgs) -> i32 {
         return 0;
     }
     if models.is_empty() {
-        println!("no bundled neural models (looked in {})", crate::separate::neural::models_dir().display());
+        println!(
+            "no bundled neural models (looked in {})",
+            crate::separate::neural::models_dir().display()
+        );
     }
     for (name, dir) in &models {
         let default = if name == DEFAULT_MODEL { " (default)" } else { "" };

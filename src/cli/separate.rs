@@ -66,17 +66,31 @@ fn setup(args: &SeparateArgs) -> crate::Result<Setup> {
         _ => anyhow::bail!("give --query, --like or --exclude"),
     };
     sep.check_query(&query)?;
-    let query_name = if args.exclude.is_some() { format!("all_but_{}", query.name()) } else { query.name() };
+    let query_name = if args.exclude.is_some() {
+        format!("all_but_{}", query.name())
+    } else {
+        query.name()
+    };
     // A model folder's path would put separators into file names: use its last component.
     let model_name = std::path::Path::new(&model)
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or(model);
-    Ok(Setup { sep, query, query_name, model_name })
+    Ok(Setup {
+        sep,
+        query,
+        query_name,
+        model_name,
+    })
 }
 
 pub fn run(args: &SeparateArgs) -> i32 {
-    let Setup { sep, query, query_name, model_name } = match setup(args) {
+    let Setup {
+        sep,
+        query,
+        query_name,
+        model_name,
+    } = match setup(args) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e:#}");

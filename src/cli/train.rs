@@ -14,7 +14,10 @@ fn options(args: &TrainArgs) -> crate::Result<TrainOptions> {
         config.steps = steps;
     }
     if let Some(m) = args.max_minutes {
-        anyhow::ensure!(m > 0.0 && m.is_finite(), "--max-minutes must be a positive number of minutes");
+        anyhow::ensure!(
+            m > 0.0 && m.is_finite(),
+            "--max-minutes must be a positive number of minutes"
+        );
     }
     Ok(TrainOptions {
         data: args.data.clone(),
@@ -45,7 +48,11 @@ pub fn run(args: &TrainArgs) -> i32 {
                 .unwrap_or_default();
             eprintln!(
                 "{} at step {} after {:.1} min (loss {:.4}{valid}); model: {}",
-                if report.stopped_by_budget { "stopped (time budget)" } else { "done" },
+                if report.stopped_by_budget {
+                    "stopped (time budget)"
+                } else {
+                    "done"
+                },
                 report.steps_done,
                 report.seconds / 60.0,
                 report.last_loss,

@@ -63,7 +63,10 @@ pub fn load(name: &str, opts: &neural::FlowOptions) -> Result<Box<dyn Separator>
     }
     let path = std::path::Path::new(name);
     if path.join("config.json").is_file() {
-        let short = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| name.into());
+        let short = path
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| name.into());
         return Ok(Box::new(neural::FlowSeparator::load(path, &short, opts.clone())?));
     }
     let mut known: Vec<String> = neural::bundled_models().into_iter().map(|(n, _)| n).collect();
@@ -115,7 +118,9 @@ impl Query {
             Query::Label(s) => s.replace(['/', '\\'], "_"),
             Query::Example(p) => format!(
                 "like-{}",
-                p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "clip".into())
+                p.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "clip".into())
             ),
         }
     }

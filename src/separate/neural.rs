@@ -19,7 +19,6 @@ use std::sync::Mutex;
 use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use rand::SeedableRng;
 
 use super::{Query, Segment, Separator};
 use crate::Result;
@@ -31,6 +30,7 @@ use crate::flow::sampling::{Sampler, combine};
 use crate::model::query::resolve_query;
 use crate::model::{ModelConfig, Network};
 use crate::train::config::TrainConfig;
+use crate::train::trainer::candle_err;
 
 /// How to run a flow model.
 #[derive(Clone, Debug)]
@@ -50,7 +50,13 @@ pub struct FlowOptions {
 
 impl Default for FlowOptions {
     fn default() -> Self {
-        FlowOptions { sampler: None, steps: None, samples: 1, seed: 0, device: Device::Cpu }
+        FlowOptions {
+            sampler: None,
+            steps: None,
+            samples: 1,
+            seed: 0,
+            device: Device::Cpu,
+        }
     }
 }
 
@@ -79,7 +85,11 @@ pub fn choose_sampler(objective: &Objective, opts: &FlowOptions) -> Result<Sampl
         (_, None) => "euler",
     };
     let steps = opts.steps.unwrap_or(if kind == "meanflow" { 1 } else { 4 });
-    let spec = if kind == "direct" { kind.to_string() } else { format!("{kind}:{steps}") };
+    let spec = if kind == "direct" {
+        kind.to_string()
+    } else {
+        format!("{kind}:{steps}")
+    };
     spec.parse().map_err(|e| anyhow::anyhow!("sampler '{spec}': {e}"))
 }
 
@@ -108,7 +118,14 @@ impl FlowSeparator {
         let net = Network::new(model, vb)?;
         let bands = Bands::new(model.bands.clone())?;
         let sampler = choose_sampler(objective, &opts)?;
-        Ok(FlowSeparator { name: name.to_string(), net, bands, sampler, opts, examples: Mutex::new(HashMap::new()) })
+        Ok(FlowSeparator {
+            name: name.to_string(),
+            net,
+            bands,
+            sampler,
+            opts,
+            examples: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The sampler in use.
@@ -145,7 +162,10 @@ impl FlowSeparator {
                 self.net.label_query(&[id], &self.opts.device)
             }
             Query::Example(path) => {
-                let mut cache = self.examples.lock().map_err(|_| anyhow::anyhow!("example cache poisoned"))?;
+                let mut cache = self
+                    .examples
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("example cache poisoned"))?;
                 if let Some(q) = cache.get(path) {
                     return Ok(q.clone());
                 }
@@ -158,8 +178,8 @@ impl FlowSeparator {
                     path.display()
                 );
                 let mono = self.to_processing(&audio, rate)?;
-                let (f, frames) = self.bands.features(&mono);
-                let feats = Tensor::from_vec(f, (1, 1, self.bands.n_bands(), frames), &self.opts.device)?;
+                let f = self.bands.features(&mono);
+                let feats = Tensor::from_vec(f.values, (1, 1, f.n_bands, f.n_frames), &self.opts.device)?;
                 let q = self.net.example_query(&feats)?;
                 cache.insert(path.clone(), q.clone());
                 Ok(q)
@@ -170,18 +190,24 @@ impl FlowSeparator {
     /// Band mask (F x T, row-major) and its per-bin spread over the samples, for a mono signal
     /// at the processing rate.
     pub fn band_mask(&self, mono: &[f32], query: &Query) -> Result<(Vec<f32>, Vec<f32>, usize)> {
-        let (f, frames) = self.bands.features(mono);
+        let f = self.bands.features(mono);
+        let frames = f.n_frames;
         let dev = &self.opts.device;
-        let cond = Tensor::from_vec(f, (1, 1, self.bands.n_bands(), frames), dev)?;
+        let cond = Tensor::from_vec(f.values, (1, 1, f.n_bands, frames), dev)?;
         let q = self.query_embedding(query)?;
-        let field = |z: &Tensor, r: &Tensor, t: &Tensor| self.net.forward(z, &cond, r, t, &q);
-        let mut draws = Vec::with_capacity(self.opts.samples.max(1));
-        for k in 0..self.opts.samples.max(1) as u64 {
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.opts.seed.wrapping_add(k));
-            let y = self.sampler.run(&field, cond.shape(), &mut rng, dev)?;
+        let field = |z: &Tensor, r: &Tensor, t: &Tensor| self.net.forward(z, &cond, r, t, &q).map_err(candle_err);
+        let k = if self.sampler.is_generative() {
+            self.opts.samples.max(1)
+        } else {
+            1
+        };
+        let draws = self
+            .sampler
+            .draw(&field, cond.dims(), self.opts.seed, k, dev)?
+            .into_iter()
             // Mask in [0, 1] from the flow's [-1, 1] representation.
-            draws.push(((y + 1.0)? * 0.5)?.clamp(0f32, 1f32)?);
-        }
+            .map(|y| y.affine(0.5, 0.5)?.clamp(0f32, 1f32))
+            .collect::<candle_core::Result<Vec<_>>>()?;
         let (mean, spread) = combine(&draws)?;
         let mean = mean.flatten_all()?.to_device(&Device::Cpu)?.to_vec1::<f32>()?;
         let spread = spread.flatten_all()?.to_device(&Device::Cpu)?.to_vec1::<f32>()?;
@@ -195,7 +221,10 @@ impl Separator for FlowSeparator {
     }
 
     fn segment(&self) -> Segment {
-        Segment { length_secs: 10.0, overlap_secs: 1.0 }
+        Segment {
+            length_secs: 10.0,
+            overlap_secs: 1.0,
+        }
     }
 
     fn check_query(&self, query: &Query) -> Result<()> {
@@ -205,10 +234,10 @@ impl Separator for FlowSeparator {
     fn separate(&self, chunk: &[Vec<f32>], sample_rate: u32, query: &Query) -> Result<Vec<Vec<f32>>> {
         let mono = self.to_processing(chunk, sample_rate)?;
         let (mask, _, frames) = self.band_mask(&mono, query)?;
-        Ok(chunk
+        chunk
             .iter()
             .map(|ch| self.bands.apply_mask(ch, sample_rate, &mask, frames))
-            .collect())
+            .collect()
     }
 }
 

@@ -92,7 +92,8 @@ impl TrainConfig {
         let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
         let cfg: TrainConfig =
             serde_json::from_str(&text).with_context(|| format!("{}: not a valid training config", path.display()))?;
-        cfg.check().with_context(|| format!("{}: invalid training config", path.display()))?;
+        cfg.check()
+            .with_context(|| format!("{}: invalid training config", path.display()))?;
         Ok(cfg)
     }
 
@@ -100,13 +101,19 @@ impl TrainConfig {
     pub fn check(&self) -> Result<()> {
         anyhow::ensure!(self.batch_size >= 1, "batch_size must be at least 1");
         anyhow::ensure!(self.steps >= 1, "steps must be at least 1");
-        anyhow::ensure!(self.lr > 0.0 && self.lr_floor >= 0.0, "lr must be > 0 and lr_floor >= 0");
+        anyhow::ensure!(
+            self.lr > 0.0 && self.lr_floor >= 0.0,
+            "lr must be > 0 and lr_floor >= 0"
+        );
         anyhow::ensure!((0.0..1.0).contains(&self.ema_decay), "ema_decay must be in [0, 1)");
         anyhow::ensure!(
             (0.0..=1.0).contains(&self.example_query_fraction),
             "example_query_fraction must be in [0, 1]"
         );
-        anyhow::ensure!(self.checkpoint_every >= 1 && self.valid_every >= 1, "checkpoint_every and valid_every must be >= 1");
+        anyhow::ensure!(
+            self.checkpoint_every >= 1 && self.valid_every >= 1,
+            "checkpoint_every and valid_every must be >= 1"
+        );
         anyhow::ensure!(self.workers >= 1, "workers must be at least 1");
         self.valid_sampler
             .parse::<Sampler>()

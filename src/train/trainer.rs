@@ -9,7 +9,10 @@
 //! gets `state.safetensors` (weights, optimiser moments, EMA, step) for `--resume` and
 //! `model.safetensors` (EMA weights) + `config.json` for `splitflow separate --model`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+
+/// Key of the step counter in state.safetensors.
+const STEP_KEY: &str = "train.step";
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,14 +25,14 @@ use candle_nn::{VarBuilder, VarMap};
 use rand::SeedableRng;
 
 use super::config::TrainConfig;
-use super::optim::{AdamW, AdamWConfig, Ema, clip_grad_norm, lr_at};
+use super::optim::{AdamW, AdamWConfig, Ema, clip_grad_norm, lr_at, named_vars};
 use crate::Result;
 use crate::data::LABELS;
 use crate::data::sampler::{Mix, MixtureSampler};
 use crate::dsp::bands::Bands;
 use crate::flow::objectives;
-use crate::flow::sampling::Sampler;
-use crate::metrics::sdr::si_sdr_channel;
+use crate::flow::sampling::{Sampler, noise};
+use crate::metrics::si_sdr_channel;
 use crate::model::Network;
 
 /// What `splitflow train` was asked to do.
@@ -82,22 +85,32 @@ pub fn make_batch(
         }
         labels.push(mix.label);
     }
-    let query_clips = if clips.is_empty() { None } else { Some(Tensor::stack(&clips, 0)?) };
-    Ok(Batch { cond: Tensor::stack(&conds, 0)?, x: Tensor::stack(&xs, 0)?, labels, query_clips })
+    let query_clips = if clips.is_empty() {
+        None
+    } else {
+        Some(Tensor::stack(&clips, 0)?)
+    };
+    Ok(Batch {
+        cond: Tensor::stack(&conds, 0)?,
+        x: Tensor::stack(&xs, 0)?,
+        labels,
+        query_clips,
+    })
 }
 
 /// Band features of a mono clip as a (1, F, T) tensor.
 pub fn features_tensor(bands: &Bands, mono: &[f32]) -> Result<Tensor> {
-    let (f, frames) = bands.features(mono);
-    Ok(Tensor::from_vec(f, (1, bands.n_bands(), frames), &Device::Cpu)?)
+    let f = bands.features(mono);
+    Ok(Tensor::from_vec(f.values, (1, f.n_bands, f.n_frames), &Device::Cpu)?)
 }
 
 /// (conditioning features, flow data) of one mixture, each (1, F, T).
 pub fn example_tensors(bands: &Bands, mix: &Mix) -> Result<(Tensor, Tensor)> {
     let cond = features_tensor(bands, &mix.mixture)?;
-    let (mask, frames) = bands.ideal_mask(&mix.mixture, &mix.target);
+    let mask = bands.ideal_mask(&mix.mixture, &mix.target)?;
     let y: Vec<f32> = mask.iter().map(|m| 2.0 * m - 1.0).collect();
-    Ok((cond, Tensor::from_vec(y, (1, bands.n_bands(), frames), &Device::Cpu)?))
+    let shape = cond.dims().to_vec();
+    Ok((cond, Tensor::from_vec(y, shape, &Device::Cpu)?))
 }
 
 /// Batches from `workers` threads, in stream order.
@@ -131,7 +144,12 @@ impl Loader {
             }));
             receivers.push(rx);
         }
-        Loader { receivers, next: 0, stop, handles }
+        Loader {
+            receivers,
+            next: 0,
+            stop,
+            handles,
+        }
     }
 
     fn next(&mut self) -> Result<Batch> {
@@ -158,7 +176,9 @@ pub struct ValidSet {
 
 impl ValidSet {
     pub fn draw(sampler: &MixtureSampler, n: usize, seed: u64) -> Result<ValidSet> {
-        let mixes = (0..n as u64).map(|i| sampler.sample(seed, i)).collect::<Result<Vec<_>>>()?;
+        let mixes = (0..n as u64)
+            .map(|i| sampler.sample(seed, i))
+            .collect::<Result<Vec<_>>>()?;
         Ok(ValidSet { mixes })
     }
 }
@@ -177,9 +197,8 @@ pub fn separate_mono(
 ) -> Result<Vec<f32>> {
     let cond = features_tensor(bands, mixture)?.unsqueeze(0)?.to_device(device)?;
     let query = net.label_query(&[label], device)?;
-    let field = |z: &Tensor, r: &Tensor, t: &Tensor| net.forward(z, &cond, r, t, &query);
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let y = sampler.run(&field, cond.shape(), &mut rng, device)?;
+    let field = |z: &Tensor, r: &Tensor, t: &Tensor| net.forward(z, &cond, r, t, &query).map_err(candle_err);
+    let y = sampler.run(&field, &noise(cond.dims(), seed, 0, device)?)?;
     let mask: Vec<f32> = y
         .flatten_all()?
         .to_vec1::<f32>()?
@@ -187,7 +206,7 @@ pub fn separate_mono(
         .map(|v| ((v + 1.0) * 0.5).clamp(0.0, 1.0))
         .collect();
     let frames = cond.dim(3)?;
-    Ok(bands.apply_mask(mixture, bands.config().rate, &mask, frames))
+    bands.apply_mask(mixture, bands.config().rate, &mask, frames)
 }
 
 /// Mean SI-SDR improvement per label over the valid set (label name → (dB, count)).
@@ -219,7 +238,11 @@ pub fn validate(
 /// Mean over labels of the per-label means.
 pub fn label_average(per_label: &BTreeMap<String, (f64, usize)>) -> f64 {
     let vals: Vec<f64> = per_label.values().filter(|v| v.1 > 0).map(|v| v.0).collect();
-    if vals.is_empty() { f64::NAN } else { vals.iter().sum::<f64>() / vals.len() as f64 }
+    if vals.is_empty() {
+        f64::NAN
+    } else {
+        vals.iter().sum::<f64>() / vals.len() as f64
+    }
 }
 
 /// Paths inside a run folder.
@@ -249,7 +272,7 @@ impl RunFiles {
 }
 
 /// Writes `tensors` as safetensors atomically (temp file + rename).
-fn save_atomic(path: &Path, tensors: &std::collections::HashMap<String, Tensor>) -> Result<()> {
+fn save_atomic(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
     let tmp = path.with_extension("safetensors.tmp");
     candle_core::safetensors::save(tensors, &tmp).with_context(|| format!("{}: cannot write", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot rename into place", path.display()))?;
@@ -302,7 +325,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
     );
     let valid_sampler = MixtureSampler::open(&opts.data, "valid", cfg.data.clone())
         .with_context(|| format!("{}: cannot open the valid split", opts.data.display()))?;
-    let valid = ValidSet::draw(&valid_sampler, cfg.valid_examples, cfg.seed ^ 0x5eed_0f_7a11d)?;
+    let valid = ValidSet::draw(&valid_sampler, cfg.valid_examples, cfg.seed ^ 0x05ee_d0f7_a11d)?;
     let bands = Arc::new(Bands::new(cfg.model.bands.clone())?);
     let valid_flow: Sampler = cfg.valid_sampler.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
 
@@ -311,10 +334,17 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, dev);
     let net = Network::new(&cfg.model, vb)?;
     let mut opt = AdamW::new(
-        &varmap,
-        AdamWConfig { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weight_decay: cfg.weight_decay },
+        named_vars(&varmap),
+        AdamWConfig {
+            lr: cfg.lr,
+            beta1: cfg.beta1,
+            beta2: cfg.beta2,
+            eps: 1e-8,
+            weight_decay: cfg.weight_decay,
+        },
     )?;
-    let mut ema = Ema::new(&varmap, cfg.ema_decay)?;
+    let mut ema = Ema::new(named_vars(&varmap), cfg.ema_decay)?;
+    let vars: Vec<candle_core::Var> = named_vars(&varmap).into_iter().map(|(_, v)| v).collect();
     let mut step = 0usize;
     if opts.resume && files.state().exists() {
         let state = candle_core::safetensors::load(files.state(), dev)
@@ -357,19 +387,32 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
             }
             _ => (q_label, None),
         };
-        let field = |z: &Tensor, r: &Tensor, t: &Tensor| net.forward(z, &cond, r, t, &query);
+        let field = |z: &Tensor, r: &Tensor, t: &Tensor| net.forward(z, &cond, r, t, &query).map_err(candle_err);
         let (flow_loss, _stats) = objectives::loss(&cfg.objective, &field, &x, &mut rng)?;
         let loss = match align {
             Some(a) => (&flow_loss + (a * cfg.query_align_weight)?)?,
             None => flow_loss,
         };
         let loss_val = f64::from(loss.to_scalar::<f32>()?);
-        anyhow::ensure!(loss_val.is_finite(), "step {step}: the loss is {loss_val}; lower lr or check the data");
+        anyhow::ensure!(
+            loss_val.is_finite(),
+            "step {step}: the loss is {loss_val}; lower lr or check the data"
+        );
         let mut grads = loss.backward()?;
-        let norm = if cfg.grad_clip > 0.0 { clip_grad_norm(&mut grads, &varmap, cfg.grad_clip)? } else { f32::NAN };
-        opt.set_lr(lr_at(step, cfg.warmup, cfg.steps, cfg.lr, cfg.lr_floor));
+        let norm = if cfg.grad_clip > 0.0 {
+            clip_grad_norm(&mut grads, &vars, cfg.grad_clip)?
+        } else {
+            f32::NAN
+        };
+        opt.set_lr(lr_at(
+            step as u64,
+            cfg.warmup as u64,
+            cfg.steps as u64,
+            cfg.lr,
+            cfg.lr_floor,
+        ));
         opt.step(&grads)?;
-        ema.update(&varmap)?;
+        ema.update()?;
         step += 1;
         last_loss = loss_val;
         window.0 += loss_val;
@@ -378,9 +421,13 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
         append_line(
             &files.log(),
             "step,loss,grad_norm,lr,seconds",
-            &format!("{step},{loss_val:.6},{norm:.4},{:.3e},{:.1}", opt.lr(), start.elapsed().as_secs_f64()),
+            &format!(
+                "{step},{loss_val:.6},{norm:.4},{:.3e},{:.1}",
+                opt.lr(),
+                start.elapsed().as_secs_f64()
+            ),
         )?;
-        if opts.log_every > 0 && step % opts.log_every == 0 && !opts.quiet {
+        if opts.log_every > 0 && step.is_multiple_of(opts.log_every) && !opts.quiet {
             let secs = window.2.elapsed().as_secs_f64();
             eprintln!(
                 "step {step:>6}  loss {:.4}  lr {:.2e}  {:.2} steps/s  {:.1} examples/s",
@@ -391,8 +438,11 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
             );
             window = (0.0, 0, Instant::now());
         }
-        if step % cfg.valid_every == 0 || step == cfg.steps {
-            let scores = ema.with_weights(&varmap, || validate(&net, &bands, &valid_flow, &valid, dev))?;
+        if step.is_multiple_of(cfg.valid_every) || step == cfg.steps {
+            ema.swap()?;
+            let scores = validate(&net, &bands, &valid_flow, &valid, dev);
+            ema.swap()?;
+            let scores = scores?;
             let avg = label_average(&scores);
             let cells: Vec<String> = LABELS
                 .iter()
@@ -404,70 +454,76 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
                 &format!("{step},{avg:.3},{}", cells.join(",")),
             )?;
             if !opts.quiet {
-                eprintln!("step {step:>6}  valid SI-SDRi {avg:.2} dB (label average, {})", cfg.valid_sampler);
+                eprintln!(
+                    "step {step:>6}  valid SI-SDRi {avg:.2} dB (label average, {})",
+                    cfg.valid_sampler
+                );
             }
             last_valid = Some(scores);
             let _ = plot_curves(&files);
         }
-        if step % cfg.checkpoint_every == 0 {
+        if step.is_multiple_of(cfg.checkpoint_every) {
             save_checkpoint(&files, &varmap, &opt, &ema, step)?;
         }
     }
     drop(loader);
     save_checkpoint(&files, &varmap, &opt, &ema, step)?;
     let _ = plot_curves(&files);
-    Ok(TrainReport { steps_done: step, seconds: start.elapsed().as_secs_f64(), last_loss, last_valid, stopped_by_budget })
+    Ok(TrainReport {
+        steps_done: step,
+        seconds: start.elapsed().as_secs_f64(),
+        last_loss,
+        last_valid,
+        stopped_by_budget,
+    })
 }
 
 /// Writes state.safetensors (resume) and model.safetensors (EMA weights, for inference).
 fn save_checkpoint(files: &RunFiles, varmap: &VarMap, opt: &AdamW, ema: &Ema, step: usize) -> Result<()> {
-    let mut state = std::collections::HashMap::new();
-    for (name, var) in varmap.data().lock().map_err(|_| anyhow::anyhow!("weights lock poisoned"))?.iter() {
-        state.insert(format!("weights.{name}"), var.as_tensor().clone());
-    }
-    for (k, v) in opt.state()? {
-        state.insert(format!("optim.{k}"), v);
-    }
-    for (k, v) in ema.state() {
-        state.insert(format!("ema.{k}"), v.clone());
-    }
-    state.insert("step".into(), Tensor::new(&[step as u32], &Device::Cpu)?);
+    let mut state: HashMap<String, Tensor> = named_vars(varmap)
+        .into_iter()
+        .map(|(name, var)| (format!("weights.{name}"), var.as_tensor().clone()))
+        .collect();
+    state.extend(opt.state()?);
+    state.extend(ema.state());
+    state.insert(STEP_KEY.into(), Tensor::new(&[step as u32], &Device::Cpu)?);
     save_atomic(&files.state(), &state)?;
-    let model: std::collections::HashMap<String, Tensor> = ema.state().into_iter().map(|(k, v)| (k, v.clone())).collect();
-    save_atomic(&files.model(), &model)?;
+    save_atomic(&files.model(), &ema.weights())?;
     Ok(())
 }
 
 /// Restores weights, optimiser and EMA from a state map; returns the step.
-fn load_state(
-    varmap: &VarMap,
-    opt: &mut AdamW,
-    ema: &mut Ema,
-    state: &std::collections::HashMap<String, Tensor>,
-) -> Result<usize> {
-    for (name, var) in varmap.data().lock().map_err(|_| anyhow::anyhow!("weights lock poisoned"))?.iter() {
+fn load_state(varmap: &VarMap, opt: &mut AdamW, ema: &mut Ema, state: &HashMap<String, Tensor>) -> Result<usize> {
+    for (name, var) in named_vars(varmap) {
         let t = state
             .get(&format!("weights.{name}"))
             .ok_or_else(|| anyhow::anyhow!("no weights for '{name}'"))?;
-        var.set(t)?;
+        var.set(&t.to_device(var.device())?)?;
     }
-    let pick = |prefix: &str| -> std::collections::HashMap<String, Tensor> {
-        state
-            .iter()
-            .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_string(), v.clone())))
-            .collect()
-    };
-    opt.load_state(&pick("optim."))?;
-    ema.load_state(&pick("ema."))?;
-    let step = state.get("step").ok_or_else(|| anyhow::anyhow!("no step"))?.to_vec1::<u32>()?;
+    opt.load_state(state)?;
+    ema.load_state(state)?;
+    let step = state
+        .get(STEP_KEY)
+        .ok_or_else(|| anyhow::anyhow!("no step"))?
+        .to_vec1::<u32>()?;
     Ok(step.first().copied().unwrap_or(0) as usize)
+}
+
+/// candle's closure error type from ours (the flow field returns `candle_core::Result`).
+pub fn candle_err(e: anyhow::Error) -> candle_core::Error {
+    candle_core::Error::Msg(format!("{e:#}"))
 }
 
 /// Loss and validation curves as a PNG next to the logs.
 fn plot_curves(files: &RunFiles) -> Result<()> {
     let read = |path: &Path| -> Vec<Vec<String>> {
         std::fs::read_to_string(path)
-            .map(|s| s.lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect())
+            .map(|s| {
+                s.lines()
+                    .skip(1)
+                    .map(|l| l.split(',').map(str::to_string).collect())
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let log = read(&files.log());
@@ -485,10 +541,11 @@ fn plot_curves(files: &RunFiles) -> Result<()> {
         .iter()
         .filter_map(|r| Some((r.first()?.parse().ok()?, r.get(1)?.parse().ok()?)))
         .collect();
+    crate::viz::write_line_chart(&files.curves(), "training loss", "step", &[("loss", loss)])?;
     crate::viz::write_line_chart(
-        &files.curves(),
-        "training loss and valid SI-SDRi (dB, label average)",
+        &files.dir.join("valid.png"),
+        "valid SI-SDRi, dB (label average)",
         "step",
-        &[("loss".to_string(), loss), ("valid SI-SDRi".to_string(), valid)],
+        &[("SI-SDRi", valid)],
     )
 }
