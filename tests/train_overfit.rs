@@ -1,0 +1,228 @@
+//! The whole training path on a tiny generated corpus: a tiny model learns to pull a tone out
+//! of noise (and noise out of tones) within a minute, its validation SI-SDRi rises well above
+//! the mixture's (0 dB by definition), the run resumes from its checkpoint, and the trained
+//! folder separates files through the CLI with target + residual == input.
+
+mod common;
+
+use std::path::Path;
+
+use splitflow::data::manifest::{ClipRow, write_jsonl};
+use splitflow::flow::objectives::Objective;
+use splitflow::model::ModelConfig;
+use splitflow::train::config::TrainConfig;
+use splitflow::train::trainer::{TrainOptions, label_average, train};
+
+const RATE: u32 = 22050;
+
+/// Harmonic tone (label speech) or noise (label water), 4 s.
+fn clip(label: &str, seed: u64) -> Vec<f32> {
+    let n = 4 * RATE as usize;
+    let noise = common::lcg(n, seed);
+    let f0 = 150.0 + 40.0 * seed as f64;
+    (0..n)
+        .map(|i| {
+            let t = i as f64 / f64::from(RATE);
+            let v = if label == "speech" {
+                (1..6)
+                    .map(|h| (std::f64::consts::TAU * f0 * h as f64 * t).sin() / h as f64)
+                    .sum::<f64>()
+                    * 0.2
+            } else {
+                0.3 * noise[i]
+            };
+            v as f32
+        })
+        .collect()
+}
+
+fn make_corpus(dir: &Path) {
+    let mut rows = Vec::new();
+    for (i, (label, split)) in [
+        ("speech", "train"),
+        ("speech", "train"),
+        ("speech", "train"),
+        ("water", "train"),
+        ("water", "train"),
+        ("speech", "valid"),
+        ("water", "valid"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let path = format!("audio/{label}/{i}.wav");
+        common::write_wav(&dir.join(&path), &[clip(label, i as u64 + 1)], RATE, 16, false);
+        rows.push(ClipRow {
+            path,
+            label: label.to_string(),
+            duration: 4.0,
+            rate: RATE,
+            package: "fixture".into(),
+            source_file: format!("{i}.wav"),
+            group: format!("g{i}"),
+            licence: "CC0".into(),
+            split: split.to_string(),
+        });
+    }
+    write_jsonl(&dir.join("manifest.jsonl"), &rows).unwrap();
+}
+
+fn config(steps: usize, objective: Objective, valid_sampler: &str) -> TrainConfig {
+    let mut cfg = TrainConfig {
+        model: ModelConfig::tiny(),
+        steps,
+        ..TrainConfig::default()
+    };
+    cfg.objective.objective = objective;
+    cfg.valid_sampler = valid_sampler.into();
+    cfg.batch_size = 8;
+    cfg.warmup = 5;
+    cfg.lr = 3e-3;
+    cfg.ema_decay = 0.9;
+    cfg.valid_every = steps;
+    cfg.checkpoint_every = 10;
+    cfg.valid_examples = 8;
+    cfg.data.seconds = 1.0;
+    cfg.data.query_seconds = 1.0;
+    cfg.data.interferers = [1, 1];
+    cfg.data.tir_db = [-5.0, 5.0];
+    cfg.data.lowpass_p = 0.0;
+    cfg.data.eq_p = 0.0;
+    cfg.data.randaugment_n = 0;
+    cfg
+}
+
+fn options(dir: &Path, out: &Path, config: TrainConfig) -> TrainOptions {
+    TrainOptions {
+        data: dir.to_path_buf(),
+        config,
+        out: out.to_path_buf(),
+        resume: false,
+        max_minutes: None,
+        device: candle_core::Device::Cpu,
+        log_every: 0,
+        quiet: true,
+    }
+}
+
+/// The discriminative baseline: learns fastest; also checks resume and the run folder.
+#[test]
+fn tiny_model_learns_to_separate_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_corpus(tmp.path());
+    let out = tmp.path().join("run");
+    let disc = |steps| config(steps, Objective::Discriminative, "direct");
+    let opts = TrainOptions {
+        data: tmp.path().to_path_buf(),
+        config: disc(30),
+        out: out.clone(),
+        resume: false,
+        max_minutes: None,
+        device: candle_core::Device::Cpu,
+        log_every: 0,
+        quiet: true,
+    };
+    let first = train(&opts).unwrap();
+    assert_eq!(first.steps_done, 30);
+    // A second run into the same folder must not clobber it without --resume.
+    assert!(train(&opts).is_err());
+    let resumed = train(&TrainOptions {
+        config: disc(60),
+        resume: true,
+        ..opts.clone()
+    })
+    .unwrap();
+    assert_eq!(resumed.steps_done, 60);
+    let valid = resumed.last_valid.unwrap();
+    let avg = label_average(&valid);
+    eprintln!("valid SI-SDRi per label: {valid:?}, average {avg:.2} dB");
+    // Measured 5.4 dB at 60 steps (the mixture is 0 dB by definition).
+    assert!(avg > 3.0, "tiny model should learn tone vs noise: SI-SDRi {avg:.2} dB");
+    for f in [
+        "state.safetensors",
+        "model.safetensors",
+        "config.json",
+        "log.csv",
+        "valid.csv",
+        "curves.png",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let log = std::fs::read_to_string(out.join("log.csv")).unwrap();
+    assert_eq!(log.lines().count(), 61, "header + one line per step across the resume");
+}
+
+/// SplitMeanFlow with 1-step sampling learns too (slower), and its folder separates through
+/// the CLI: exact residual, same seed same output, another seed another draw.
+#[test]
+fn mean_flow_model_learns_and_separates_through_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_corpus(tmp.path());
+    let out = tmp.path().join("run");
+    let cfg = config(80, Objective::SplitMeanFlow { fm_fraction: 0.5 }, "meanflow:1");
+    let report = train(&options(tmp.path(), &out, cfg)).unwrap();
+    let avg = label_average(&report.last_valid.unwrap());
+    // Measured 0.9-2.9 dB at 80 steps across runs (mean flow learns slower than the
+    // discriminative baseline above); the loss must fall clearly too.
+    assert!(
+        avg > 0.5,
+        "mean-flow model should start to separate: SI-SDRi {avg:.2} dB"
+    );
+    let losses: Vec<f64> = std::fs::read_to_string(out.join("log.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (early, late) = (mean(&losses[..10]), mean(&losses[70..]));
+    assert!(
+        late < 0.6 * early,
+        "loss should fall: first 10 steps {early:.3}, last 10 {late:.3}"
+    );
+
+    // The run folder is a model for `separate`: exact residual, same seed same output.
+    let song: Vec<f32> = clip("speech", 9)
+        .iter()
+        .zip(clip("water", 11))
+        .map(|(a, b)| a + b)
+        .collect();
+    let input = tmp.path().join("song.wav");
+    common::write_wav(&input, &[song.clone(), song], RATE, 16, false);
+    let mut outputs = Vec::new();
+    for seed in ["1", "1", "2"] {
+        let dir = tmp.path().join(format!("sep{}", outputs.len()));
+        let run = assert_cmd::Command::cargo_bin("splitflow")
+            .unwrap()
+            .args([
+                "separate",
+                "--quiet",
+                "--query",
+                "voice",
+                "--residual",
+                "--seed",
+                seed,
+                "--samples",
+                "2",
+            ])
+            .arg("--model")
+            .arg(&out)
+            .arg("-o")
+            .arg(&dir)
+            .arg(&input)
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        let (_, target) = common::read_wav(&dir.join("song/voice.wav"));
+        let (_, residual) = common::read_wav(&dir.join("song/no_voice.wav"));
+        let (_, mix) = common::read_wav(&input);
+        for c in 0..2 {
+            for i in 0..mix[c].len() {
+                assert_eq!(target[c][i] + residual[c][i], mix[c][i]);
+            }
+        }
+        outputs.push(target);
+    }
+    assert_eq!(outputs[0], outputs[1], "same seed, same output");
+    assert_ne!(outputs[0], outputs[2], "another seed, another draw");
+}
