@@ -8,30 +8,8 @@
 //!
 //! Figures go to stdout; docs/architecture.md records them with this command.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
-
-use splitflow::audio::{AtomicWavWriter, OutputSpec, SampleFormat};
-
-/// Writes `seconds` of the demo song (re-rendered in 10 s pieces, so memory stays small).
-fn write_song(path: &Path, seconds: f32) -> splitflow::Result<()> {
-    let spec = OutputSpec {
-        sample_rate: 44_100,
-        channels: 2,
-        format: SampleFormat::Int(16),
-    };
-    let mut w = AtomicWavWriter::create(path, spec)?;
-    let piece = splitflow::demo::render(44_100, 10.0).mixture();
-    let mut left = seconds;
-    while left > 0.0 {
-        let n = ((left.min(10.0)) * 44_100.0) as usize;
-        let chunk: Vec<Vec<f32>> = piece.iter().map(|c| c[..n].to_vec()).collect();
-        w.write_f32(&chunk)?;
-        left -= 10.0;
-    }
-    w.finish(true)
-}
 
 /// Runs a command; returns (wall seconds, peak RSS of the child in MB).
 fn measure(cmd: &mut Command) -> (f64, f64) {
@@ -53,7 +31,7 @@ fn main() -> splitflow::Result<()> {
     let dir = tempfile::tempdir()?;
     let long = dir.path().join("long.wav");
     let t = Instant::now();
-    write_song(&long, minutes * 60.0)?;
+    splitflow::demo::write_long(&long, minutes * 60.0)?;
     println!(
         "generated {minutes} min stereo 44.1 kHz 16-bit in {:.1} s",
         t.elapsed().as_secs_f64()
@@ -100,7 +78,7 @@ fn main() -> splitflow::Result<()> {
     }
 
     let short = dir.path().join("60s.wav");
-    write_song(&short, 60.0)?;
+    splitflow::demo::write_long(&short, 60.0)?;
     let (secs, rss) = measure(
         Command::new(bin)
             .args(["separate", "--quiet", "--query", "drums", "--model", "hpss", "-o"])

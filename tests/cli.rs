@@ -277,7 +277,7 @@ fn unknown_query_and_model_are_usage_errors() {
         .unwrap();
     assert_eq!(run.status.code(), Some(2));
     assert!(
-        stderr(&run).contains("unknown model 'nope'; available: hpss"),
+        stderr(&run).contains("unknown model 'nope'") && stderr(&run).contains("available: hpss"),
         "{}",
         stderr(&run)
     );
