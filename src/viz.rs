@@ -288,6 +288,58 @@ pub fn write_line_chart<S: AsRef<str>>(
     cv.write(path)
 }
 
+/// One matrix row of [`write_heatmap_grid`]: `values` is `n_rows × n_cols`, row-major, row 0
+/// drawn at the bottom; colours span `range`.
+pub struct Heatmap<'a> {
+    pub title: String,
+    pub values: &'a [f32],
+    pub n_rows: usize,
+    pub n_cols: usize,
+    pub range: (f32, f32),
+}
+
+/// Writes matrices (e.g. band masks and their spread over samples) as stacked images, columns
+/// left to right (max-pooled to at most 1600 px), viridis colours, each under its title.
+pub fn write_heatmap_grid(path: &Path, maps: &[Heatmap]) -> Result<()> {
+    ensure!(!maps.is_empty(), "{}: no rows to draw", path.display());
+    const HEIGHT: usize = 128;
+    const TITLE: usize = 14;
+    const MARGIN: usize = 6;
+    for m in maps {
+        ensure!(
+            m.values.len() == m.n_rows * m.n_cols && m.n_rows > 0 && m.n_cols > 0,
+            "{}: '{}' is not a {}x{} matrix",
+            path.display(),
+            m.title,
+            m.n_rows,
+            m.n_cols
+        );
+    }
+    let max_cols = maps.iter().map(|m| m.n_cols).max().unwrap_or(1);
+    let pool = max_cols.div_ceil(1600);
+    let title_w = maps.iter().map(|m| m.title.len() * 8).max().unwrap_or(0);
+    let w = max_cols.div_ceil(pool).max(title_w) + 2 * MARGIN;
+    let h = maps.len() * (HEIGHT + TITLE + MARGIN) + MARGIN;
+    let mut cv = Canvas::new(w, h);
+    for (r, m) in maps.iter().enumerate() {
+        let y0 = MARGIN + r * (HEIGHT + TITLE + MARGIN);
+        cv.text(MARGIN as i64, y0 as i64 + 2, &m.title, 1, BLACK);
+        let (lo, hi) = m.range;
+        let span = (hi - lo).max(f32::EPSILON);
+        for px in 0..m.n_cols.div_ceil(pool) {
+            for py in 0..HEIGHT {
+                let row = (HEIGHT - 1 - py) * m.n_rows / HEIGHT;
+                let v = (px * pool..((px + 1) * pool).min(m.n_cols))
+                    .map(|c| m.values[row * m.n_cols + c])
+                    .fold(f32::NEG_INFINITY, f32::max);
+                let c = colorous::VIRIDIS.eval_continuous(f64::from(((v - lo) / span).clamp(0.0, 1.0)));
+                cv.set((MARGIN + px) as i64, (y0 + TITLE + py) as i64, [c.r, c.g, c.b]);
+            }
+        }
+    }
+    cv.write(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

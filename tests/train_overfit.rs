@@ -162,10 +162,11 @@ fn mean_flow_model_learns_and_separates_through_the_cli() {
     let cfg = config(80, Objective::SplitMeanFlow { fm_fraction: 0.5 }, "meanflow:1");
     let report = train(&options(tmp.path(), &out, cfg)).unwrap();
     let avg = label_average(&report.last_valid.unwrap());
-    // Measured 0.9-2.9 dB at 80 steps across runs (mean flow learns slower than the
+    eprintln!("mean flow: valid SI-SDRi {avg:.2} dB");
+    // Measured 1.20 dB at 80 steps (deterministic; mean flow learns slower than the
     // discriminative baseline above); the loss must fall clearly too.
     assert!(
-        avg > 0.5,
+        avg > 0.8,
         "mean-flow model should start to separate: SI-SDRi {avg:.2} dB"
     );
     let losses: Vec<f64> = std::fs::read_to_string(out.join("log.csv"))
@@ -204,6 +205,7 @@ fn mean_flow_model_learns_and_separates_through_the_cli() {
                 seed,
                 "--samples",
                 "2",
+                "--uncertainty",
             ])
             .arg("--model")
             .arg(&out)
@@ -213,6 +215,8 @@ fn mean_flow_model_learns_and_separates_through_the_cli() {
             .output()
             .unwrap();
         assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        let png = std::fs::read(dir.join("song/voice.uncertainty.png")).unwrap();
+        assert_eq!(&png[1..4], b"PNG", "uncertainty picture");
         let (_, target) = common::read_wav(&dir.join("song/voice.wav"));
         let (_, residual) = common::read_wav(&dir.join("song/no_voice.wav"));
         let (_, mix) = common::read_wav(&input);
@@ -225,4 +229,19 @@ fn mean_flow_model_learns_and_separates_through_the_cli() {
     }
     assert_eq!(outputs[0], outputs[1], "same seed, same output");
     assert_ne!(outputs[0], outputs[2], "another seed, another draw");
+}
+
+/// Same config, same seed: bit-identical weights (candle's CPU RNG cannot be seeded, so the
+/// trainer initialises through `model::init`; data and noise are seeded streams).
+#[test]
+fn training_is_reproducible_bit_for_bit() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_corpus(tmp.path());
+    let run = |name: &str| {
+        let out = tmp.path().join(name);
+        let cfg = config(4, Objective::SplitMeanFlow { fm_fraction: 0.5 }, "meanflow:1");
+        train(&options(tmp.path(), &out, cfg)).unwrap();
+        std::fs::read(out.join("state.safetensors")).unwrap()
+    };
+    assert_eq!(run("a"), run("b"));
 }

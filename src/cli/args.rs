@@ -106,6 +106,11 @@ pub struct SeparateArgs {
     #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub samples: u32,
 
+    /// Also write TARGET.uncertainty.png: the mask averaged over the samples and its per-bin
+    /// spread (use with --samples 2 or more).
+    #[arg(long)]
+    pub uncertainty: bool,
+
     /// Noise seed: the same seed gives the same output bit for bit on the CPU.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,

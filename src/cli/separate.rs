@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use super::args::SeparateArgs;
 use crate::audio::{AudioInfo, AudioReader};
 use crate::separate::batch::{self, BatchOptions, Planned};
-use crate::separate::file::{FileJob, OutputOptions, separate_file};
+use crate::separate::file::{FileJob, OutputOptions, separate_file, write_uncertainty};
 use crate::separate::neural::FlowOptions;
 use crate::separate::{Negated, Query, Separator, default_model, load};
 
@@ -182,7 +182,7 @@ pub fn run(args: &SeparateArgs) -> i32 {
     let out_opts = output_options(args);
     pool.install(|| {
         jobs.par_iter().for_each(|job| {
-            let result = run_one(&*sep, &query, job, &out_opts, &mp);
+            let result = run_one(&*sep, &query, job, &out_opts, args.uncertainty, &mp);
             match result {
                 Ok(line) => {
                     *written.lock().unwrap_or_else(|e| e.into_inner()) += 1;
@@ -239,6 +239,7 @@ fn run_one(
     query: &Query,
     job: &FileJob,
     opts: &OutputOptions,
+    uncertainty: bool,
     mp: &MultiProgress,
 ) -> crate::Result<String> {
     let name = job
@@ -262,13 +263,22 @@ fn run_one(
     bar.finish_and_clear();
     mp.remove(&bar);
     let report = result?;
+    let mut picture = String::new();
+    if uncertainty {
+        let png = job.target.with_extension("uncertainty.png");
+        if write_uncertainty(sep, query, &job.input, &png)? {
+            picture = format!(" + {}", png.display());
+        } else {
+            picture = " (no uncertainty picture: the model is not generative)".into();
+        }
+    }
     let residual = job
         .residual
         .as_ref()
         .map(|r| format!(" + {}", r.display()))
         .unwrap_or_default();
     Ok(format!(
-        "{} -> {}{residual} ({:.1} s audio, RTF {:.3})",
+        "{} -> {}{residual}{picture} ({:.1} s audio, RTF {:.3})",
         job.input.display(),
         job.target.display(),
         report.frames as f64 / report.info.sample_rate as f64,

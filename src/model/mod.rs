@@ -5,6 +5,7 @@
 
 pub mod conv;
 pub mod crepe;
+pub mod init;
 pub mod query;
 pub mod unet;
 

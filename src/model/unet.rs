@@ -56,9 +56,9 @@ pub struct UNetConfig {
 impl Default for UNetConfig {
     fn default() -> Self {
         Self {
-            channels: vec![16, 32, 64, 96, 128],
+            channels: vec![12, 32, 64, 96, 128],
             res_blocks: 1,
-            groups: 8,
+            groups: 4,
             time_dim: 64,
             emb_dim: 128,
             attention_heads: 4,

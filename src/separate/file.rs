@@ -252,3 +252,46 @@ pub fn separate_file(
         seconds: start.elapsed().as_secs_f64(),
     })
 }
+
+/// Writes the uncertainty picture of a generative separator for `input` to `png`: the band
+/// mask averaged over the samples and its per-bin spread (standard deviation over samples),
+/// computed on 10 s blocks (memory stays bounded). Returns `false` when the separator has no
+/// such picture.
+pub fn write_uncertainty(sep: &dyn Separator, query: &Query, input: &Path, png: &Path) -> Result<bool> {
+    let mut reader = AudioReader::open(input)?;
+    let rate = reader.info().sample_rate;
+    let channels = reader.info().channels;
+    let block_len = (rate as usize) * 10;
+    let mut all = super::MaskSpread::default();
+    let mut block: Planar = vec![Vec::with_capacity(block_len); channels];
+    loop {
+        block.iter_mut().for_each(Vec::clear);
+        if reader.read(&mut block, block_len)? == 0 {
+            break;
+        }
+        match sep.mask_spread(&block, rate, query) {
+            None => return Ok(false),
+            Some(part) => all.append(&part.with_context(|| format!("{}: uncertainty", input.display()))?),
+        }
+    }
+    anyhow::ensure!(all.n_frames > 0, "{}: contains no audio", input.display());
+    let top = all.spread.iter().copied().fold(0.0f32, f32::max).max(1e-3);
+    let maps = [
+        crate::viz::Heatmap {
+            title: "band mask, mean over samples (0..1)".into(),
+            values: &all.mean,
+            n_rows: all.n_bands,
+            n_cols: all.n_frames,
+            range: (0.0, 1.0),
+        },
+        crate::viz::Heatmap {
+            title: format!("spread over samples, std (0..{top:.2})"),
+            values: &all.spread,
+            n_rows: all.n_bands,
+            n_cols: all.n_frames,
+            range: (0.0, top),
+        },
+    ];
+    crate::viz::write_heatmap_grid(png, &maps)?;
+    Ok(true)
+}

@@ -151,6 +151,47 @@ pub trait Separator: Send + Sync {
     /// Estimates the queried source in `chunk` (planar, `sample_rate`). The result has the
     /// same number of channels and frames as `chunk`.
     fn separate(&self, chunk: &[Vec<f32>], sample_rate: u32, query: &Query) -> Result<Vec<Vec<f32>>>;
+
+    /// For generative separators: the mask of `chunk` averaged over the samples and its
+    /// per-bin spread (standard deviation), as (mean, spread, bands, frames), band-major.
+    /// `None` when the separator has no such picture.
+    fn mask_spread(&self, _chunk: &[Vec<f32>], _sample_rate: u32, _query: &Query) -> Option<Result<MaskSpread>> {
+        None
+    }
+}
+
+/// A band mask averaged over samples and its per-bin spread ([`Separator::mask_spread`]).
+#[derive(Clone, Debug, Default)]
+pub struct MaskSpread {
+    /// `n_bands × n_frames`, band-major.
+    pub mean: Vec<f32>,
+    pub spread: Vec<f32>,
+    pub n_bands: usize,
+    pub n_frames: usize,
+}
+
+impl MaskSpread {
+    /// Appends `other` in time (same number of bands).
+    pub fn append(&mut self, other: &MaskSpread) {
+        if self.n_frames == 0 {
+            *self = other.clone();
+            return;
+        }
+        let cat = |a: &[f32], b: &[f32]| -> Vec<f32> {
+            (0..self.n_bands)
+                .flat_map(|f| {
+                    a[f * self.n_frames..(f + 1) * self.n_frames]
+                        .iter()
+                        .chain(&b[f * other.n_frames..(f + 1) * other.n_frames])
+                        .copied()
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        self.mean = cat(&self.mean, &other.mean);
+        self.spread = cat(&self.spread, &other.spread);
+        self.n_frames += other.n_frames;
+    }
 }
 
 /// The identity separator: returns its input. Used to test the engine end to end (what goes
@@ -191,6 +232,14 @@ impl Separator for Negated {
     }
     fn check_query(&self, query: &Query) -> Result<()> {
         self.0.check_query(query)
+    }
+    fn mask_spread(&self, chunk: &[Vec<f32>], sample_rate: u32, query: &Query) -> Option<Result<MaskSpread>> {
+        self.0.mask_spread(chunk, sample_rate, query).map(|r| {
+            r.map(|mut m| {
+                m.mean.iter_mut().for_each(|v| *v = 1.0 - *v);
+                m
+            })
+        })
     }
     fn separate(&self, chunk: &[Vec<f32>], sample_rate: u32, query: &Query) -> Result<Vec<Vec<f32>>> {
         let est = self.0.separate(chunk, sample_rate, query)?;

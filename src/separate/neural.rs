@@ -20,7 +20,7 @@ use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
-use super::{Query, Segment, Separator};
+use super::{MaskSpread, Query, Segment, Separator};
 use crate::Result;
 use crate::audio::resample::resample;
 use crate::data::LABELS;
@@ -238,6 +238,18 @@ impl Separator for FlowSeparator {
             .iter()
             .map(|ch| self.bands.apply_mask(ch, sample_rate, &mask, frames))
             .collect()
+    }
+
+    fn mask_spread(&self, chunk: &[Vec<f32>], sample_rate: u32, query: &Query) -> Option<Result<MaskSpread>> {
+        Some(self.to_processing(chunk, sample_rate).and_then(|mono| {
+            let (mean, spread, n_frames) = self.band_mask(&mono, query)?;
+            Ok(MaskSpread {
+                mean,
+                spread,
+                n_bands: self.bands.config().n_bands,
+                n_frames,
+            })
+        }))
     }
 }
 

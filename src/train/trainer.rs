@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use candle_nn::VarMap;
 use rand::SeedableRng;
 
 use super::config::TrainConfig;
@@ -331,7 +331,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
 
     let dev = &opts.device;
     let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, dev);
+    let vb = crate::model::init::seeded_var_builder(&varmap, cfg.seed, DType::F32, dev);
     let net = Network::new(&cfg.model, vb)?;
     let mut opt = AdamW::new(
         named_vars(&varmap),
