@@ -229,6 +229,36 @@ fn mean_flow_model_learns_and_separates_through_the_cli() {
     }
     assert_eq!(outputs[0], outputs[1], "same seed, same output");
     assert_ne!(outputs[0], outputs[2], "another seed, another draw");
+
+    // --exclude voice gives everything but the voice: the residual of the seed-1 run (to one
+    // LSB: the negation happens before quantisation). --like CLIP runs query by example.
+    let other = |extra: &[&str], dir: &str| {
+        let run = assert_cmd::Command::cargo_bin("splitflow")
+            .unwrap()
+            .args(["separate", "--quiet", "--seed", "1", "--samples", "2"])
+            .args(extra)
+            .arg("--model")
+            .arg(&out)
+            .arg("-o")
+            .arg(tmp.path().join(dir))
+            .arg(&input)
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    };
+    other(&["--exclude", "voice"], "excl");
+    let (_, all_but) = common::read_wav(&tmp.path().join("excl/song/all_but_voice.wav"));
+    let (_, residual) = common::read_wav(&tmp.path().join("sep0/song/no_voice.wav"));
+    for c in 0..2 {
+        for (a, b) in all_but[c].iter().zip(&residual[c]) {
+            assert!((a - b).abs() <= 1.0, "exclude differs from the residual: {a} vs {b}");
+        }
+    }
+    let clip_path = tmp.path().join("voice_example.wav");
+    common::write_wav(&clip_path, &[clip("speech", 4)], RATE, 16, false);
+    other(&["--like", clip_path.to_str().unwrap()], "like");
+    let (_, like) = common::read_wav(&tmp.path().join("like/song/like-voice_example.wav"));
+    assert_eq!(like[0].len(), outputs[0][0].len());
 }
 
 /// Same config, same seed: bit-identical weights (candle's CPU RNG cannot be seeded, so the
