@@ -397,3 +397,68 @@ fn line_chart_draws_each_series_in_its_colour() {
     let e = splitflow::viz::write_line_chart::<&str>(&path, "t", "x", &[]).unwrap_err();
     assert!(format!("{e:#}").contains("curves.png"));
 }
+
+#[test]
+fn mixtures_writes_a_scoreable_evaluation_set_at_the_requested_ratio() {
+    let d = corpus();
+    let out = tempfile::tempdir().unwrap();
+    let splitflow = || assert_cmd::Command::cargo_bin("splitflow").unwrap();
+    let o = splitflow()
+        .args(["data", "mixtures", "--data"])
+        .arg(d.path())
+        .args([
+            "--split",
+            "train",
+            "--labels",
+            "speech,water",
+            "--n",
+            "2",
+            "--seconds",
+            "1",
+            "--tir",
+            "-5",
+            "-o",
+        ])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let tracks = std::fs::read_to_string(out.path().join("tracks.csv")).unwrap();
+    assert_eq!(tracks.lines().count(), 5, "{tracks}");
+    for track in ["speech_000", "speech_001", "water_000", "water_001"] {
+        let label = track.split('_').next().unwrap();
+        let (_, mix) = common::read_wav(&out.path().join(format!("mixtures/{track}.wav")));
+        let (_, target) = common::read_wav(&out.path().join(format!("references/{track}/{label}.wav")));
+        assert!(out.path().join(format!("queries/{track}.wav")).is_file());
+        assert_eq!(mix[0].len(), RATE as usize);
+        // The ratio survives 16-bit quantisation to well within 0.1 dB.
+        let tir = measured_tir(
+            &mix[0].iter().map(|v| *v as f32).collect::<Vec<_>>(),
+            &target[0].iter().map(|v| *v as f32).collect::<Vec<_>>(),
+        );
+        assert!((tir + 5.0).abs() < 0.1, "{track}: {tir} dB");
+    }
+    // The layout is what `score` reads: the mixture as estimate gives SI-SDRi 0.
+    let est = out.path().join("est");
+    for track in ["speech_000", "speech_001", "water_000", "water_001"] {
+        let label = track.split('_').next().unwrap();
+        std::fs::create_dir_all(est.join(track)).unwrap();
+        std::fs::copy(
+            out.path().join(format!("mixtures/{track}.wav")),
+            est.join(format!("{track}/{label}.wav")),
+        )
+        .unwrap();
+    }
+    let o = splitflow()
+        .args(["score", "--quiet", "--metrics", "si_sdri", "--references"])
+        .arg(out.path().join("references"))
+        .arg("--estimates")
+        .arg(&est)
+        .arg("--mixtures")
+        .arg(out.path().join("mixtures"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{stdout}{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(stdout.matches(" 0.000").count(), 8, "{stdout}");
+}

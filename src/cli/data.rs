@@ -30,6 +30,9 @@ pub enum DataCommand {
     Build(BuildArgs),
     /// Draw training mixtures and write them as WAVs plus a spectrogram grid (grid.png).
     Preview(PreviewArgs),
+    /// Write a fixed evaluation set (mixtures, references, queries) in the layout
+    /// `splitflow score` reads, at one target-to-interference ratio.
+    Mixtures(MixturesArgs),
 }
 
 #[derive(Args, Debug)]
@@ -92,10 +95,50 @@ pub struct PreviewArgs {
     pub out: PathBuf,
 }
 
+#[derive(Args, Debug)]
+pub struct MixturesArgs {
+    /// Corpus folder (with manifest.jsonl), as written by `data build`.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Split to draw from (held-out speakers, presets and files: test).
+    #[arg(long, default_value = "test", value_parser = ["train", "valid", "test"])]
+    pub split: String,
+    /// Target-to-interference ratio of every mixture, dB.
+    #[arg(long, value_name = "DB", default_value_t = 0.0, allow_hyphen_values = true)]
+    pub tir: f32,
+    /// Mixtures per label.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub n: u32,
+    /// Seconds per mixture.
+    #[arg(long, value_name = "SECS", default_value_t = 6.0)]
+    pub seconds: f32,
+    /// Labels to include (default: every label the split has).
+    #[arg(long, value_name = "LABELS", value_delimiter = ',')]
+    pub labels: Option<Vec<String>>,
+    /// Random seed.
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub seed: u64,
+    /// Sampler settings as JSON (default: no augmentation, 1 to 3 interferers).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Output folder: mixtures/TRACK.wav, references/TRACK/LABEL.wav, queries/TRACK.wav,
+    /// and tracks.csv (track, label, interferers, TIR). Score an estimate folder with
+    /// `splitflow score --references DIR/references --estimates EST --mixtures DIR/mixtures`.
+    #[arg(short, long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
 pub fn run(args: &DataArgs) -> i32 {
     match &args.command {
         DataCommand::Fetch(a) => run_fetch(a),
         DataCommand::Build(a) => run_build(a),
+        DataCommand::Mixtures(a) => match run_mixtures(a) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                1
+            }
+        },
         DataCommand::Preview(a) => match run_preview(a) {
             Ok(()) => 0,
             Err(e) => {
@@ -117,14 +160,86 @@ fn write_wav16(path: &Path, x: &[f32], rate: u32) -> crate::Result<()> {
     w.finish(true)
 }
 
-fn run_preview(args: &PreviewArgs) -> crate::Result<()> {
-    let cfg: SamplerConfig = match &args.config {
-        None => SamplerConfig::default(),
+/// A sampler config from `--config`, or `default`.
+fn sampler_config(path: &Option<PathBuf>, default: SamplerConfig) -> crate::Result<SamplerConfig> {
+    match path {
+        None => Ok(default),
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?;
-            serde_json::from_str(&text).with_context(|| format!("{}", p.display()))?
+            let text = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("{}: not a sampler config", p.display()))
+        }
+    }
+}
+
+fn run_mixtures(args: &MixturesArgs) -> crate::Result<()> {
+    let clean = SamplerConfig {
+        seconds: args.seconds,
+        lowpass_p: 0.0,
+        eq_p: 0.0,
+        randaugment_n: 0,
+        augment_query: false,
+        ..SamplerConfig::default()
+    };
+    let mut cfg = sampler_config(&args.config, clean)?;
+    cfg.tir_db = [args.tir, args.tir];
+    let labels: Vec<String> = match &args.labels {
+        Some(l) => l.clone(),
+        None => {
+            let all = MixtureSampler::open(&args.data, &args.split, cfg.clone())?;
+            all.target_labels().iter().map(|l| LABELS[*l].to_string()).collect()
         }
     };
+    let rate = cfg.rate;
+    let mut table = String::from("track,label,interferers,tir_db\n");
+    for label in &labels {
+        let sampler = MixtureSampler::open(
+            &args.data,
+            &args.split,
+            SamplerConfig {
+                labels: Some(vec![label.clone()]),
+                ..cfg.clone()
+            },
+        )
+        .with_context(|| format!("label '{label}'"))?;
+        for i in 0..args.n {
+            let m = sampler.sample(args.seed, u64::from(i))?;
+            let track = format!("{label}_{i:03}");
+            for dir in [
+                args.out.join("mixtures"),
+                args.out.join("references").join(&track),
+                args.out.join("queries"),
+            ] {
+                std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+            }
+            write_wav16(
+                &args.out.join("mixtures").join(format!("{track}.wav")),
+                &m.mixture,
+                rate,
+            )?;
+            write_wav16(
+                &args.out.join("references").join(&track).join(format!("{label}.wav")),
+                &m.target,
+                rate,
+            )?;
+            write_wav16(&args.out.join("queries").join(format!("{track}.wav")), &m.query, rate)?;
+            let others: Vec<&str> = m.interferers.iter().map(|l| LABELS[*l]).collect();
+            table += &format!("{track},{label},{},{:.2}\n", others.join("+"), m.tir_db);
+        }
+    }
+    crate::score::output::write_atomic(&args.out.join("tracks.csv"), table.as_bytes())?;
+    println!(
+        "wrote {} mixtures ({} labels x {}) at {:+.1} dB to {}",
+        labels.len() * args.n as usize,
+        labels.len(),
+        args.n,
+        args.tir,
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn run_preview(args: &PreviewArgs) -> crate::Result<()> {
+    let cfg = sampler_config(&args.config, SamplerConfig::default())?;
     let rate = cfg.rate;
     let sampler = MixtureSampler::open(&args.data, &args.split, cfg)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("{}", args.out.display()))?;

@@ -460,8 +460,10 @@ fn find_like(dir: &Path, rel: &Path) -> Option<PathBuf> {
 
 /// The mixture of track `track` under `dir`: `dir/track.EXT` or `dir/track/mixture.EXT`.
 fn find_mixture(dir: &Path, track: &Path) -> Option<PathBuf> {
-    let as_file = track.with_extension("wav");
-    find_like(dir, &as_file).or_else(|| find_like(dir, &track.join("mixture.wav")))
+    let near = |t: &Path| find_like(dir, &t.with_extension("wav")).or_else(|| find_like(dir, &t.join("mixture.wav")));
+    // A reference `TRACK/stem.wav` scored on its own (without --sources) still belongs to the
+    // mixture `TRACK.wav` (or `TRACK/mixture.wav`).
+    near(track).or_else(|| track.parent().filter(|p| !p.as_os_str().is_empty()).and_then(near))
 }
 
 /// Matches folders of references and estimates by relative path. Without `grouped`, every
