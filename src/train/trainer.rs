@@ -279,6 +279,22 @@ fn save_atomic(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
     Ok(())
 }
 
+/// Keeps the header and the rows of `path` whose first field (the step) is at most `step`.
+fn truncate_log(path: &Path, step: usize) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let mut kept = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let s = line.split(',').next().and_then(|v| v.parse::<usize>().ok());
+        if i == 0 || s.is_some_and(|s| s <= step) {
+            kept += line;
+            kept.push('\n');
+        }
+    }
+    crate::score::output::write_atomic(path, kept.as_bytes())
+}
+
 fn append_line(path: &Path, header: &str, line: &str) -> Result<()> {
     use std::io::Write;
     let new = !path.exists();
@@ -353,6 +369,10 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
             .with_context(|| format!("{}: checkpoint does not match the config", files.state().display()))?;
         if !opts.quiet {
             eprintln!("resuming {} at step {step}", files.dir.display());
+        }
+        // Steps logged after the checkpoint are trained again: drop their lines.
+        for log in [files.log(), files.valid_log()] {
+            truncate_log(&log, step)?;
         }
     }
 
