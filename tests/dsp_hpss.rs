@@ -1,6 +1,8 @@
 //! HPSS: masks sum to one, separation quality on a synthetic mixture, queries, shapes,
 //! determinism, and (ignored) speed.
 
+mod common;
+
 use std::f64::consts::PI;
 
 use splitflow::separate::engine::Segment;
@@ -9,16 +11,7 @@ use splitflow::separate::{Hpss, Query, Separator, separate_all};
 
 /// Deterministic uniform noise in [-1, 1) (xorshift64*).
 fn noise(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s >> 12;
-            s ^= s << 25;
-            s ^= s >> 27;
-            let r = s.wrapping_mul(0x2545_F491_4F6C_DD1D);
-            ((r >> 40) as f64 / (1u64 << 24) as f64 * 2.0 - 1.0) as f32
-        })
-        .collect()
+    common::white(n, seed)
 }
 
 fn peak(x: &[Vec<f32>]) -> f32 {

@@ -86,3 +86,17 @@ pub fn lcg(n: usize, seed: u64) -> Vec<f64> {
         })
         .collect()
 }
+
+/// White noise uniform in [-1, 1) from xorshift64* (reproducible, no dependency).
+pub fn white(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            let r = s.wrapping_mul(0x2545_F491_4F6C_DD1D);
+            ((r >> 40) as f64 / (1u64 << 24) as f64 * 2.0 - 1.0) as f32
+        })
+        .collect()
+}
