@@ -7,6 +7,8 @@
 //! 240 s, 4 sources, stereo, 44.1 kHz: broadband noise-like sources; each estimate is its source
 //! delayed by a few samples, plus 5 % of every other source and a little noise.
 
+mod common;
+
 use std::time::Instant;
 
 use splitflow::metrics::{bss_eval_v4, nan_median, sdr_summary};
@@ -15,15 +17,8 @@ const RATE: usize = 44_100;
 
 /// xorshift64* uniform noise in [-0.5, 0.5).
 fn noise(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s >> 12;
-            s ^= s << 25;
-            s ^= s >> 27;
-            ((s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f64 / (1u64 << 24) as f64 - 0.5) as f32
-        })
-        .collect()
+    // Uniform in [-0.5, 0.5).
+    common::white(n, seed).into_iter().map(|v| v * 0.5).collect()
 }
 
 fn peak_rss_mib() -> f64 {
