@@ -62,7 +62,7 @@ pub fn load(name: &str, opts: &neural::FlowOptions) -> Result<Box<dyn Separator>
         return Ok(Box::new(neural::FlowSeparator::load(&dir, name, opts.clone())?));
     }
     let path = std::path::Path::new(name);
-    if path.join("config.json").is_file() {
+    if crate::train::trainer::RunFiles::is_model(path) {
         let short = path
             .file_name()
             .map(|s| s.to_string_lossy().into_owned())

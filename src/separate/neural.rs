@@ -23,14 +23,13 @@ use candle_nn::VarBuilder;
 use super::{MaskSpread, Query, Segment, Separator};
 use crate::Result;
 use crate::audio::resample::resample;
-use crate::data::LABELS;
 use crate::dsp::bands::Bands;
 use crate::flow::objectives::Objective;
 use crate::flow::sampling::{Sampler, combine};
 use crate::model::query::resolve_query;
 use crate::model::{ModelConfig, Network};
 use crate::train::config::TrainConfig;
-use crate::train::trainer::candle_err;
+use crate::train::trainer::{RunFiles, candle_err};
 
 /// How to run a flow model.
 #[derive(Clone, Debug)]
@@ -96,8 +95,9 @@ pub fn choose_sampler(objective: &Objective, opts: &FlowOptions) -> Result<Sampl
 impl FlowSeparator {
     /// Loads a model folder (`config.json` + `model.safetensors`).
     pub fn load(dir: &Path, name: &str, opts: FlowOptions) -> Result<FlowSeparator> {
-        let cfg = TrainConfig::load(&dir.join("config.json"))?;
-        let weights = dir.join("model.safetensors");
+        let files = RunFiles::new(dir);
+        let cfg = TrainConfig::load(&files.config())?;
+        let weights = files.model();
         anyhow::ensure!(weights.is_file(), "{}: no such model file", weights.display());
         // SAFETY: the file is memory-mapped read-only; a concurrent writer would be a user error
         // that candle reports as a load failure at worst.
@@ -267,14 +267,9 @@ pub fn bundled_models() -> Vec<(String, PathBuf)> {
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| e.path().join("config.json").is_file())
+        .filter(|e| RunFiles::is_model(&e.path()))
         .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
         .collect();
     out.sort();
     out
-}
-
-/// The labels a flow model answers, for messages.
-pub fn label_list() -> String {
-    LABELS.join(", ")
 }

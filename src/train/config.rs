@@ -97,6 +97,11 @@ impl TrainConfig {
         Ok(cfg)
     }
 
+    /// Examples of each batch queried by an example clip (the first ones of the batch).
+    pub fn example_queries_per_batch(&self) -> usize {
+        (self.batch_size as f64 * self.example_query_fraction).round() as usize
+    }
+
     /// Range checks that serde cannot express.
     pub fn check(&self) -> Result<()> {
         anyhow::ensure!(self.batch_size >= 1, "batch_size must be at least 1");

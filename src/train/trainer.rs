@@ -125,7 +125,7 @@ impl Loader {
     fn start(sampler: Arc<MixtureSampler>, bands: Arc<Bands>, cfg: &TrainConfig, first: u64) -> Loader {
         let workers = cfg.workers.max(1);
         let stop = Arc::new(AtomicBool::new(false));
-        let n_example = (cfg.batch_size as f64 * cfg.example_query_fraction).round() as usize;
+        let n_example = cfg.example_queries_per_batch();
         let mut receivers = Vec::new();
         let mut handles = Vec::new();
         for w in 0..workers {
@@ -245,12 +245,20 @@ pub fn label_average(per_label: &BTreeMap<String, (f64, usize)>) -> f64 {
     }
 }
 
-/// Paths inside a run folder.
+/// Paths inside a run folder. A run folder is also a model folder: `config.json` +
+/// `model.safetensors` are what `splitflow separate --model DIR` reads.
 pub struct RunFiles {
     pub dir: PathBuf,
 }
 
 impl RunFiles {
+    pub fn new(dir: &Path) -> RunFiles {
+        RunFiles { dir: dir.to_path_buf() }
+    }
+    /// Whether `dir` holds a model (its config; the weights are checked on loading).
+    pub fn is_model(dir: &Path) -> bool {
+        RunFiles::new(dir).config().is_file()
+    }
     pub fn state(&self) -> PathBuf {
         self.dir.join("state.safetensors")
     }
@@ -268,6 +276,9 @@ impl RunFiles {
     }
     pub fn curves(&self) -> PathBuf {
         self.dir.join("curves.png")
+    }
+    pub fn valid_curve(&self) -> PathBuf {
+        self.dir.join("valid.png")
     }
 }
 
@@ -376,7 +387,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
         }
     }
 
-    let n_example = (cfg.batch_size as f64 * cfg.example_query_fraction).round() as usize;
+    let n_example = cfg.example_queries_per_batch();
     let mut loader = Loader::start(train_set, bands.clone(), cfg, step as u64);
     let start = Instant::now();
     let budget = opts.max_minutes.map(|m| m * 60.0);
@@ -563,7 +574,7 @@ fn plot_curves(files: &RunFiles) -> Result<()> {
         .collect();
     crate::viz::write_line_chart(&files.curves(), "training loss", "step", &[("loss", loss)])?;
     crate::viz::write_line_chart(
-        &files.dir.join("valid.png"),
+        &files.valid_curve(),
         "valid SI-SDRi, dB (label average)",
         "step",
         &[("SI-SDRi", valid)],
