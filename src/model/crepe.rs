@@ -265,27 +265,25 @@ impl Crepe {
     /// `(1 + len / HOP, embedding_dim)`, computed [`batch_size`](Self::batch_size) frames at a
     /// time.
     pub fn embed(&self, audio_16k: &[f32]) -> Result<Tensor> {
-        let n = frame_count(audio_16k.len(), HOP);
-        let mut parts = Vec::new();
-        let bs = self.batch_size();
-        for first in (0..n).step_by(bs) {
-            let count = bs.min(n - first);
-            let f = frames_tensor(audio_16k, HOP, first, count, &self.device)?;
-            parts.push(self.forward_embedding(&f)?);
-        }
-        Ok(Tensor::cat(&parts, 0)?)
+        self.batched(audio_16k, Self::forward_embedding)
     }
 
     /// Pitch-bin probabilities `(1 + len / HOP, 360)` of a mono 16 kHz signal
     /// (`torchcrepe.infer` on `torchcrepe.preprocess` frames).
     pub fn activations(&self, audio_16k: &[f32]) -> Result<Tensor> {
+        self.batched(audio_16k, Self::forward)
+    }
+
+    /// `net` over the centred frames of `audio_16k`, [`batch_size`](Self::batch_size) frames
+    /// at a time, concatenated along the frame axis.
+    fn batched(&self, audio_16k: &[f32], net: impl Fn(&Self, &Tensor) -> Result<Tensor>) -> Result<Tensor> {
         let n = frame_count(audio_16k.len(), HOP);
         let mut parts = Vec::new();
         let bs = self.batch_size();
         for first in (0..n).step_by(bs) {
             let count = bs.min(n - first);
             let f = frames_tensor(audio_16k, HOP, first, count, &self.device)?;
-            parts.push(self.forward(&f)?);
+            parts.push(net(self, &f)?);
         }
         Ok(Tensor::cat(&parts, 0)?)
     }
