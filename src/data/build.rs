@@ -289,15 +289,20 @@ pub fn merge(out: &Path) -> Result<Vec<ClipRow>> {
     Ok(rows)
 }
 
+/// A temporary staging folder `OUT/.work/PREFIX*` (deleted when dropped).
+pub fn staging_dir(out: &Path, prefix: &str) -> Result<tempfile::TempDir> {
+    let work = out.join(".work");
+    std::fs::create_dir_all(&work).with_context(|| format!("{}", work.display()))?;
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(&work)
+        .with_context(|| format!("{}", work.display()))
+}
+
 /// Builds one package from its `.deb` or extracted folder `src`.
 pub fn build_package(pkg: &Package, src: &Path, opts: &BuildOptions, progress: &dyn Progress) -> Result<PackageReport> {
     let started = Instant::now();
-    let work = opts.out.join(".work");
-    std::fs::create_dir_all(&work).with_context(|| format!("{}", work.display()))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(pkg.name)
-        .tempdir_in(&work)
-        .with_context(|| format!("{}", work.display()))?;
+    let tmp = staging_dir(&opts.out, pkg.name)?;
     let root = if src.is_dir() {
         src.to_path_buf()
     } else {

@@ -333,12 +333,7 @@ struct Job<'a> {
 /// Builds one render set (see the module documentation) into `opts.out`.
 pub fn build_set(set: &RenderSet, opts: &BuildOptions, progress: &dyn Progress) -> Result<PackageReport> {
     let started = Instant::now();
-    let work = opts.out.join(".work");
-    std::fs::create_dir_all(&work).with_context(|| format!("{}", work.display()))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(set.name)
-        .tempdir_in(&work)
-        .with_context(|| format!("{}", work.display()))?;
+    let tmp = build::staging_dir(&opts.out, set.name)?;
     let mut rep = PackageReport {
         package: set.name.to_string(),
         ..Default::default()
