@@ -277,15 +277,7 @@ fn megaglest(p: &str, file: String) -> Decision {
         return keep("music", file);
     }
     if p.contains("/tilesets/") {
-        return if s.contains("rain") {
-            keep("water", file)
-        } else if s.contains("wind") {
-            keep("wind", file)
-        } else if ANIMALS.iter().any(|a| s.contains(a)) {
-            keep("animal", file)
-        } else {
-            Decision::Drop("mixed ambience")
-        };
+        return weather_or_animal(s, file).unwrap_or(Decision::Drop("mixed ambience"));
     }
     // Unit sounds: animal units are named after the animal (`cow_ack1`, `sheep_die2`); the
     // human units' lines are unlabelled voices and are dropped.
@@ -304,14 +296,23 @@ fn supertuxkart(p: &str, file: String) -> Decision {
     }
     if s.contains("engine") || s.starts_with("car_") || s.contains("locomotive") || s == "machine_sound" {
         keep("engine", file)
-    } else if s.contains("rain") || s.contains("river") || s.contains("waterfall") || s == "splash" {
+    } else if s.contains("river") || s.contains("waterfall") || s == "splash" {
         keep("water", file)
-    } else if s.contains("wind") {
-        keep("wind", file)
-    } else if ANIMALS.iter().any(|a| s.contains(a)) {
-        keep("animal", file)
     } else {
-        Decision::Drop("sound effect")
+        weather_or_animal(s, file).unwrap_or(Decision::Drop("sound effect"))
+    }
+}
+
+/// Ambience named by its content, checked in this order: rain (water), wind, an animal.
+fn weather_or_animal(stem: &str, file: String) -> Option<Decision> {
+    if stem.contains("rain") {
+        Some(keep("water", file))
+    } else if stem.contains("wind") {
+        Some(keep("wind", file))
+    } else if ANIMALS.iter().any(|a| stem.contains(a)) {
+        Some(keep("animal", file))
+    } else {
+        None
     }
 }
 
