@@ -11,7 +11,7 @@ use anyhow::{Context, ensure};
 use font8x8::UnicodeFonts;
 
 use crate::Result;
-use crate::dsp::stft::{Stft, StftConfig, WindowKind};
+use crate::dsp::stft::{Stft, StftConfig};
 
 /// Dynamic range shown by spectrograms, dB below the loudest bin of the grid.
 pub const SPECTROGRAM_RANGE_DB: f32 = 80.0;
@@ -89,12 +89,7 @@ impl Canvas {
 
 /// Log-magnitude spectrogram in dB: `(frames, bins)` frame-major, n_fft 1024, hop 256, Hann.
 fn log_spectrogram(x: &[f32]) -> Result<(usize, usize, Vec<f32>)> {
-    let stft = Stft::new(StftConfig {
-        n_fft: 1024,
-        hop: 256,
-        window: WindowKind::Hann,
-        center: true,
-    })?;
+    let stft = Stft::new(StftConfig::hann(1024, 256))?;
     let s = stft.forward(x);
     let db = s.data.iter().map(|c| 10.0 * (c.norm_sqr() + 1e-12).log10()).collect();
     Ok((s.n_frames, s.n_bins, db))

@@ -5,7 +5,9 @@
 use std::cell::RefCell;
 
 use candle_core::{Device, Tensor, Var};
-use splitflow::flow::objectives::{LossStats, Objective, ObjectiveConfig, TimeSampling, loss, wcfm_weights};
+use splitflow::flow::objectives::{
+    LossStats, Objective, ObjectiveConfig, TimeSampling, loss, wcfm_weights, weighted_loss,
+};
 use splitflow::flow::sampling::{Sampler, combine, discriminative, euler, heun, mean_flow, noise};
 use splitflow::flow::{Field, conditional_velocity, interpolate, normal, rng, times};
 
@@ -332,6 +334,49 @@ fn discriminative_objective_and_sampler_call_the_network_at_zero() {
     for (z, r, t) in seen.into_inner() {
         assert!(z.iter().all(|&v| v == 0.0));
         assert_eq!((r, t), (vec![0.0; 2], vec![0.0; 2]));
+    }
+}
+
+#[test]
+fn weighted_loss_weighs_each_bin_and_ones_change_nothing() {
+    let x = data();
+    let n = x.elem_count();
+    // Error 0.25 - x per bin: weight 1 everywhere is the plain loss, bit for bit, for every
+    // objective.
+    let field = |z: &Tensor, _: &Tensor, _: &Tensor| z.ones_like()? * 0.25;
+    let ones = x.ones_like().unwrap();
+    for obj in [
+        Objective::Discriminative,
+        Objective::Cfm,
+        Objective::SplitMeanFlow { fm_fraction: 0.5 },
+    ] {
+        let c = cfg(obj.clone());
+        let (plain, _) = loss(&c, &field, &x, &mut rng(3, 0)).unwrap();
+        let (w1, _) = weighted_loss(&c, &field, &x, Some(&ones), &mut rng(3, 0)).unwrap();
+        assert_eq!(
+            plain.to_scalar::<f32>().unwrap(),
+            w1.to_scalar::<f32>().unwrap(),
+            "{obj:?}"
+        );
+    }
+    // Discriminative: the loss is the weighted mean of the squared errors.
+    let w: Vec<f32> = (0..n).map(|i| (i % 5) as f32 * 0.5).collect();
+    let err: Vec<f32> = vec_of(&x).iter().map(|v| (0.25 - v) * (0.25 - v)).collect();
+    let b = x.dim(0).unwrap();
+    let expect: f32 = err.iter().zip(&w).map(|(e, w)| e * w).sum::<f32>() / n as f32;
+    let wt = Tensor::from_vec(w, x.dims(), &CPU).unwrap();
+    let (l, _) = weighted_loss(&cfg(Objective::Discriminative), &field, &x, Some(&wt), &mut rng(3, 0)).unwrap();
+    let l = l.to_scalar::<f32>().unwrap();
+    assert!((l - expect).abs() < 1e-6, "{l} vs {expect} (batch {b})");
+    // A weight of another shape is refused; the config checks the exponent.
+    let bad = Tensor::ones(3, candle_core::DType::F32, &CPU).unwrap();
+    assert!(weighted_loss(&cfg(Objective::Cfm), &field, &x, Some(&bad), &mut rng(3, 0)).is_err());
+    for p in [0.0, -1.0, f64::NAN] {
+        let c = ObjectiveConfig {
+            magnitude_weight: Some(p),
+            ..cfg(Objective::Cfm)
+        };
+        assert!(c.validate().is_err(), "{p}");
     }
 }
 

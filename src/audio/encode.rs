@@ -208,3 +208,16 @@ impl AtomicWavWriter {
         Ok(())
     }
 }
+
+/// Writes mono `x` as a 16-bit WAV at `rate` (atomically, replacing `path`): evaluation sets,
+/// previews, query clips.
+pub fn write_mono16(path: &Path, x: &[f32], rate: u32) -> Result<()> {
+    let spec = OutputSpec {
+        sample_rate: rate,
+        channels: 1,
+        format: SampleFormat::Int(16),
+    };
+    let mut w = AtomicWavWriter::create(path, spec)?;
+    w.write_f32(&[x.to_vec()])?;
+    w.finish(true)
+}

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::audio::{AtomicWavWriter, OutputSpec, SampleFormat};
+use crate::audio::encode::write_mono16;
 use crate::data::build::{self, BuildOptions, PackageReport, Progress};
 use crate::data::fetch::{self, Fetched};
 use crate::data::sampler::{MixtureSampler, SamplerConfig};
@@ -149,17 +149,6 @@ pub fn run(args: &DataArgs) -> i32 {
     }
 }
 
-fn write_wav16(path: &Path, x: &[f32], rate: u32) -> crate::Result<()> {
-    let spec = OutputSpec {
-        sample_rate: rate,
-        channels: 1,
-        format: SampleFormat::Int(16),
-    };
-    let mut w = AtomicWavWriter::create(path, spec)?;
-    w.write_f32(&[x.to_vec()])?;
-    w.finish(true)
-}
-
 /// A sampler config from `--config`, or `default`.
 fn sampler_config(path: &Option<PathBuf>, default: SamplerConfig) -> crate::Result<SamplerConfig> {
     match path {
@@ -172,15 +161,7 @@ fn sampler_config(path: &Option<PathBuf>, default: SamplerConfig) -> crate::Resu
 }
 
 fn run_mixtures(args: &MixturesArgs) -> crate::Result<()> {
-    let clean = SamplerConfig {
-        seconds: args.seconds,
-        lowpass_p: 0.0,
-        eq_p: 0.0,
-        randaugment_n: 0,
-        augment_query: false,
-        ..SamplerConfig::default()
-    };
-    let mut cfg = sampler_config(&args.config, clean)?;
+    let mut cfg = sampler_config(&args.config, SamplerConfig::evaluation(args.seconds))?;
     cfg.tir_db = [args.tir, args.tir];
     let labels: Vec<String> = match &args.labels {
         Some(l) => l.clone(),
@@ -211,17 +192,17 @@ fn run_mixtures(args: &MixturesArgs) -> crate::Result<()> {
             ] {
                 std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
             }
-            write_wav16(
+            write_mono16(
                 &args.out.join("mixtures").join(format!("{track}.wav")),
                 &m.mixture,
                 rate,
             )?;
-            write_wav16(
+            write_mono16(
                 &args.out.join("references").join(&track).join(format!("{label}.wav")),
                 &m.target,
                 rate,
             )?;
-            write_wav16(&args.out.join("queries").join(format!("{track}.wav")), &m.query, rate)?;
+            write_mono16(&args.out.join("queries").join(format!("{track}.wav")), &m.query, rate)?;
             let others: Vec<&str> = m.interferers.iter().map(|l| LABELS[*l]).collect();
             table += &format!("{track},{label},{},{:.2}\n", others.join("+"), m.tir_db);
         }
@@ -249,7 +230,7 @@ fn run_preview(args: &PreviewArgs) -> crate::Result<()> {
         let label = LABELS[m.label];
         let others: Vec<&str> = m.interferers.iter().map(|l| LABELS[*l]).collect();
         for (what, x) in [("mixture", &m.mixture), ("target", &m.target), ("query", &m.query)] {
-            write_wav16(&args.out.join(format!("{i:02}_{what}.wav")), x, rate)?;
+            write_mono16(&args.out.join(format!("{i:02}_{what}.wav")), x, rate)?;
         }
         println!(
             "{i:02}  target {label:<8} interferers {:<28} TIR {:+6.2} dB",

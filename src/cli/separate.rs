@@ -52,6 +52,7 @@ fn setup(args: &SeparateArgs) -> crate::Result<Setup> {
         steps: args.steps.map(|s| s as usize),
         samples: args.samples as usize,
         seed: args.seed,
+        temperature: args.temperature.unwrap_or(crate::separate::neural::DEFAULT_TEMPERATURE),
         device,
     };
     let model = args.model.clone().unwrap_or_else(default_model);
@@ -215,6 +216,7 @@ pub fn run(args: &SeparateArgs) -> i32 {
         failures.len(),
         started.elapsed().as_secs_f64()
     );
+    summary += &format!(" ({query_name} with model {model_name})");
     if crate::separate::file::CANCELLED.load(std::sync::atomic::Ordering::Relaxed) {
         summary += " (interrupted)";
     }

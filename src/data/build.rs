@@ -27,7 +27,8 @@ use super::render::{self, RENDER_SETS, RenderStats};
 use super::rules;
 use super::sources::{PACKAGES, Package, Role};
 use crate::Result;
-use crate::audio::{AtomicWavWriter, AudioReader, OutputSpec, SampleFormat};
+use crate::audio::AudioReader;
+use crate::audio::encode::write_mono16;
 
 /// Silence threshold for trimming, dB relative to the file's peak.
 pub const TRIM_DB: f32 = -50.0;
@@ -399,19 +400,6 @@ pub(crate) fn finish_part(
     Ok(rep)
 }
 
-/// Writes a mono 16-bit WAV (atomically).
-pub(crate) fn write_wav(dest: &Path, rate: u32, samples: &[f32]) -> Result<()> {
-    let spec = OutputSpec {
-        sample_rate: rate,
-        channels: 1,
-        format: SampleFormat::Int(16),
-    };
-    let mut w = AtomicWavWriter::create(dest, spec)?;
-    w.write_f32(&[samples.to_vec()])?;
-    w.finish(true)?;
-    Ok(())
-}
-
 /// File-name-safe form of a member's stem, with a hash of its whole path for uniqueness.
 pub(crate) fn clip_stem(path: &str) -> String {
     let name = path.rsplit(['/', '!']).next().unwrap_or(path);
@@ -508,7 +496,7 @@ fn process_batch(pkg: &Package, batch: &[Member], opts: &BuildOptions, drops: &D
             continue;
         }
         let name = format!("{stem}-{k:03}.wav");
-        write_wav(&dir.join(&name), opts.rate, c)?;
+        write_mono16(&dir.join(&name), c, opts.rate)?;
         rows.push(ClipRow {
             path: format!("audio/{}/{}/{name}", m.label, pkg.name),
             label: m.label.to_string(),

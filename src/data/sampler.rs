@@ -126,6 +126,20 @@ impl Default for SamplerConfig {
 }
 
 impl SamplerConfig {
+    /// Settings for evaluation mixtures (`data mixtures`, the quality benchmark): `seconds`
+    /// long, no augmentation (no low-pass, EQ or RandAugment; plain query clips); the other
+    /// ranges (interferers, gains, TIR) as the default.
+    pub fn evaluation(seconds: f32) -> Self {
+        SamplerConfig {
+            seconds,
+            lowpass_p: 0.0,
+            eq_p: 0.0,
+            randaugment_n: 0,
+            augment_query: false,
+            ..SamplerConfig::default()
+        }
+    }
+
     fn validate(&self) -> Result<()> {
         ensure!(self.rate >= 1000, "sampler rate {} Hz is too low", self.rate);
         ensure!(

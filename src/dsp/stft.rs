@@ -81,6 +81,18 @@ pub struct StftConfig {
     pub center: bool,
 }
 
+impl StftConfig {
+    /// Centred frames with a periodic Hann window (torch.stft's usual setting).
+    pub fn hann(n_fft: usize, hop: usize) -> Self {
+        StftConfig {
+            n_fft,
+            hop,
+            window: WindowKind::Hann,
+            center: true,
+        }
+    }
+}
+
 /// A complex spectrogram, frame-major: `data[frame * n_bins + bin]`, `n_bins = n_fft/2 + 1`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spectrogram {

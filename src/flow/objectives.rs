@@ -101,6 +101,11 @@ pub struct ObjectiveConfig {
     pub wcfm_eps: Option<f64>,
     /// Distribution of the training times.
     pub time: TimeSampling,
+    /// When set, each bin's squared error is weighted by the mixture's band magnitude to this
+    /// power (normalised to mean 1 per example): errors where the mixture is loud, which
+    /// dominate SDR, count more than errors in near-silent bins. The weight depends on the
+    /// conditioning only, so the minimiser (the conditional expectation) is unchanged.
+    pub magnitude_weight: Option<f64>,
 }
 
 impl ObjectiveConfig {
@@ -118,6 +123,9 @@ impl ObjectiveConfig {
             if self.objective == Objective::Discriminative {
                 bail!("wcfm_eps weights noise/data pairs: it does not apply to the discriminative objective");
             }
+        }
+        if let Some(p) = self.magnitude_weight {
+            ensure!(p > 0.0 && p.is_finite(), "magnitude_weight must be positive, got {p}");
         }
         if let TimeSampling::LogitNormal { mean, std } = self.time {
             ensure!(
@@ -168,22 +176,49 @@ pub fn loss<R: Rng + ?Sized>(
     x: &Tensor,
     rng: &mut R,
 ) -> Result<(Tensor, LossStats)> {
+    weighted_loss(cfg, field, x, None, rng)
+}
+
+/// [`loss`] with a per-bin weight of the squared error (`weight` has the shape of `x`; see
+/// [`ObjectiveConfig::magnitude_weight`]); `None` weighs every bin 1.
+pub fn weighted_loss<R: Rng + ?Sized>(
+    cfg: &ObjectiveConfig,
+    field: &Field,
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    rng: &mut R,
+) -> Result<(Tensor, LossStats)> {
     cfg.validate()?;
+    if let Some(w) = weight {
+        ensure!(
+            w.dims() == x.dims(),
+            "loss weight shape {:?} differs from the data shape {:?}",
+            w.dims(),
+            x.dims()
+        );
+    }
+    let sq_err = |pred: &Tensor, target: &Tensor| -> Result<Tensor> {
+        let e = (pred - target)?.sqr()?;
+        mean_per_example(&match weight {
+            Some(w) => (e * w)?,
+            None => e,
+        })
+    };
     let b = x.dim(0)?;
     ensure!(b > 0, "the loss needs a non-empty batch");
     let dev = x.device();
     if cfg.objective == Objective::Discriminative {
-        return discriminative_loss(field, x);
+        return discriminative_loss(field, x, &sq_err);
     }
     let noise = normal(rng, x.dims(), dev)?.to_dtype(x.dtype())?;
     let (per, n_fm) = match cfg.objective {
-        Objective::Discriminative => return discriminative_loss(field, x),
+        Objective::Discriminative => return discriminative_loss(field, x, &sq_err),
         Objective::Cfm => {
             let t: Vec<f64> = (0..b).map(|_| cfg.time.draw(rng)).collect();
             let t = times(&t, dev)?;
             let z = interpolate(x, &noise, &t)?;
             let pred = field(&z, &t, &t)?;
-            (mean_per_example(&(pred - conditional_velocity(x, &noise)?)?.sqr()?)?, b)
+            (sq_err(&pred, &conditional_velocity(x, &noise)?)?, b)
         }
         Objective::SplitMeanFlow { fm_fraction } => {
             let n_fm = ((fm_fraction * b as f64).round() as usize).min(b);
@@ -223,7 +258,7 @@ pub fn loss<R: Rng + ?Sized>(
                 let split = (u1.broadcast_mul(&lam)? + u2.broadcast_mul(&lam.affine(-1.0, 1.0)?)?)?;
                 Tensor::cat(&[fm_target.narrow(0, 0, n_fm)?, split.narrow(0, n_fm, n_int)?], 0)?
             };
-            (mean_per_example(&(pred - target)?.sqr()?)?, n_fm)
+            (sq_err(&pred, &target)?, n_fm)
         }
     };
 
@@ -252,11 +287,15 @@ pub fn loss<R: Rng + ?Sized>(
 }
 
 /// The discriminative loss: `field(0, 0, 0)` against `x`, mean squared error (no draws).
-fn discriminative_loss(field: &Field, x: &Tensor) -> Result<(Tensor, LossStats)> {
+fn discriminative_loss(
+    field: &Field,
+    x: &Tensor,
+    sq_err: &dyn Fn(&Tensor, &Tensor) -> Result<Tensor>,
+) -> Result<(Tensor, LossStats)> {
     let b = x.dim(0)?;
     let zero = Tensor::zeros(b, DType::F32, x.device())?;
     let pred = field(&x.zeros_like()?, &zero, &zero)?;
-    let loss = mean_per_example(&(pred - x)?.sqr()?)?.mean_all()?;
+    let loss = sq_err(&pred, x)?.mean_all()?;
     let stats = LossStats {
         loss: loss.to_scalar::<f32>()?,
         fm_loss: None,

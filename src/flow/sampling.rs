@@ -143,9 +143,28 @@ impl Sampler {
 
     /// `k` samples of `shape` on `device`, sample `i` started from [`noise`]`(shape, seed, i)`.
     pub fn draw(&self, field: &Field, shape: &[usize], seed: u64, k: usize, device: &Device) -> Result<Vec<Tensor>> {
+        self.draw_with_temperature(field, shape, seed, k, 1.0, device)
+    }
+
+    /// [`Sampler::draw`] from noise scaled by `temperature` (in `[0, 1]`): 1 samples the learnt
+    /// distribution, lower values pull the samples towards the flow's image of the prior's
+    /// mode (0: one deterministic estimate, the same for every seed).
+    pub fn draw_with_temperature(
+        &self,
+        field: &Field,
+        shape: &[usize],
+        seed: u64,
+        k: usize,
+        temperature: f64,
+        device: &Device,
+    ) -> Result<Vec<Tensor>> {
         ensure!(k > 0, "at least one sample is needed");
+        ensure!(
+            (0.0..=1.0).contains(&temperature),
+            "temperature must be in [0, 1], got {temperature}"
+        );
         (0..k as u64)
-            .map(|i| self.run(field, &noise(shape, seed, i, device)?))
+            .map(|i| self.run(field, &(noise(shape, seed, i, device)? * temperature)?))
             .collect()
     }
 }

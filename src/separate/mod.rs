@@ -6,6 +6,7 @@ pub mod engine;
 pub mod file;
 pub mod hpss;
 pub mod neural;
+pub mod rnnoise;
 
 pub use engine::{ChunkEngine, Segment, separate_all};
 pub use hpss::Hpss;
@@ -21,6 +22,10 @@ pub const SEPARATORS: &[(&str, &str)] = &[
         "median-filter harmonic/percussive separation; queries: percussive (drums), harmonic",
     ),
     (
+        "rnnoise",
+        "RNNoise speech denoiser (nnnoiseless, 48 kHz); query: speech",
+    ),
+    (
         "identity",
         "copies the input (identity@RATE resamples to RATE and back); for testing and benchmarks",
     ),
@@ -31,6 +36,7 @@ pub fn by_name(name: &str) -> Result<Box<dyn Separator>> {
     match name {
         "hpss" => Ok(Box::new(Hpss::default())),
         "identity" => Ok(Box::new(Identity::default())),
+        "rnnoise" => Ok(Box::new(rnnoise::Rnnoise)),
         _ => {
             if let Some(rate) = name.strip_prefix("identity@") {
                 let rate: u32 = rate
@@ -87,7 +93,7 @@ pub fn default_model() -> String {
 }
 
 /// Name of the bundled default model (models/NAME).
-pub const DEFAULT_MODEL: &str = "splitflow-base";
+pub const DEFAULT_MODEL: &str = "splitflow-small-direct";
 
 /// What the user asks to extract.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -44,8 +44,14 @@ pub struct FlowOptions {
     pub samples: usize,
     /// Noise seed: same seed, same output.
     pub seed: u64,
+    /// Scale of the starting noise in `[0, 1]` (see [`Sampler::draw_with_temperature`]).
+    pub temperature: f64,
     pub device: Device,
 }
+
+/// Noise temperature used unless `--temperature` says otherwise (docs/model.md, "Quality":
+/// measured on the valid and test mixtures).
+pub const DEFAULT_TEMPERATURE: f64 = 1.0;
 
 impl Default for FlowOptions {
     fn default() -> Self {
@@ -54,6 +60,7 @@ impl Default for FlowOptions {
             steps: None,
             samples: 1,
             seed: 0,
+            temperature: DEFAULT_TEMPERATURE,
             device: Device::Cpu,
         }
     }
@@ -203,7 +210,7 @@ impl FlowSeparator {
         };
         let draws = self
             .sampler
-            .draw(&field, cond.dims(), self.opts.seed, k, dev)?
+            .draw_with_temperature(&field, cond.dims(), self.opts.seed, k, self.opts.temperature, dev)?
             .into_iter()
             // Mask in [0, 1] from the flow's [-1, 1] representation.
             .map(|y| y.affine(0.5, 0.5)?.clamp(0f32, 1f32))

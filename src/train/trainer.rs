@@ -98,6 +98,20 @@ pub fn make_batch(
     })
 }
 
+/// Per-bin loss weights from the conditioning features (`|X_band|^power`): `features^exponent`
+/// normalised to mean 1 per example ([`ObjectiveConfig::magnitude_weight`] with `exponent =
+/// magnitude_weight / power`).
+///
+/// [`ObjectiveConfig::magnitude_weight`]: crate::flow::objectives::ObjectiveConfig::magnitude_weight
+pub fn magnitude_weight(cond: &Tensor, exponent: f64) -> Result<Tensor> {
+    let w = cond.clamp(0f32, f32::MAX)?.powf(exponent)?;
+    let mean = w.flatten_from(1)?.mean_keepdim(1)?.clamp(1e-8f32, f32::MAX)?;
+    let shape: Vec<usize> = std::iter::once(w.dim(0)?)
+        .chain(std::iter::repeat_n(1, w.rank() - 1))
+        .collect();
+    Ok(w.broadcast_div(&mean.reshape(shape)?)?)
+}
+
 /// Band features of a mono clip as a (1, F, T) tensor.
 pub fn features_tensor(bands: &Bands, mono: &[f32]) -> Result<Tensor> {
     let f = bands.features(mono);
@@ -419,7 +433,11 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
             _ => (q_label, None),
         };
         let field = |z: &Tensor, r: &Tensor, t: &Tensor| net.forward(z, &cond, r, t, &query).map_err(candle_err);
-        let (flow_loss, _stats) = objectives::loss(&cfg.objective, &field, &x, &mut rng)?;
+        let weight = match cfg.objective.magnitude_weight {
+            Some(p) => Some(magnitude_weight(&cond, p / f64::from(cfg.model.bands.power))?),
+            None => None,
+        };
+        let (flow_loss, _stats) = objectives::weighted_loss(&cfg.objective, &field, &x, weight.as_ref(), &mut rng)?;
         let loss = match align {
             Some(a) => (&flow_loss + (a * cfg.query_align_weight)?)?,
             None => flow_loss,

@@ -461,7 +461,7 @@ fn render_job(
             }
             let name = format!("{stem}-{n:03}.wav");
             n += 1;
-            build::write_wav(&dir.join(&name), opts.rate, c)?;
+            crate::audio::encode::write_mono16(&dir.join(&name), c, opts.rate)?;
             rows.push(ClipRow {
                 path: format!("audio/{label}/{}/{name}", set.name),
                 label: label.to_string(),

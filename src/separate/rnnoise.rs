@@ -1,0 +1,79 @@
+//! RNNoise (Valin 2018) as a speech separator, through the `nnnoiseless` crate (a pure-Rust
+//! port of Xiph's RNNoise with its shipped weights). It is the speech-denoising peer the
+//! benchmarks compare the flow model against, and a usable model of its own:
+//! `splitflow separate talk.wav --model rnnoise --query speech`.
+
+use nnnoiseless::DenoiseState;
+use rayon::prelude::*;
+
+use super::{Query, Segment, Separator};
+use crate::Result;
+use crate::audio::resample::resample;
+
+/// RNNoise works on 48 kHz 16-bit-scaled samples, 480 at a time (10 ms).
+const RATE: u32 = 48_000;
+const FRAME: usize = DenoiseState::FRAME_SIZE;
+const PCM_SCALE: f32 = 32_768.0;
+
+/// RNNoise speech extraction (any channel count: each channel on its own).
+#[derive(Clone, Debug, Default)]
+pub struct Rnnoise;
+
+/// Denoises one channel of 48 kHz audio in [-1, 1]. RNNoise's output lags its input by one
+/// frame (its synthesis overlap-adds the previous frame), so the input is padded by a frame
+/// and the first output frame dropped: output sample i lines up with input sample i.
+pub fn denoise(x: &[f32]) -> Vec<f32> {
+    let mut state = DenoiseState::new();
+    let frames = x.len().div_ceil(FRAME) + 1;
+    let mut input = vec![0f32; frames * FRAME];
+    input.iter_mut().zip(x).for_each(|(d, s)| *d = s * PCM_SCALE);
+    let mut out = vec![0f32; frames * FRAME];
+    for (o, i) in out.chunks_exact_mut(FRAME).zip(input.chunks_exact(FRAME)) {
+        state.process_frame(o, i);
+    }
+    out[FRAME..FRAME + x.len()].iter().map(|v| v / PCM_SCALE).collect()
+}
+
+impl Separator for Rnnoise {
+    fn name(&self) -> &str {
+        "rnnoise"
+    }
+
+    fn segment(&self) -> Segment {
+        // The recurrent state needs a few hundred milliseconds to settle: long segments keep
+        // restarts (one per segment) rare.
+        Segment {
+            length_secs: 30.0,
+            overlap_secs: 1.0,
+        }
+    }
+
+    fn check_query(&self, query: &Query) -> Result<()> {
+        let speech = query
+            .label()
+            .and_then(|l| crate::model::query::resolve_query(l).ok())
+            .is_some_and(|id| crate::data::LABELS[id] == "speech");
+        anyhow::ensure!(
+            speech,
+            "model 'rnnoise' answers one query: speech (also voice, vocals, talking); got '{}'",
+            query.name()
+        );
+        Ok(())
+    }
+
+    fn separate(&self, chunk: &[Vec<f32>], sample_rate: u32, query: &Query) -> Result<Vec<Vec<f32>>> {
+        self.check_query(query)?;
+        if sample_rate == RATE {
+            return Ok(chunk.par_iter().map(|x| denoise(x)).collect());
+        }
+        // Resampled here rather than by the file pipeline, so that in-memory callers (the
+        // quality benchmark) get the same treatment.
+        let up = resample(chunk, sample_rate, RATE)?;
+        let clean: Vec<Vec<f32>> = up.par_iter().map(|x| denoise(x)).collect();
+        let mut back = resample(&clean, RATE, sample_rate)?;
+        for (b, x) in back.iter_mut().zip(chunk) {
+            b.resize(x.len(), 0.0);
+        }
+        Ok(back)
+    }
+}
