@@ -15,14 +15,16 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// Runs `splitflow separate --model hpss --query QUERY --quiet -o OUT [EXTRA...] INPUTS...`
-/// (the command-line mechanics are tested on the fast classical separator; the bundled flow
-/// model has its own runs below).
+/// Runs `splitflow separate --query QUERY --quiet -o OUT [EXTRA...] INPUTS...` with
+/// `--model hpss` unless EXTRA names a model (the command-line mechanics are tested on the fast
+/// classical separator; the bundled model has its own run below).
 fn separate(query: &str, out: &Path, extra: &[&str], inputs: &[&Path]) -> std::process::Output {
     let mut cmd = splitflow();
-    cmd.args(["separate", "--model", "hpss", "--query", query, "--quiet", "-o"])
-        .arg(out)
-        .args(extra);
+    cmd.arg("separate");
+    if !extra.contains(&"--model") {
+        cmd.args(["--model", "hpss"]);
+    }
+    cmd.args(["--query", query, "--quiet", "-o"]).arg(out).args(extra);
     for i in inputs {
         cmd.arg(i);
     }
@@ -293,7 +295,10 @@ fn unknown_query_and_model_are_usage_errors() {
         .unwrap();
     assert_eq!(run.status.code(), Some(2));
     assert!(
-        stderr(&run).contains("unknown model 'nope'") && stderr(&run).contains("available: hpss"),
+        stderr(&run).contains("unknown model 'nope'")
+            && stderr(&run).contains("available: ")
+            && stderr(&run).contains(splitflow::separate::DEFAULT_MODEL)
+            && stderr(&run).contains("hpss"),
         "{}",
         stderr(&run)
     );

@@ -55,11 +55,13 @@ fn rnnoise_keeps_length_and_alignment_at_any_rate() {
         assert_eq!(out.len(), 2);
         assert!(out.iter().all(|c| c.len() == x.len()), "rate {rate}");
         assert!(out[0].iter().all(|v| v.is_finite()));
-        // Output energy stays on the voiced signal and lines up with it (RNNoise's one-frame
-        // latency is compensated): best cross-correlation at lag 0.
+        // Output energy stays on the voiced signal and lines up with it: RNNoise's one-frame
+        // latency (480 samples at 48 kHz) is compensated, so the best cross-correlation lag is
+        // within a sample or two of 0 (its filters shift the phase slightly).
         let energy: f32 = out[0].iter().map(|v| v * v).sum();
         assert!(energy > 0.0, "rate {rate}: silent output");
-        assert_eq!(best_lag(&x, &out[0], 40), 0, "rate {rate}");
+        let lag = best_lag(&x, &out[0], 600 * rate as isize / 48_000);
+        assert!(lag.abs() <= 2, "rate {rate}: output lags the input by {lag} samples");
     }
     // Silence in, silence out.
     let out = r.separate(&[vec![0.0; 4800]], 48_000, &q).unwrap();
