@@ -19,7 +19,7 @@
 //! on stdout (mean over the mixtures of a label; "average" = mean over labels), and in `--out`
 //! (default target/quality): results.csv (one row per mixture and setting), summary.json,
 //! tir.png (average SI-SDRi against TIR per setting), labels.png (SI-SDRi per label and
-//! setting at 0 dB, as a heatmap) and spectrograms.png (mixture / estimate / reference).
+//! setting at 0 dB, as a heatmap) and spectrograms.png (mixture / meanflow:1, discriminative and oracle estimates / reference).
 //! docs/model.md records the figures with this command.
 
 use std::collections::BTreeMap;
@@ -424,7 +424,7 @@ fn main() -> Result<()> {
                 && it.index == 0
                 && it.tir == 0.0
                 && ["speech", "drums", "bass", "piano"].contains(&LABELS[it.label])
-                && ["meanflow:1", "oracle IRM (STFT)"].contains(&s.name.as_str())
+                && ["meanflow:1", "discriminative", "oracle IRM (STFT)"].contains(&s.name.as_str())
             {
                 pictures.insert((i, s.name.clone()), est.clone());
             }
@@ -558,7 +558,7 @@ fn main() -> Result<()> {
         .collect();
     write_line_chart(
         &args.out.join("tir.png"),
-        "SI-SDRi (dB, mean over labels) against input TIR",
+        "SI-SDRi (dB, label mean) vs TIR",
         "TIR of the mixture (dB)",
         &series,
     )?;
@@ -569,10 +569,14 @@ fn main() -> Result<()> {
         let maps: Vec<(String, Vec<f32>)> = shown
             .iter()
             .map(|&si| {
-                let v: Vec<f32> = labels.iter().map(|&l| per_label(si, 0.0, l, 0) as f32).collect();
+                // One 100-px block per label (the heatmap does not scale columns up).
+                let v: Vec<f32> = labels
+                    .iter()
+                    .flat_map(|&l| std::iter::repeat_n(per_label(si, 0.0, l, 0) as f32, 100))
+                    .collect();
                 let text: Vec<String> = labels
                     .iter()
-                    .zip(&v)
+                    .zip(v.iter().step_by(100))
                     .map(|(l, v)| format!("{} {v:.1}", LABELS[*l]))
                     .collect();
                 (format!("{}: {}", settings[si].name, text.join(", ")), v)
@@ -601,7 +605,7 @@ fn main() -> Result<()> {
             it.mix.mixture.clone(),
             rate,
         ));
-        for name in ["meanflow:1", "oracle IRM (STFT)"] {
+        for name in ["meanflow:1", "discriminative", "oracle IRM (STFT)"] {
             if let Some(est) = pictures.get(&(i, name.to_string())) {
                 rows.push((format!("{l}: {name} estimate"), est.clone(), rate));
             }
