@@ -1,6 +1,7 @@
-//! The RNNoise peer (`--model rnnoise`): queries, lengths at any rate, latency compensation.
+//! The RNNoise peer (`--model rnnoise`): queries, lengths at any rate (through the engine's
+//! resampling), latency compensation.
 
-use splitflow::separate::{Query, by_name};
+use splitflow::separate::{Query, by_name, separate_all};
 
 /// A voiced, speech-like tone: 140 Hz fundamental with 12 harmonics and a syllable envelope.
 fn voiced(rate: u32, seconds: f32) -> Vec<f32> {
@@ -51,7 +52,8 @@ fn rnnoise_keeps_length_and_alignment_at_any_rate() {
     let q = Query::from_label("speech");
     for rate in [48_000, 22_050, 16_000] {
         let x = voiced(rate, 1.3);
-        let out = r.separate(&[x.clone(), x.clone()], rate, &q).unwrap();
+        // Through the engine, which resamples to RNNoise's 48 kHz and back.
+        let out = separate_all(r.as_ref(), &q, &[x.clone(), x.clone()], rate, r.segment()).unwrap();
         assert_eq!(out.len(), 2);
         assert!(out.iter().all(|c| c.len() == x.len()), "rate {rate}");
         assert!(out[0].iter().all(|v| v.is_finite()));

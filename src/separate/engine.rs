@@ -196,7 +196,9 @@ impl<'a> ChunkEngine<'a> {
     }
 }
 
-/// Separates a whole in-memory signal through the engine.
+/// Separates a whole in-memory signal through the engine, at the separator's processing rate
+/// when it has one (resampled there and back, as the file pipeline does; the result has the
+/// input's length).
 pub fn separate_all(
     sep: &dyn Separator,
     query: &Query,
@@ -204,6 +206,15 @@ pub fn separate_all(
     rate: u32,
     segment: Segment,
 ) -> Result<Planar> {
+    if let Some(work) = sep.processing_rate().filter(|&r| r != rate) {
+        let x = crate::audio::resample::resample(audio, rate, work)?;
+        let y = separate_all(sep, query, &x, work, segment)?;
+        let mut back = crate::audio::resample::resample(&y, work, rate)?;
+        for (b, a) in back.iter_mut().zip(audio) {
+            b.resize(a.len(), 0.0);
+        }
+        return Ok(back);
+    }
     let mut engine = ChunkEngine::with_segment(sep, query, rate, audio.len(), segment);
     let mut out = engine.push(audio)?;
     for (o, t) in out.iter_mut().zip(engine.finish()?) {

@@ -8,7 +8,6 @@ use rayon::prelude::*;
 
 use super::{Query, Segment, Separator};
 use crate::Result;
-use crate::audio::resample::resample;
 
 /// RNNoise works on 48 kHz 16-bit-scaled samples, 480 at a time (10 ms).
 const RATE: u32 = 48_000;
@@ -39,6 +38,10 @@ impl Separator for Rnnoise {
         "rnnoise"
     }
 
+    fn processing_rate(&self) -> Option<u32> {
+        Some(RATE)
+    }
+
     fn segment(&self) -> Segment {
         // The recurrent state needs a few hundred milliseconds to settle: long segments keep
         // restarts (one per segment) rare.
@@ -63,17 +66,10 @@ impl Separator for Rnnoise {
 
     fn separate(&self, chunk: &[Vec<f32>], sample_rate: u32, query: &Query) -> Result<Vec<Vec<f32>>> {
         self.check_query(query)?;
-        if sample_rate == RATE {
-            return Ok(chunk.par_iter().map(|x| denoise(x)).collect());
-        }
-        // Resampled here rather than by the file pipeline, so that in-memory callers (the
-        // quality benchmark) get the same treatment.
-        let up = resample(chunk, sample_rate, RATE)?;
-        let clean: Vec<Vec<f32>> = up.par_iter().map(|x| denoise(x)).collect();
-        let mut back = resample(&clean, RATE, sample_rate)?;
-        for (b, x) in back.iter_mut().zip(chunk) {
-            b.resize(x.len(), 0.0);
-        }
-        Ok(back)
+        anyhow::ensure!(
+            sample_rate == RATE,
+            "rnnoise works at {RATE} Hz, got {sample_rate} Hz (the engine resamples to processing_rate)"
+        );
+        Ok(chunk.par_iter().map(|x| denoise(x)).collect())
     }
 }
