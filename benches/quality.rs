@@ -466,19 +466,15 @@ fn main() -> Result<()> {
             .collect();
         mean(&v)
     };
+    // Mean over the labels a setting applies to (all of them, or a single-label peer's one).
     let average = |si: usize, tir: f32, k: usize| -> f64 {
-        if settings[si].applies(labels[0]) && labels.iter().all(|&l| settings[si].applies(l)) {
-            mean(&labels.iter().map(|&l| per_label(si, tir, l, k)).collect::<Vec<_>>())
-        } else {
-            // Single-label peers: their one label.
-            mean(
-                &labels
-                    .iter()
-                    .filter(|&&l| settings[si].applies(l))
-                    .map(|&l| per_label(si, tir, l, k))
-                    .collect::<Vec<_>>(),
-            )
-        }
+        mean(
+            &labels
+                .iter()
+                .filter(|&&l| settings[si].applies(l))
+                .map(|&l| per_label(si, tir, l, k))
+                .collect::<Vec<_>>(),
+        )
     };
     let mut summary = serde_json::Map::new();
     for &tir in &args.tirs {
