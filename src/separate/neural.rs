@@ -197,29 +197,59 @@ impl FlowSeparator {
     /// Band mask (F x T, row-major) and its per-bin spread over the samples, for a mono signal
     /// at the processing rate.
     pub fn band_mask(&self, mono: &[f32], query: &Query) -> Result<(Vec<f32>, Vec<f32>, usize)> {
-        let f = self.bands.features(mono);
-        let frames = f.n_frames;
-        let dev = &self.opts.device;
-        let cond = Tensor::from_vec(f.values, (1, 1, f.n_bands, frames), dev)?;
         let q = self.query_embedding(query)?;
-        let field = |z: &Tensor, r: &Tensor, t: &Tensor| self.net.forward(z, &cond, r, t, &q).map_err(candle_err);
-        let k = if self.sampler.is_generative() {
-            self.opts.samples.max(1)
-        } else {
-            1
+        let draws = Draws {
+            seed: self.opts.seed,
+            samples: if self.sampler.is_generative() {
+                self.opts.samples.max(1)
+            } else {
+                1
+            },
+            temperature: self.opts.temperature,
         };
-        let draws = self
-            .sampler
-            .draw_with_temperature(&field, cond.dims(), self.opts.seed, k, self.opts.temperature, dev)?
-            .into_iter()
-            // Mask in [0, 1] from the flow's [-1, 1] representation.
-            .map(|y| y.affine(0.5, 0.5)?.clamp(0f32, 1f32))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let (mean, spread) = combine(&draws)?;
+        let (masks, frames) = sample_band_masks(&self.net, &self.bands, &self.sampler, mono, &q, &draws)?;
+        let (mean, spread) = combine(&masks)?;
         let mean = mean.flatten_all()?.to_device(&Device::Cpu)?.to_vec1::<f32>()?;
         let spread = spread.flatten_all()?.to_device(&Device::Cpu)?.to_vec1::<f32>()?;
         Ok((mean, spread, frames))
     }
+}
+
+/// Which noise draws [`sample_band_masks`] integrates.
+#[derive(Clone, Copy, Debug)]
+pub struct Draws {
+    /// Seed of the first draw (draw `i` uses stream `i` of this seed).
+    pub seed: u64,
+    /// Number of draws.
+    pub samples: usize,
+    /// Scale of the starting noise in `[0, 1]`.
+    pub temperature: f64,
+}
+
+/// Band masks in `[0, 1]` (one `1 x 1 x F x T` tensor per draw) that `sampler` makes from
+/// `net` for a mono signal at the bands' rate, and the frame count `T`. `query` is the query
+/// embedding (label or example clip) on the device the network runs on. One definition serves
+/// separation ([`FlowSeparator::band_mask`]) and the trainer's validation.
+pub fn sample_band_masks(
+    net: &Network,
+    bands: &Bands,
+    sampler: &Sampler,
+    mono: &[f32],
+    query: &Tensor,
+    draws: &Draws,
+) -> Result<(Vec<Tensor>, usize)> {
+    let f = bands.features(mono);
+    let frames = f.n_frames;
+    let dev = query.device();
+    let cond = Tensor::from_vec(f.values, (1, 1, f.n_bands, frames), dev)?;
+    let field = |z: &Tensor, r: &Tensor, t: &Tensor| net.forward(z, &cond, r, t, query).map_err(candle_err);
+    let masks = sampler
+        .draw_with_temperature(&field, cond.dims(), draws.seed, draws.samples, draws.temperature, dev)?
+        .into_iter()
+        // Mask in [0, 1] from the flow's [-1, 1] representation.
+        .map(|y| y.affine(0.5, 0.5)?.clamp(0f32, 1f32))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    Ok((masks, frames))
 }
 
 impl Separator for FlowSeparator {

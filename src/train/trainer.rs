@@ -31,9 +31,10 @@ use crate::data::LABELS;
 use crate::data::sampler::{Mix, MixtureSampler};
 use crate::dsp::bands::Bands;
 use crate::flow::objectives;
-use crate::flow::sampling::{Sampler, noise};
+use crate::flow::sampling::Sampler;
 use crate::metrics::si_sdr_channel;
 use crate::model::Network;
+use crate::separate::neural::{Draws, sample_band_masks};
 
 /// What `splitflow train` was asked to do.
 #[derive(Clone, Debug)]
@@ -197,8 +198,8 @@ impl ValidSet {
     }
 }
 
-/// Separates one mono mixture at the processing rate with `net` (band mask from `sampler`,
-/// applied to the mixture's STFT) — the training-side twin of the CLI separator, used for
+/// Separates one mono mixture at the processing rate with `net` (one band mask from `sampler`
+/// by the separator's own [`sample_band_masks`], applied to the mixture's STFT), for
 /// validation.
 pub fn separate_mono(
     net: &Network,
@@ -209,17 +210,14 @@ pub fn separate_mono(
     seed: u64,
     device: &Device,
 ) -> Result<Vec<f32>> {
-    let cond = features_tensor(bands, mixture)?.unsqueeze(0)?.to_device(device)?;
     let query = net.label_query(&[label], device)?;
-    let field = |z: &Tensor, r: &Tensor, t: &Tensor| net.forward(z, &cond, r, t, &query).map_err(candle_err);
-    let y = sampler.run(&field, &noise(cond.dims(), seed, 0, device)?)?;
-    let mask: Vec<f32> = y
-        .flatten_all()?
-        .to_vec1::<f32>()?
-        .iter()
-        .map(|v| ((v + 1.0) * 0.5).clamp(0.0, 1.0))
-        .collect();
-    let frames = cond.dim(3)?;
+    let draws = Draws {
+        seed,
+        samples: 1,
+        temperature: 1.0,
+    };
+    let (masks, frames) = sample_band_masks(net, bands, sampler, mixture, &query, &draws)?;
+    let mask = masks[0].flatten_all()?.to_device(&Device::Cpu)?.to_vec1::<f32>()?;
     bands.apply_mask(mixture, bands.config().rate, &mask, frames)
 }
 
