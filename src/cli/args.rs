@@ -192,9 +192,13 @@ pub struct TrainArgs {
     /// Print the running loss every N steps (0: only validation lines).
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub log_every: usize,
-    /// Override the config's total steps.
+    /// Override the config's total steps (the length of the learning-rate schedule).
     #[arg(long, value_name = "N")]
     pub steps: Option<usize>,
+    /// Checkpoint and stop after step N, keeping the schedule of --steps; `--resume` later
+    /// continues the same trajectory bit for bit (how a run is paused at a fixed step).
+    #[arg(long, value_name = "N")]
+    pub stop_at: Option<usize>,
     /// No progress lines.
     #[arg(long)]
     pub quiet: bool,

@@ -25,6 +25,7 @@ fn options(args: &TrainArgs) -> crate::Result<TrainOptions> {
         out: args.out.clone(),
         resume: args.resume,
         max_minutes: args.max_minutes,
+        stop_at: args.stop_at,
         device: args.device.candle()?,
         log_every: args.log_every,
         quiet: args.quiet,
@@ -50,6 +51,8 @@ pub fn run(args: &TrainArgs) -> i32 {
                 "{} at step {} after {:.1} min (loss {:.4}{valid}); model: {}",
                 if report.stopped_by_budget {
                     "stopped (time budget)"
+                } else if report.steps_done < opts.config.steps {
+                    "stopped (--stop-at)"
                 } else {
                     "done"
                 },

@@ -45,6 +45,9 @@ pub struct TrainOptions {
     pub resume: bool,
     /// Wall-clock budget; the run checkpoints and stops when it is spent.
     pub max_minutes: Option<f64>,
+    /// Checkpoint and stop after this step, keeping the learning-rate schedule of
+    /// `config.steps` (a later `--resume` continues exactly as if the run had not stopped).
+    pub stop_at: Option<usize>,
     pub device: Device,
     /// Print a line per this many steps (0: only validation lines).
     pub log_every: usize,
@@ -407,9 +410,9 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
     let mut last_valid = None;
     let mut stopped_by_budget = false;
     let mut window = (0.0f64, 0usize, Instant::now());
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(step as u64 * 0x9e37_79b9));
 
-    while step < cfg.steps {
+    let last_step = cfg.steps.min(opts.stop_at.unwrap_or(usize::MAX));
+    while step < last_step {
         if let Some(b) = budget
             && start.elapsed().as_secs_f64() >= b
         {
@@ -435,6 +438,9 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
             Some(p) => Some(magnitude_weight(&cond, p / f64::from(cfg.model.bands.power))?),
             None => None,
         };
+        // Noise and times from a stream of this step alone, so a run paused and resumed at any
+        // step follows the uninterrupted run exactly.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(step as u64 * 0x9e37_79b9));
         let (flow_loss, _stats) = objectives::weighted_loss(&cfg.objective, &field, &x, weight.as_ref(), &mut rng)?;
         let loss = match align {
             Some(a) => (&flow_loss + (a * cfg.query_align_weight)?)?,
