@@ -599,6 +599,7 @@ fn bundled_default_model_separates_without_model_flag() {
     );
 }
 
-/// What the bundled model must gain on the demo drums (SI-SDR, dB). Measured when it shipped:
-/// +0.95 dB (-2.93 -> -1.98 dB; a weak, CPU-trained model, docs/model.md "Quality").
-const MIN_BUNDLED_DRUMS_GAIN_DB: f64 = 0.5;
+/// What the bundled model must gain on the demo drums (SI-SDR, dB). Measured: +0.95 dB for the
+/// first model (1,500 steps), +2.23 dB (-2.93 -> -0.70 dB) for the shipped one (3,500 steps; a
+/// CPU-trained model, docs/model.md "Quality").
+const MIN_BUNDLED_DRUMS_GAIN_DB: f64 = 1.5;
