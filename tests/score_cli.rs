@@ -155,6 +155,44 @@ fn folders_report_missing_estimates_and_write_csv() {
         table.contains("median over tracks") && table.contains("mean over tracks"),
         "{table}"
     );
+
+    // --skip-missing: the same folders score the references that have an estimate and succeed.
+    let skip = |est: &Path| {
+        splitflow()
+            .args([
+                "score",
+                "--quiet",
+                "--metrics",
+                "sdr,si_sdr",
+                "--skip-missing",
+                "--references",
+            ])
+            .arg(tmp.path().join("ref"))
+            .arg("--estimates")
+            .arg(est)
+            .arg("--csv")
+            .arg(tmp.path().join("skip.csv"))
+            .output()
+            .unwrap()
+    };
+    let run = skip(&tmp.path().join("est"));
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("1 references without an estimate skipped"),
+        "{}",
+        stderr(&run)
+    );
+    let text = std::fs::read_to_string(tmp.path().join("skip.csv")).unwrap();
+    assert_eq!(
+        text,
+        std::fs::read_to_string(&csv).unwrap(),
+        "the rows of the run above"
+    );
+    // An estimate folder that matches nothing is an error, not an empty success.
+    std::fs::create_dir_all(tmp.path().join("empty")).unwrap();
+    let run = skip(&tmp.path().join("empty"));
+    assert_eq!(run.status.code(), Some(2));
+    assert!(stderr(&run).contains("no reference under"), "{}", stderr(&run));
 }
 
 #[test]

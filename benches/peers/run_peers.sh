@@ -53,16 +53,10 @@ score() {  # score EVAL_DIR EST_ROOT CSV_DIR: each system against the references
   local ev=$1 er=$2 cd=$3
   mkdir -p "$cd"
   for d in "$er"/*/; do
-    local p refs
+    local p
     p=$(basename "$d")
-    refs="refs/$(basename "$er")/$p"; rm -rf "$refs"
-    for e in "$er/$p"/*/*.wav; do
-      local t l
-      t=$(basename "$(dirname "$e")"); l=$(basename "$e")
-      mkdir -p "$refs/$t"; ln -s "$OUT/$ev/references/$t/$l" "$refs/$t/$l"
-    done
-    "$SF" score --references "$refs" --estimates "$er/$p" --mixtures "$ev/mixtures" \
-        --csv "$cd/$p.csv" --quiet -j 1 > "$cd/$p.score.txt"
+    "$SF" score --references "$ev/references" --estimates "$er/$p" --mixtures "$ev/mixtures" \
+        --skip-missing --csv "$cd/$p.csv" --quiet -j 1 > "$cd/$p.score.txt"
   done
 }
 

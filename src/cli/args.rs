@@ -248,6 +248,11 @@ pub struct ScoreArgs {
     /// Score all stems of a track folder together (needed for a meaningful SIR).
     #[arg(long, requires = "references")]
     pub sources: bool,
+    /// Score only the references that have an estimate (a system that estimates some stems
+    /// or tracks) instead of reporting each missing estimate as a failure; the summary line
+    /// says how many were skipped.
+    #[arg(long, requires = "references")]
+    pub skip_missing: bool,
 
     /// Metrics to compute, comma-separated (default: sdr,isr,sir,sar,nsdr,si_sdr, plus
     /// si_sdri,sdri with a mixture).

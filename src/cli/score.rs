@@ -9,7 +9,9 @@ use super::args::ScoreArgs;
 use crate::score::{self, ScoreOptions, SourceFiles, Track, TrackResult, default_metrics, output};
 
 /// The tracks to score, and errors for references that have no match.
-fn tracks(args: &ScoreArgs) -> crate::Result<(Vec<Track>, Vec<String>)> {
+/// The tracks to score, the references that failed to match, and how many were skipped
+/// (`--skip-missing`).
+fn tracks(args: &ScoreArgs) -> crate::Result<(Vec<Track>, Vec<String>, usize)> {
     if let (Some(r), Some(e)) = (&args.reference, &args.estimate) {
         let name = r
             .file_stem()
@@ -23,10 +25,20 @@ fn tracks(args: &ScoreArgs) -> crate::Result<(Vec<Track>, Vec<String>)> {
             }],
             mixture: args.mixture.clone(),
         };
-        return Ok((vec![track], Vec::new()));
+        return Ok((vec![track], Vec::new(), 0));
     }
     match (&args.references, &args.estimates) {
-        (Some(r), Some(e)) => score::match_folders(r, e, args.mixtures.as_deref(), args.sources),
+        (Some(r), Some(e)) => {
+            let (tracks, errors, skipped) =
+                score::match_folders(r, e, args.mixtures.as_deref(), args.sources, args.skip_missing)?;
+            anyhow::ensure!(
+                !tracks.is_empty() || skipped == 0,
+                "{}: no reference under {} has an estimate here",
+                e.display(),
+                r.display()
+            );
+            Ok((tracks, errors, skipped))
+        }
         _ => anyhow::bail!("give --reference and --estimate, or --references and --estimates"),
     }
 }
@@ -36,7 +48,7 @@ pub fn run(args: &ScoreArgs) -> i32 {
         eprintln!("error: --window and --hop must be positive seconds");
         return 2;
     }
-    let (tracks, mut failures) = match tracks(args) {
+    let (tracks, mut failures, skipped) = match tracks(args) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -125,6 +137,9 @@ pub fn run(args: &ScoreArgs) -> i32 {
         && let Err(e) = output::write_atomic(path, output::csv(&results, &metrics).as_bytes())
     {
         failures.push(format!("{}: cannot write CSV: {e:#}", path.display()));
+    }
+    if skipped > 0 {
+        eprintln!("{skipped} references without an estimate skipped (--skip-missing)");
     }
     if !failures.is_empty() {
         eprintln!("{} scored, {} failed:", results.len(), failures.len());

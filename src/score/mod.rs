@@ -469,19 +469,26 @@ fn find_mixture(dir: &Path, track: &Path) -> Option<PathBuf> {
 /// Matches folders of references and estimates by relative path. Without `grouped`, every
 /// reference file is its own track (named by its relative path without extension); with
 /// `grouped` (`--sources`), the files of one folder are the sources of one track. Returns the
-/// tracks and one error line per reference without an estimate (or track without mixture,
-/// when mixtures are given).
+/// tracks, one error line per reference without an estimate (or track without mixture, when
+/// mixtures are given) and the number of references skipped: with `skip_missing`, a
+/// reference without an estimate is left out instead of being an error.
 pub fn match_folders(
     references: &Path,
     estimates: &Path,
     mixtures: Option<&Path>,
     grouped: bool,
-) -> Result<(Vec<Track>, Vec<String>)> {
+    skip_missing: bool,
+) -> Result<(Vec<Track>, Vec<String>, usize)> {
     let rels = relative_audio_files(references)?;
     let mut errors = Vec::new();
+    let mut skipped = 0;
     let mut tracks: BTreeMap<PathBuf, Track> = BTreeMap::new();
     for rel in rels {
         let Some(estimate) = find_like(estimates, &rel) else {
+            if skip_missing {
+                skipped += 1;
+                continue;
+            }
             errors.push(format!(
                 "{}: no estimate at {}",
                 references.join(&rel).display(),
@@ -528,7 +535,7 @@ pub fn match_folders(
         }
         out.push(track);
     }
-    Ok((out, errors))
+    Ok((out, errors, skipped))
 }
 
 /// Per source name: for each metric, (NaN-ignoring median, mean of the numbers) over tracks.
