@@ -94,18 +94,9 @@ fn parse_args() -> Result<Args> {
 
 /// Folder of a model given by bundled name or path.
 fn model_dir(name: &str) -> Result<PathBuf> {
-    if let Some((_, dir)) = splitflow::separate::neural::bundled_models()
-        .into_iter()
-        .find(|(n, _)| n == name)
-    {
-        return Ok(dir);
-    }
-    let p = PathBuf::from(name);
-    anyhow::ensure!(
-        RunFiles::is_model(&p),
-        "{name}: not a bundled model or a model folder (config.json + model.safetensors)"
-    );
-    Ok(p)
+    splitflow::separate::model_folder(name)
+        .map(|(dir, _)| dir)
+        .with_context(|| format!("{name}: not a bundled model or a model folder (config.json + model.safetensors)"))
 }
 
 /// One evaluation mixture.

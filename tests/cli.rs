@@ -55,21 +55,7 @@ fn separates_drums_keeps_format_and_residual_sums_to_input() {
     let tmp = tempfile::tempdir().unwrap();
     let song = demo(tmp.path());
     let out = tmp.path().join("out");
-    let run = splitflow()
-        .args([
-            "separate",
-            "--model",
-            "hpss",
-            "--query",
-            "drums",
-            "--residual",
-            "--quiet",
-            "-o",
-        ])
-        .arg(&out)
-        .arg(tmp.path().join("song.wav"))
-        .output()
-        .unwrap();
+    let run = separate("drums", &out, &["--residual"], &[&tmp.path().join("song.wav")]);
     assert!(run.status.success(), "{}", stderr(&run));
     let (in_spec, mix) = read_wav(&tmp.path().join("song.wav"));
     let (t_spec, target) = read_wav(&out.join("song/drums.wav"));

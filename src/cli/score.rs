@@ -8,7 +8,6 @@ use rayon::prelude::*;
 use super::args::ScoreArgs;
 use crate::score::{self, ScoreOptions, SourceFiles, Track, TrackResult, default_metrics, output};
 
-/// The tracks to score, and errors for references that have no match.
 /// The tracks to score, the references that failed to match, and how many were skipped
 /// (`--skip-missing`).
 fn tracks(args: &ScoreArgs) -> crate::Result<(Vec<Track>, Vec<String>, usize)> {

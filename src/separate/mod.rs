@@ -64,16 +64,8 @@ pub fn load(name: &str, opts: &neural::FlowOptions) -> Result<Box<dyn Separator>
         );
         return by_name(name);
     }
-    if let Some((_, dir)) = neural::bundled_models().into_iter().find(|(n, _)| n == name) {
-        return Ok(Box::new(neural::FlowSeparator::load(&dir, name, opts.clone())?));
-    }
-    let path = std::path::Path::new(name);
-    if crate::train::trainer::RunFiles::is_model(path) {
-        let short = path
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| name.into());
-        return Ok(Box::new(neural::FlowSeparator::load(path, &short, opts.clone())?));
+    if let Some((dir, short)) = model_folder(name) {
+        return Ok(Box::new(neural::FlowSeparator::load(&dir, &short, opts.clone())?));
     }
     let mut known: Vec<String> = neural::bundled_models().into_iter().map(|(n, _)| n).collect();
     known.extend(SEPARATORS.iter().map(|(n, _)| n.to_string()));
@@ -81,6 +73,23 @@ pub fn load(name: &str, opts: &neural::FlowOptions) -> Result<Box<dyn Separator>
         "unknown model '{name}': not a bundled model, a built-in or a model folder (config.json + model.safetensors); available: {}",
         known.join(", ")
     )
+}
+
+/// The folder and display name of a neural model given as a bundled name
+/// ([`neural::bundled_models`]) or as the path of a model folder (`config.json` +
+/// `model.safetensors`, e.g. a training run; named by its last component).
+pub fn model_folder(name: &str) -> Option<(std::path::PathBuf, String)> {
+    if let Some((_, dir)) = neural::bundled_models().into_iter().find(|(n, _)| n == name) {
+        return Some((dir, name.to_string()));
+    }
+    let path = std::path::Path::new(name);
+    crate::train::trainer::RunFiles::is_model(path).then(|| {
+        let short = path
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| name.into());
+        (path.to_path_buf(), short)
+    })
 }
 
 /// The model `separate` uses without `--model`: the first bundled neural model, else HPSS.

@@ -434,10 +434,11 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
             _ => (q_label, None),
         };
         let field = |z: &Tensor, r: &Tensor, t: &Tensor| net.forward(z, &cond, r, t, &query).map_err(candle_err);
-        let weight = match cfg.objective.magnitude_weight {
-            Some(p) => Some(magnitude_weight(&cond, p / f64::from(cfg.model.bands.power))?),
-            None => None,
-        };
+        let weight = cfg
+            .objective
+            .magnitude_weight
+            .map(|p| magnitude_weight(&cond, p / f64::from(cfg.model.bands.power)))
+            .transpose()?;
         // Noise and times from a stream of this step alone, so a run paused and resumed at any
         // step follows the uninterrupted run exactly.
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(step as u64 * 0x9e37_79b9));
