@@ -1,22 +1,4 @@
 fn main() {
-    tune_allocator();
+    splitflow::tune_allocator();
     std::process::exit(splitflow::cli::main());
 }
-
-/// candle allocates a fresh buffer for every tensor op. glibc's malloc serves large blocks
-/// with mmap and, with its dynamic threshold, kept returning them to the kernel, which zeroes
-/// the pages on the next mmap: half of a training step was system time. A fixed 32 MiB mmap
-/// threshold (glibc's maximum) and no trimming keep the buffers in the heap for reuse.
-/// Measured on a cpu-small training run: system time 12.2 s -> 5.3 s, wall 39 s -> 30 s.
-/// (mimalloc was tried and was worse here: 31 s of system time, it purges eagerly.)
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn tune_allocator() {
-    // SAFETY: mallopt only changes allocator parameters; called before any other thread runs.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn tune_allocator() {}

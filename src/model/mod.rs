@@ -5,7 +5,9 @@
 
 pub mod conv;
 pub mod crepe;
+pub mod fused;
 pub mod init;
+pub mod norm;
 pub mod query;
 pub mod unet;
 

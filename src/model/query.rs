@@ -14,11 +14,12 @@
 
 use anyhow::{bail, ensure};
 use candle_core::{D, DType, Device, Tensor};
-use candle_nn::{GroupNorm, Linear, Module, VarBuilder};
+use candle_nn::{Linear, Module, VarBuilder};
 
 use crate::Result;
 use crate::data::LABELS;
 use crate::model::conv::GemmConv2d;
+use crate::model::norm::Norm;
 
 /// Channels of the clip encoder's four stages.
 const CLIP_CHANNELS: [usize; 4] = [16, 32, 64, 128];
@@ -37,7 +38,7 @@ fn l2_normalise(x: &Tensor) -> Result<Tensor> {
 pub struct QueryEncoder {
     /// `(n_labels, Q)`, unnormalised.
     labels: Tensor,
-    convs: Vec<(GemmConv2d, GroupNorm)>,
+    convs: Vec<(GemmConv2d, Norm)>,
     proj: Linear,
     dim: usize,
 }
@@ -59,7 +60,7 @@ impl QueryEncoder {
         let mut c_in = 1;
         for (i, &c) in CLIP_CHANNELS.iter().enumerate() {
             let conv = GemmConv2d::new(c_in, c, 3, 1, clip.pp(format!("conv{i}")))?;
-            let norm = candle_nn::group_norm(CLIP_GROUPS, c, 1e-5, clip.pp(format!("norm{i}")))?;
+            let norm = Norm::new(CLIP_GROUPS, c, clip.pp(format!("norm{i}")))?;
             convs.push((conv, norm));
             c_in = c;
         }
@@ -104,7 +105,7 @@ impl QueryEncoder {
                 .pad_with_zeros(2, 0, h % 2)?
                 .pad_with_zeros(3, 0, w % 2)?
                 .avg_pool2d(2)?;
-            x = norm.forward(&x1)?.silu()?;
+            x = norm.forward(&x1, None, true)?;
         }
         let pooled = x.mean(D::Minus1)?.mean(D::Minus1)?;
         l2_normalise(&self.proj.forward(&pooled)?)

@@ -30,11 +30,13 @@
 
 use anyhow::ensure;
 use candle_core::{D, DType, Tensor};
-use candle_nn::{GroupNorm, Linear, Module, VarBuilder};
+use candle_nn::{Linear, Module, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
 use crate::model::conv::GemmConv2d;
+use crate::model::fused;
+use crate::model::norm::Norm;
 
 /// U-Net hyper-parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -170,10 +172,10 @@ fn conv2d(ci: usize, co: usize, k: usize, stride: usize, vb: VarBuilder) -> Resu
 /// Pre-activation residual block with FiLM conditioning.
 #[derive(Debug)]
 struct ResBlock {
-    norm1: GroupNorm,
+    norm1: Norm,
     conv1: GemmConv2d,
     film: Linear,
-    norm2: GroupNorm,
+    norm2: Norm,
     conv2: GemmConv2d,
     skip: Option<GemmConv2d>,
     c_out: usize,
@@ -182,10 +184,10 @@ struct ResBlock {
 impl ResBlock {
     fn new(ci: usize, co: usize, cfg: &UNetConfig, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            norm1: candle_nn::group_norm(cfg.groups, ci, 1e-5, vb.pp("norm1"))?,
+            norm1: Norm::new(cfg.groups, ci, vb.pp("norm1"))?,
             conv1: conv2d(ci, co, 3, 1, vb.pp("conv1"))?,
             film: candle_nn::linear(cfg.emb_dim, 2 * co, vb.pp("film"))?,
-            norm2: candle_nn::group_norm(cfg.groups, co, 1e-5, vb.pp("norm2"))?,
+            norm2: Norm::new(cfg.groups, co, vb.pp("norm2"))?,
             conv2: conv2d(co, co, 3, 1, vb.pp("conv2"))?,
             skip: if ci != co {
                 Some(conv2d(ci, co, 1, 1, vb.pp("skip"))?)
@@ -198,17 +200,13 @@ impl ResBlock {
 
     /// `x (B, ci, F, T)`, `emb (B, E)` → `(B, co, F, T)`.
     fn forward(&self, x: &Tensor, emb: &Tensor) -> Result<Tensor> {
-        let h = self.conv1.forward(&self.norm1.forward(x)?.silu()?)?;
+        let h = self.conv1.forward(&self.norm1.forward(x, None, true)?)?;
         let film = self.film.forward(emb)?;
-        let b = film.dim(0)?;
-        let gamma = film.narrow(1, 0, self.c_out)?.reshape((b, self.c_out, 1, 1))?;
-        let beta = film.narrow(1, self.c_out, self.c_out)?.reshape((b, self.c_out, 1, 1))?;
+        let gamma = film.narrow(1, 0, self.c_out)?;
+        let beta = film.narrow(1, self.c_out, self.c_out)?;
         let h = self
-            .norm2
-            .forward(&h)?
-            .broadcast_mul(&(gamma + 1.0)?)?
-            .broadcast_add(&beta)?;
-        let h = self.conv2.forward(&h.silu()?)?;
+            .conv2
+            .forward(&self.norm2.forward(&h, Some((&gamma, &beta)), true)?)?;
         let skip = match &self.skip {
             Some(s) => s.forward(x)?,
             None => x.clone(),
@@ -220,7 +218,7 @@ impl ResBlock {
 /// Multi-head self-attention along time within each frequency row, residual.
 #[derive(Debug)]
 struct TimeAttention {
-    norm: GroupNorm,
+    norm: Norm,
     qkv: GemmConv2d,
     proj: GemmConv2d,
     heads: usize,
@@ -229,7 +227,7 @@ struct TimeAttention {
 impl TimeAttention {
     fn new(c: usize, cfg: &UNetConfig, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            norm: candle_nn::group_norm(cfg.groups, c, 1e-5, vb.pp("norm"))?,
+            norm: Norm::new(cfg.groups, c, vb.pp("norm"))?,
             qkv: conv2d(c, 3 * c, 1, 1, vb.pp("qkv"))?,
             proj: conv2d(c, c, 1, 1, vb.pp("proj"))?,
             heads: cfg.attention_heads,
@@ -239,7 +237,10 @@ impl TimeAttention {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, c, f, t) = x.dims4()?;
         let (h, dh) = (self.heads, c / self.heads);
-        let qkv = self.qkv.forward(&self.norm.forward(x)?)?.reshape((b, 3, h, dh, f, t))?;
+        let qkv = self
+            .qkv
+            .forward(&self.norm.forward(x, None, false)?)?
+            .reshape((b, 3, h, dh, f, t))?;
         // (B, H, dh, F, T) → (B, F, H, T, dh) → (B·F·H, T, dh).
         let part = |i: usize| -> Result<Tensor> {
             Ok(qkv
@@ -277,7 +278,7 @@ pub struct UNet {
     attn: Option<TimeAttention>,
     dec: Vec<Vec<ResBlock>>,
     up: Vec<GemmConv2d>,
-    out_norm: GroupNorm,
+    out_norm: Norm,
     out_conv: GemmConv2d,
 }
 
@@ -291,17 +292,6 @@ fn sinusoidal(x: &Tensor, dim: usize) -> Result<Tensor> {
     let freqs = Tensor::from_vec(freqs, (1, half), x.device())?;
     let args = x.to_dtype(DType::F32)?.unsqueeze(1)?.broadcast_mul(&freqs)?;
     Ok(Tensor::cat(&[args.sin()?, args.cos()?], 1)?)
-}
-
-/// Nearest-neighbour ×2 upsampling of `(B, C, h, w)` as broadcast + reshape: its gradient is
-/// a plain sum, where candle's `upsample_nearest2d` backward runs a grouped convolution (one
-/// small convolution per channel on the CPU).
-fn upsample2(x: &Tensor, h: usize, w: usize) -> Result<Tensor> {
-    let (b, c) = (x.dim(0)?, x.dim(1)?);
-    Ok(x.reshape((b, c, h, 1, w, 1))?
-        .broadcast_as((b, c, h, 2, w, 2))?
-        .contiguous()?
-        .reshape((b, c, 2 * h, 2 * w))?)
 }
 
 impl UNet {
@@ -353,7 +343,7 @@ impl UNet {
             },
             dec,
             up,
-            out_norm: candle_nn::group_norm(cfg.groups, ch[0], 1e-5, vb.pp("out_norm"))?,
+            out_norm: Norm::new(cfg.groups, ch[0], vb.pp("out_norm"))?,
             out_conv: conv2d(ch[0], 1, 3, 1, vb.pp("out_conv"))?,
             cfg: cfg.clone(),
         })
@@ -439,11 +429,10 @@ impl UNet {
                 h = blk.forward(&h, &emb)?;
             }
             if l > 0 {
-                let (_, _, hf, ht) = h.dims4()?;
-                h = upsample2(&self.up[l - 1].forward(&h)?, hf, ht)?;
+                h = fused::upsample2(&self.up[l - 1].forward(&h)?)?;
             }
         }
-        let y = self.out_conv.forward(&self.out_norm.forward(&h)?.silu()?)?;
+        let y = self.out_conv.forward(&self.out_norm.forward(&h, None, true)?)?;
         Ok(y.narrow(2, 0, f)?.narrow(3, 0, tl)?)
     }
 }

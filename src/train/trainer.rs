@@ -402,7 +402,6 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
         }
     }
 
-    let n_example = cfg.example_queries_per_batch();
     let mut loader = Loader::start(train_set, bands.clone(), cfg, step as u64);
     let start = Instant::now();
     let budget = opts.max_minutes.map(|m| m * 60.0);
@@ -420,53 +419,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
             break;
         }
         let batch = loader.next()?;
-        let cond = batch.cond.to_device(dev)?;
-        let x = batch.x.to_device(dev)?;
-        let q_label = net.label_query(&batch.labels, dev)?;
-        let (query, align) = match &batch.query_clips {
-            Some(clips) if n_example > 0 => {
-                let q_ex = net.example_query(&clips.to_device(dev)?)?;
-                let q_lab = q_label.narrow(0, 0, n_example)?;
-                let align = (&q_ex - q_lab.detach())?.sqr()?.mean_all()?;
-                let rest = q_label.narrow(0, n_example, cfg.batch_size - n_example)?;
-                (Tensor::cat(&[&q_ex, &rest], 0)?, Some(align))
-            }
-            _ => (q_label, None),
-        };
-        let field = |z: &Tensor, r: &Tensor, t: &Tensor| net.forward(z, &cond, r, t, &query).map_err(candle_err);
-        let weight = cfg
-            .objective
-            .magnitude_weight
-            .map(|p| magnitude_weight(&cond, p / f64::from(cfg.model.bands.power)))
-            .transpose()?;
-        // Noise and times from a stream of this step alone, so a run paused and resumed at any
-        // step follows the uninterrupted run exactly.
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(step as u64 * 0x9e37_79b9));
-        let (flow_loss, _stats) = objectives::weighted_loss(&cfg.objective, &field, &x, weight.as_ref(), &mut rng)?;
-        let loss = match align {
-            Some(a) => (&flow_loss + (a * cfg.query_align_weight)?)?,
-            None => flow_loss,
-        };
-        let loss_val = f64::from(loss.to_scalar::<f32>()?);
-        anyhow::ensure!(
-            loss_val.is_finite(),
-            "step {step}: the loss is {loss_val}; lower lr or check the data"
-        );
-        let mut grads = loss.backward()?;
-        let norm = if cfg.grad_clip > 0.0 {
-            clip_grad_norm(&mut grads, &vars, cfg.grad_clip)?
-        } else {
-            f32::NAN
-        };
-        opt.set_lr(lr_at(
-            step as u64,
-            cfg.warmup as u64,
-            cfg.steps as u64,
-            cfg.lr,
-            cfg.lr_floor,
-        ));
-        opt.step(&grads)?;
-        ema.update()?;
+        let (loss_val, norm) = train_step(&net, cfg, &batch, step, &mut opt, &mut ema, &vars, dev)?;
         step += 1;
         last_loss = loss_val;
         window.0 += loss_val;
@@ -530,6 +483,71 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
         last_valid,
         stopped_by_budget,
     })
+}
+
+/// One optimiser step on `batch`: the objective (plus the query-alignment loss), backward,
+/// clipping, AdamW at the schedule's learning rate for `step`, EMA. Returns the loss and the
+/// gradient norm before clipping (NaN when clipping is off).
+#[allow(clippy::too_many_arguments)]
+pub fn train_step(
+    net: &Network,
+    cfg: &TrainConfig,
+    batch: &Batch,
+    step: usize,
+    opt: &mut AdamW,
+    ema: &mut Ema,
+    vars: &[candle_core::Var],
+    dev: &Device,
+) -> Result<(f64, f32)> {
+    let n_example = cfg.example_queries_per_batch();
+    let cond = batch.cond.to_device(dev)?;
+    let x = batch.x.to_device(dev)?;
+    let q_label = net.label_query(&batch.labels, dev)?;
+    let (query, align) = match &batch.query_clips {
+        Some(clips) if n_example > 0 => {
+            let q_ex = net.example_query(&clips.to_device(dev)?)?;
+            let q_lab = q_label.narrow(0, 0, n_example)?;
+            let align = (&q_ex - q_lab.detach())?.sqr()?.mean_all()?;
+            let rest = q_label.narrow(0, n_example, cfg.batch_size - n_example)?;
+            (Tensor::cat(&[&q_ex, &rest], 0)?, Some(align))
+        }
+        _ => (q_label, None),
+    };
+    let field = |z: &Tensor, r: &Tensor, t: &Tensor| net.forward(z, &cond, r, t, &query).map_err(candle_err);
+    let weight = cfg
+        .objective
+        .magnitude_weight
+        .map(|p| magnitude_weight(&cond, p / f64::from(cfg.model.bands.power)))
+        .transpose()?;
+    // Noise and times from a stream of this step alone, so a run paused and resumed at any
+    // step follows the uninterrupted run exactly.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(step as u64 * 0x9e37_79b9));
+    let (flow_loss, _stats) = objectives::weighted_loss(&cfg.objective, &field, &x, weight.as_ref(), &mut rng)?;
+    let loss = match align {
+        Some(a) => (&flow_loss + (a * cfg.query_align_weight)?)?,
+        None => flow_loss,
+    };
+    let loss_val = f64::from(loss.to_scalar::<f32>()?);
+    anyhow::ensure!(
+        loss_val.is_finite(),
+        "step {step}: the loss is {loss_val}; lower lr or check the data"
+    );
+    let mut grads = loss.backward()?;
+    let norm = if cfg.grad_clip > 0.0 {
+        clip_grad_norm(&mut grads, vars, cfg.grad_clip)?
+    } else {
+        f32::NAN
+    };
+    opt.set_lr(lr_at(
+        step as u64,
+        cfg.warmup as u64,
+        cfg.steps as u64,
+        cfg.lr,
+        cfg.lr_floor,
+    ));
+    opt.step(&grads)?;
+    ema.update()?;
+    Ok((loss_val, norm))
 }
 
 /// Writes state.safetensors (resume) and model.safetensors (EMA weights, for inference).

@@ -1,0 +1,693 @@
+//! Fused CPU kernels with hand-written backward passes: the training hot path of the
+//! separator's networks.
+//!
+//! candle 0.11 builds a GroupNorm from ~12 element-wise ops, each a full pass over the tensor
+//! with its own buffer, and differentiates each of them again (SiLU's backward alone is ~9
+//! passes); reductions over dimensions other than the last run on one thread. A training step
+//! of the U-Net spent most of its time there, not in the matrix products. Each kernel here is
+//! one candle custom op with a backward written by hand:
+//!
+//! * [`conv2d`]: per example, the patches unfolded into a scratch matrix (im2col) and one gemm
+//!   with the bias as the initial value; backward `dW += dY·colsᵀ`, `dcols = Wᵀ·dY` folded
+//!   back (col2im), `db = Σ dY`, the patches recomputed: no batch-sized unfolded tensor and
+//!   no per-op zero-filled gradients.
+//! * [`group_norm_act`]: GroupNorm (no affine of its own), a per-(example, channel) scale and
+//!   shift (the GroupNorm affine and FiLM folded together), optionally SiLU: two passes
+//!   forward, three backward, parallel over (example, group).
+//! * [`upsample2`]: nearest ×2 upsampling, backward a 2×2 sum.
+//!
+//! Every kernel runs on the CPU only; on other devices the same functions compose candle ops
+//! (which have GPU kernels), so one model definition serves both. The tests compare values and
+//! gradients of both paths (tests/model_fused.rs).
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, D, Layout, Shape, Storage, Tensor};
+use rayon::prelude::*;
+
+type CResult<T> = candle_core::Result<T>;
+
+fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> CResult<&'a [f32]> {
+    let v = s.as_slice::<f32>()?;
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => candle_core::bail!("{op}: input must be contiguous"),
+    }
+}
+
+/// The f32 data of a contiguous CPU tensor's storage.
+fn cpu_data<'a>(st: &'a Storage, l: &Layout, op: &str) -> CResult<&'a [f32]> {
+    match st {
+        Storage::Cpu(s) => contiguous(s, l, op),
+        _ => candle_core::bail!("{op}: CPU tensors only"),
+    }
+}
+
+/// Runs `f` on the contiguous f32 data of a CPU tensor.
+fn with_data<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> R) -> CResult<R> {
+    let t = t.contiguous()?;
+    let (st, l) = t.storage_and_layout();
+    Ok(f(cpu_data(&st, l, op)?))
+}
+
+// ---------------------------------------------------------------------------------------------
+// im2col / col2im
+
+/// Geometry of a `k × k` convolution with stride and zero padding on an `h × w` plane.
+#[derive(Clone, Copy, Debug)]
+struct Patches {
+    c: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+}
+
+impl Patches {
+    fn out(&self) -> (usize, usize) {
+        (
+            (self.h + 2 * self.pad - self.k) / self.stride + 1,
+            (self.w + 2 * self.pad - self.k) / self.stride + 1,
+        )
+    }
+    /// For output index `o` along an axis of input size `n`: the input index of tap `t`, if
+    /// inside.
+    fn src(&self, o: usize, t: usize, n: usize) -> Option<usize> {
+        (o * self.stride + t).checked_sub(self.pad).filter(|&i| i < n)
+    }
+    /// Output positions along an axis of input size `n` (out size `no`) whose tap `t` lands
+    /// inside: `[lo, hi)`.
+    fn valid(&self, t: usize, n: usize, no: usize) -> (usize, usize) {
+        let lo = self.pad.saturating_sub(t).div_ceil(self.stride);
+        // Largest o with o·s + t − p <= n − 1.
+        let hi = if n + self.pad > t {
+            ((n + self.pad - t - 1) / self.stride + 1).min(no)
+        } else {
+            0
+        };
+        (lo.min(hi), hi)
+    }
+}
+
+/// Unfolds one `(h, w)` channel plane into its `k·k` rows of `ho·wo` values.
+fn unfold_plane(g: &Patches, plane: &[f32], rows: &mut [f32]) {
+    let (ho, wo) = g.out();
+    let p = ho * wo;
+    for ky in 0..g.k {
+        for kx in 0..g.k {
+            let row = &mut rows[(ky * g.k + kx) * p..][..p];
+            let (x_lo, x_hi) = g.valid(kx, g.w, wo);
+            for oy in 0..ho {
+                let out = &mut row[oy * wo..][..wo];
+                let Some(iy) = g.src(oy, ky, g.h) else {
+                    out.fill(0.0);
+                    continue;
+                };
+                let src = &plane[iy * g.w..][..g.w];
+                out[..x_lo].fill(0.0);
+                out[x_hi..].fill(0.0);
+                if x_hi == x_lo {
+                    continue;
+                }
+                if g.stride == 1 {
+                    let ix0 = x_lo + kx - g.pad;
+                    out[x_lo..x_hi].copy_from_slice(&src[ix0..ix0 + (x_hi - x_lo)]);
+                } else {
+                    for (ox, o) in out.iter_mut().enumerate().take(x_hi).skip(x_lo) {
+                        *o = src[ox * g.stride + kx - g.pad];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds one channel's `k·k` rows back into its `(h, w)` plane (the adjoint of
+/// [`unfold_plane`]).
+fn fold_plane(g: &Patches, rows: &[f32], plane: &mut [f32]) {
+    let (ho, wo) = g.out();
+    let p = ho * wo;
+    plane.fill(0.0);
+    for ky in 0..g.k {
+        for kx in 0..g.k {
+            let row = &rows[(ky * g.k + kx) * p..][..p];
+            let (x_lo, x_hi) = g.valid(kx, g.w, wo);
+            for oy in 0..ho {
+                let Some(iy) = g.src(oy, ky, g.h) else { continue };
+                let src = &row[oy * wo..][..wo];
+                let dst = &mut plane[iy * g.w..][..g.w];
+                if x_hi == x_lo {
+                    continue;
+                }
+                if g.stride == 1 {
+                    let ix0 = x_lo + kx - g.pad;
+                    for (d, s) in dst[ix0..ix0 + (x_hi - x_lo)].iter_mut().zip(&src[x_lo..x_hi]) {
+                        *d += s;
+                    }
+                } else {
+                    for (ox, s) in src.iter().enumerate().take(x_hi).skip(x_lo) {
+                        dst[ox * g.stride + kx - g.pad] += s;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dst (m × n) = [dst +] a · b` on row-major slices: `a` is `(m × k)`, or stored `(k × m)`
+/// when `a_t`; `b` is `(k × n)`, or stored `(n × k)` when `b_t`.
+#[allow(clippy::too_many_arguments)]
+fn matmul(
+    dst: &mut [f32],
+    (m, n, k): (usize, usize, usize),
+    a: &[f32],
+    a_t: bool,
+    b: &[f32],
+    b_t: bool,
+    accumulate: bool,
+    par: gemm::Parallelism,
+) {
+    assert!(dst.len() >= m * n && a.len() >= m * k && b.len() >= k * n);
+    let (a_rs, a_cs) = if a_t { (1, m as isize) } else { (k as isize, 1) };
+    let (b_rs, b_cs) = if b_t { (1, k as isize) } else { (n as isize, 1) };
+    // SAFETY: the slices hold the m×n, m×k and k×n matrices the strides describe (asserted
+    // above); dst does not alias a or b (a &mut borrow).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+/// A convolution `C_in → C_out` with geometry `g` (`g.c = C_in`), as one custom op over
+/// `(x, weight, bias)`: per example the patches are unfolded into a scratch matrix and
+/// multiplied by the weight matrix (gemm), so no batch-sized unfolded tensor exists; the
+/// backward recomputes the patches. With at least as many examples as threads the examples
+/// run in parallel, each gemm on one thread; otherwise the gemms use every thread.
+struct Conv {
+    g: Patches,
+    c_out: usize,
+}
+
+impl Conv {
+    fn pointwise(&self) -> bool {
+        self.g.k == 1 && self.g.stride == 1 && self.g.pad == 0
+    }
+    fn sizes(&self) -> (usize, usize, usize) {
+        let (ho, wo) = self.g.out();
+        (self.g.c * self.g.k * self.g.k, ho * wo, self.g.c * self.g.h * self.g.w)
+    }
+    /// Parallel over examples (each gemm single-threaded) when the batch fills the threads.
+    fn schedule(batch: usize) -> (bool, gemm::Parallelism) {
+        let threads = rayon::current_num_threads();
+        if threads > 1 && batch >= threads {
+            (true, gemm::Parallelism::None)
+        } else if threads > 1 {
+            (false, gemm::Parallelism::Rayon(threads))
+        } else {
+            (false, gemm::Parallelism::None)
+        }
+    }
+    /// The patches of one example (`x` itself for a 1×1 convolution).
+    fn patches<'a>(&self, xb: &'a [f32], cols: &'a mut Vec<f32>, par: bool) -> &'a [f32] {
+        if self.pointwise() {
+            return xb;
+        }
+        let (kdim, p, _) = self.sizes();
+        let (kk, hw) = (self.g.k * self.g.k, self.g.h * self.g.w);
+        cols.resize(kdim * p, 0.0);
+        let unfold = |(c, rows): (usize, &mut [f32])| unfold_plane(&self.g, &xb[c * hw..][..hw], rows);
+        if par {
+            cols.par_chunks_mut(kk * p).enumerate().for_each(unfold);
+        } else {
+            cols.chunks_mut(kk * p).enumerate().for_each(unfold);
+        }
+        cols
+    }
+}
+
+impl CustomOp3 for Conv {
+    fn name(&self) -> &'static str {
+        "splitflow-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        let (x, w, bias) = (
+            contiguous(s1, l1, self.name())?,
+            contiguous(s2, l2, self.name())?,
+            contiguous(s3, l3, self.name())?,
+        );
+        let batch = l1.dims()[0];
+        let (kdim, p, xlen) = self.sizes();
+        let co = self.c_out;
+        let (par_batch, par) = Self::schedule(batch);
+        let mut y = vec![0f32; batch * co * p];
+        let run = |cols: &mut Vec<f32>, (yb, xb): (&mut [f32], &[f32])| {
+            for (row, &b) in yb.chunks_mut(p).zip(bias) {
+                row.fill(b);
+            }
+            let rhs = self.patches(xb, cols, !par_batch);
+            matmul(yb, (co, p, kdim), w, false, rhs, false, true, par);
+        };
+        if par_batch {
+            y.par_chunks_mut(co * p)
+                .zip(x.par_chunks(xlen))
+                .for_each_init(Vec::new, run);
+        } else {
+            let mut cols = Vec::new();
+            for pair in y.chunks_mut(co * p).zip(x.chunks(xlen)) {
+                run(&mut cols, pair);
+            }
+        }
+        let (ho, wo) = self.g.out();
+        Ok((CpuStorage::F32(y), Shape::from((batch, co, ho, wo))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> CResult<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let name = self.name();
+        let ts = [x.contiguous()?, w.contiguous()?, grad.contiguous()?];
+        let guards: Vec<_> = ts.iter().map(|t| t.storage_and_layout()).collect();
+        let data = guards
+            .iter()
+            .map(|(st, l)| cpu_data(st, l, name))
+            .collect::<CResult<Vec<_>>>()?;
+        let (xv, wv, gv) = (data[0], data[1], data[2]);
+        let batch = x.dim(0)?;
+        let (kdim, p, xlen) = self.sizes();
+        let co = self.c_out;
+        let (kk, hw) = (self.g.k * self.g.k, self.g.h * self.g.w);
+        let (par_batch, par) = Self::schedule(batch);
+        // Per example its own dW and db (summed in example order afterwards, so the result
+        // does not depend on how the work was split: runs stay reproducible bit for bit).
+        let mut dx = vec![0f32; batch * xlen];
+        let mut dw_all = vec![0f32; batch * co * kdim];
+        let mut db_all = vec![0f32; batch * co];
+        // One example: ((dx, x), dY) and its (dW, db).
+        type Example<'a> = (((&'a mut [f32], &'a [f32]), &'a [f32]), (&'a mut [f32], &'a mut [f32]));
+        let work = |(cols, dcols): &mut (Vec<f32>, Vec<f32>), (((dxb, xb), gb), (dwb, dbb)): Example| {
+            for (d, row) in dbb.iter_mut().zip(gb.chunks(p)) {
+                *d = row.iter().sum::<f32>();
+            }
+            let patches = self.patches(xb, cols, !par_batch);
+            // dW = dY · patchesᵀ; d(patches) = Wᵀ · dY.
+            matmul(dwb, (co, kdim, p), gb, false, patches, true, false, par);
+            if self.pointwise() {
+                matmul(dxb, (kdim, p, co), wv, true, gb, false, false, par);
+            } else {
+                dcols.resize(kdim * p, 0.0);
+                matmul(dcols, (kdim, p, co), wv, true, gb, false, false, par);
+                let fold = |(c, plane): (usize, &mut [f32])| fold_plane(&self.g, &dcols[c * kk * p..][..kk * p], plane);
+                if par_batch {
+                    dxb.chunks_mut(hw).enumerate().for_each(fold);
+                } else {
+                    dxb.par_chunks_mut(hw).enumerate().for_each(fold);
+                }
+            }
+        };
+        if par_batch {
+            dx.par_chunks_mut(xlen)
+                .zip(xv.par_chunks(xlen))
+                .zip(gv.par_chunks(co * p))
+                .zip(dw_all.par_chunks_mut(co * kdim).zip(db_all.par_chunks_mut(co)))
+                .for_each_init(|| (Vec::new(), Vec::new()), work);
+        } else {
+            let mut scratch = (Vec::new(), Vec::new());
+            for item in dx
+                .chunks_mut(xlen)
+                .zip(xv.chunks(xlen))
+                .zip(gv.chunks(co * p))
+                .zip(dw_all.chunks_mut(co * kdim).zip(db_all.chunks_mut(co)))
+            {
+                work(&mut scratch, item);
+            }
+        }
+        let sum = |all: &[f32], n: usize| -> Vec<f32> {
+            let mut out = all[..n].to_vec();
+            for part in all.chunks(n).skip(1) {
+                out.iter_mut().zip(part).for_each(|(o, v)| *o += v);
+            }
+            out
+        };
+        let (dw, db) = (sum(&dw_all, co * kdim), sum(&db_all, co));
+        drop(guards);
+        let dev = x.device();
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), dev)?),
+            Some(Tensor::from_vec(dw, w.shape(), dev)?),
+            Some(Tensor::from_vec(db, b.shape(), dev)?),
+        ))
+    }
+}
+
+/// 2-D convolution of `x (B, C_in, H, W)` with `weight (C_out, C_in, k, k)` and `bias
+/// (C_out)`, `stride`, zero `pad`: on the CPU one fused op (per-example unfold + gemm, the
+/// backward by hand), on other devices candle's `conv2d`.
+pub fn conv2d(x: &Tensor, weight: &Tensor, bias: &Tensor, stride: usize, pad: usize) -> CResult<Tensor> {
+    let (co, ci, k, k2) = weight.dims4()?;
+    let (_, c, h, w) = x.dims4()?;
+    if c != ci || k != k2 || bias.dims() != [co] {
+        candle_core::bail!(
+            "conv2d: input {:?}, weight {:?}, bias {:?} do not fit",
+            x.dims(),
+            weight.dims(),
+            bias.dims()
+        );
+    }
+    if k == 0 || stride == 0 || h + 2 * pad < k || w + 2 * pad < k {
+        candle_core::bail!("conv2d: kernel {k} with padding {pad} does not fit a {h}x{w} plane");
+    }
+    if !x.device().is_cpu() {
+        let y = x.conv2d(weight, pad, stride, 1, 1)?;
+        return y.broadcast_add(&bias.reshape((1, co, 1, 1))?);
+    }
+    let g = Patches {
+        c,
+        h,
+        w,
+        k,
+        stride,
+        pad,
+    };
+    x.contiguous()?
+        .apply_op3(&weight.contiguous()?, &bias.contiguous()?, Conv { g, c_out: co })
+}
+
+// ---------------------------------------------------------------------------------------------
+// GroupNorm + scale/shift + SiLU
+
+struct GroupNormAct {
+    groups: usize,
+    eps: f64,
+    silu: bool,
+}
+
+#[inline]
+fn sigmoid(u: f32) -> f32 {
+    1.0 / (1.0 + (-u).exp())
+}
+
+/// Mean and 1/std of one group's values (f64 sums).
+fn stats(v: &[f32], eps: f64) -> (f32, f32) {
+    let (mut s, mut s2) = (0f64, 0f64);
+    for &x in v {
+        let x = f64::from(x);
+        s += x;
+        s2 += x * x;
+    }
+    let n = v.len() as f64;
+    let mean = s / n;
+    let var = (s2 / n - mean * mean).max(0.0);
+    (mean as f32, (1.0 / (var + eps).sqrt()) as f32)
+}
+
+impl GroupNormAct {
+    fn dims(&self, l: &Layout) -> CResult<(usize, usize, usize)> {
+        let d = l.dims();
+        if d.len() < 2 || !d[1].is_multiple_of(self.groups) {
+            candle_core::bail!("group norm: {} groups do not divide the shape {d:?}", self.groups);
+        }
+        Ok((d[0], d[1], d[2..].iter().product()))
+    }
+}
+
+impl CustomOp3 for GroupNormAct {
+    fn name(&self) -> &'static str {
+        "splitflow-group-norm-act"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        let (x, scale, shift) = (
+            contiguous(s1, l1, self.name())?,
+            contiguous(s2, l2, self.name())?,
+            contiguous(s3, l3, self.name())?,
+        );
+        let (_, c, hw) = self.dims(l1)?;
+        let cg = c / self.groups;
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(cg * hw)
+            .zip(x.par_chunks(cg * hw))
+            .enumerate()
+            .for_each(|(i, (o, xs))| {
+                let (mean, rstd) = stats(xs, self.eps);
+                let c0 = (i / self.groups) * c + (i % self.groups) * cg;
+                for j in 0..cg {
+                    let (a, sh) = (scale[c0 + j] * rstd, shift[c0 + j] - mean * rstd * scale[c0 + j]);
+                    let (oc, xc) = (&mut o[j * hw..][..hw], &xs[j * hw..][..hw]);
+                    if self.silu {
+                        for (o, &x) in oc.iter_mut().zip(xc) {
+                            let u = x * a + sh;
+                            *o = u * sigmoid(u);
+                        }
+                    } else {
+                        for (o, &x) in oc.iter_mut().zip(xc) {
+                            *o = x * a + sh;
+                        }
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        scale: &Tensor,
+        shift: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> CResult<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (_, c, hw) = self.dims(x.layout())?;
+        let cg = c / self.groups;
+        let name = self.name();
+        let ts = [
+            x.contiguous()?,
+            scale.contiguous()?,
+            shift.contiguous()?,
+            grad.contiguous()?,
+        ];
+        let guards: Vec<_> = ts.iter().map(|t| t.storage_and_layout()).collect();
+        let data = guards
+            .iter()
+            .map(|(st, l)| cpu_data(st, l, name))
+            .collect::<CResult<Vec<_>>>()?;
+        let (dx, dscale, dshift) = self.backward(data[0], data[1], data[2], data[3], c, cg, hw);
+        let dev = x.device();
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), dev)?),
+            Some(Tensor::from_vec(dscale, scale.shape(), dev)?),
+            Some(Tensor::from_vec(dshift, shift.shape(), dev)?),
+        ))
+    }
+}
+
+impl GroupNormAct {
+    /// `(dx, dscale, dshift)` for the data of `x`, `scale`, `shift` and the output gradient.
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        &self,
+        xv: &[f32],
+        sc: &[f32],
+        sh: &[f32],
+        gr: &[f32],
+        c: usize,
+        cg: usize,
+        hw: usize,
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let n_groups = xv.len() / (cg * hw);
+        let mut dx = vec![0f32; xv.len()];
+        // Per group: (dscale, dshift) of its channels.
+        let per: Vec<Vec<(f32, f32)>> = dx
+            .par_chunks_mut(cg * hw)
+            .zip(xv.par_chunks(cg * hw).zip(gr.par_chunks(cg * hw)))
+            .enumerate()
+            .map(|(i, (dxg, (xs, gs)))| {
+                let (mean, rstd) = stats(xs, self.eps);
+                let c0 = (i / self.groups) * c + (i % self.groups) * cg;
+                let mut out = Vec::with_capacity(cg);
+                // Pass 1: the gradient w.r.t. the normalised value, into dx; the scale/shift
+                // gradients and the two group sums the normalisation's backward needs.
+                let (mut m1, mut m2) = (0f64, 0f64);
+                for j in 0..cg {
+                    let (s, t) = (sc[c0 + j], sh[c0 + j]);
+                    let (xc, gc, dc) = (&xs[j * hw..][..hw], &gs[j * hw..][..hw], &mut dxg[j * hw..][..hw]);
+                    let (mut ds, mut dt, mut a1, mut a2) = (0f32, 0f32, 0f32, 0f32);
+                    for ((d, &x), &g) in dc.iter_mut().zip(xc).zip(gc) {
+                        let xh = (x - mean) * rstd;
+                        let gu = if self.silu {
+                            let u = xh * s + t;
+                            let sg = sigmoid(u);
+                            g * sg * (1.0 + u * (1.0 - sg))
+                        } else {
+                            g
+                        };
+                        ds += gu * xh;
+                        dt += gu;
+                        let dxh = gu * s;
+                        a1 += dxh;
+                        a2 += dxh * xh;
+                        *d = dxh;
+                    }
+                    m1 += f64::from(a1);
+                    m2 += f64::from(a2);
+                    out.push((ds, dt));
+                }
+                let n = (cg * hw) as f64;
+                let (m1, m2) = ((m1 / n) as f32, (m2 / n) as f32);
+                // Pass 2: dx = rstd · (dx̂ − mean(dx̂) − x̂ · mean(dx̂ · x̂)).
+                for (d, &x) in dxg.iter_mut().zip(xs) {
+                    let xh = (x - mean) * rstd;
+                    *d = rstd * (*d - m1 - xh * m2);
+                }
+                out
+            })
+            .collect();
+        let mut dscale = vec![0f32; n_groups * cg];
+        let mut dshift = vec![0f32; n_groups * cg];
+        for (i, g) in per.iter().enumerate() {
+            for (j, &(ds, dt)) in g.iter().enumerate() {
+                dscale[i * cg + j] = ds;
+                dshift[i * cg + j] = dt;
+            }
+        }
+        (dx, dscale, dshift)
+    }
+}
+
+/// `act(GroupNorm(x) · scale + shift)` for `x (B, C, ...)` with `groups` groups (no affine of
+/// its own), `scale`, `shift` `(B, C)`, `act` SiLU when `silu`, else the identity. One fused
+/// kernel on the CPU; candle ops elsewhere.
+pub fn group_norm_act(
+    x: &Tensor,
+    scale: &Tensor,
+    shift: &Tensor,
+    groups: usize,
+    eps: f64,
+    silu: bool,
+) -> CResult<Tensor> {
+    if x.device().is_cpu() {
+        let op = GroupNormAct { groups, eps, silu };
+        return x
+            .contiguous()?
+            .apply_op3(&scale.contiguous()?, &shift.contiguous()?, op);
+    }
+    group_norm_act_reference(x, scale, shift, groups, eps, silu)
+}
+
+/// [`group_norm_act`] composed of candle ops (any device; the tests' reference).
+pub fn group_norm_act_reference(
+    x: &Tensor,
+    scale: &Tensor,
+    shift: &Tensor,
+    groups: usize,
+    eps: f64,
+    silu: bool,
+) -> CResult<Tensor> {
+    let dims = x.dims().to_vec();
+    let (b, c) = (dims[0], dims[1]);
+    let g = x.reshape((b, groups, ()))?;
+    let mean = g.mean_keepdim(D::Minus1)?;
+    let centred = g.broadcast_sub(&mean)?;
+    let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+    let xh = centred.broadcast_div(&(var + eps)?.sqrt()?)?.reshape(dims.as_slice())?;
+    let mut bshape = vec![b, c];
+    bshape.resize(dims.len(), 1);
+    let y = xh
+        .broadcast_mul(&scale.reshape(bshape.as_slice())?)?
+        .broadcast_add(&shift.reshape(bshape.as_slice())?)?;
+    if silu { y.silu() } else { Ok(y) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nearest ×2 upsampling
+
+struct Upsample2;
+
+impl CustomOp1 for Upsample2 {
+    fn name(&self) -> &'static str {
+        "splitflow-upsample2"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> CResult<(CpuStorage, Shape)> {
+        let x = contiguous(s, l, self.name())?;
+        let (b, c, h, w) = l.shape().dims4()?;
+        let mut out = vec![0f32; 4 * x.len()];
+        out.par_chunks_mut(4 * w).enumerate().for_each(|(r, o)| {
+            let src = &x[r * w..][..w];
+            let (top, bottom) = o.split_at_mut(2 * w);
+            for (pair, &v) in top.chunks_exact_mut(2).zip(src) {
+                pair.fill(v);
+            }
+            bottom.copy_from_slice(top);
+        });
+        Ok((CpuStorage::F32(out), Shape::from((b, c, 2 * h, 2 * w))))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> CResult<Option<Tensor>> {
+        let w = arg.dim(3)?;
+        let dx = with_data(grad, self.name(), |g| {
+            let mut dx = vec![0f32; g.len() / 4];
+            dx.par_chunks_mut(w).zip(g.par_chunks(4 * w)).for_each(|(d, gs)| {
+                let (top, bottom) = gs.split_at(2 * w);
+                for (i, d) in d.iter_mut().enumerate() {
+                    *d = top[2 * i] + top[2 * i + 1] + bottom[2 * i] + bottom[2 * i + 1];
+                }
+            });
+            dx
+        })?;
+        Ok(Some(Tensor::from_vec(dx, arg.shape(), arg.device())?))
+    }
+}
+
+/// Nearest-neighbour ×2 upsampling of `(B, C, h, w)`: a kernel on the CPU; elsewhere broadcast
+/// and reshape (whose gradient is a plain sum, where candle's `upsample_nearest2d` backward
+/// runs one small convolution per channel).
+pub fn upsample2(x: &Tensor) -> CResult<Tensor> {
+    if x.device().is_cpu() {
+        return x.contiguous()?.apply_op1(Upsample2);
+    }
+    let (b, c, h, w) = x.dims4()?;
+    x.reshape((b, c, h, 1, w, 1))?
+        .broadcast_as((b, c, h, 2, w, 2))?
+        .contiguous()?
+        .reshape((b, c, 2 * h, 2 * w))
+}
