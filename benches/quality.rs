@@ -36,10 +36,10 @@ use splitflow::dsp::bands::Bands;
 use splitflow::dsp::{Stft, StftConfig};
 use splitflow::metrics::{MrStftConfig, bss_eval_v4, emb_mse, mrstft, si_sdri};
 use splitflow::model::crepe::Crepe;
+use splitflow::model::package::RunFiles;
 use splitflow::separate::neural::{FlowOptions, FlowSeparator};
 use splitflow::separate::{Query, Separator, separate_all};
 use splitflow::train::config::TrainConfig;
-use splitflow::train::trainer::RunFiles;
 use splitflow::viz::{Heatmap, write_heatmap_grid, write_line_chart, write_spectrogram_grid};
 
 struct Args {

@@ -8,6 +8,7 @@ pub mod crepe;
 pub mod fused;
 pub mod init;
 pub mod norm;
+pub mod package;
 pub mod query;
 pub mod unet;
 
@@ -146,4 +147,9 @@ impl Network {
     pub fn example_query(&self, clip_features: &Tensor) -> Result<Tensor> {
         self.query.examples(clip_features)
     }
+}
+
+/// candle's closure error type from ours (the flow field returns `candle_core::Result`).
+pub fn candle_err(e: anyhow::Error) -> candle_core::Error {
+    candle_core::Error::Msg(format!("{e:#}"))
 }

@@ -83,7 +83,7 @@ pub fn model_folder(name: &str) -> Option<(std::path::PathBuf, String)> {
         return Some((dir, name.to_string()));
     }
     let path = std::path::Path::new(name);
-    crate::train::trainer::RunFiles::is_model(path).then(|| {
+    crate::model::package::RunFiles::is_model(path).then(|| {
         let short = path
             .file_name()
             .map(|s| s.to_string_lossy().into_owned())

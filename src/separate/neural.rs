@@ -26,10 +26,9 @@ use crate::audio::resample::resample;
 use crate::dsp::bands::Bands;
 use crate::flow::objectives::Objective;
 use crate::flow::sampling::{Sampler, combine};
+use crate::model::package::{PackageConfig, RunFiles};
 use crate::model::query::resolve_query;
-use crate::model::{ModelConfig, Network};
-use crate::train::config::TrainConfig;
-use crate::train::trainer::{RunFiles, candle_err};
+use crate::model::{ModelConfig, Network, candle_err};
 
 /// How to run a flow model.
 #[derive(Clone, Debug)]
@@ -103,7 +102,7 @@ impl FlowSeparator {
     /// Loads a model folder (`config.json` + `model.safetensors`).
     pub fn load(dir: &Path, name: &str, opts: FlowOptions) -> Result<FlowSeparator> {
         let files = RunFiles::new(dir);
-        let cfg = TrainConfig::load(&files.config())?;
+        let cfg = PackageConfig::load(&files.config())?;
         let weights = files.model();
         anyhow::ensure!(weights.is_file(), "{}: no such model file", weights.display());
         // SAFETY: the file is memory-mapped read-only; a concurrent writer would be a user error

@@ -33,7 +33,8 @@ use crate::dsp::bands::Bands;
 use crate::flow::objectives;
 use crate::flow::sampling::Sampler;
 use crate::metrics::si_sdr_channel;
-use crate::model::Network;
+use crate::model::package::RunFiles;
+use crate::model::{Network, candle_err};
 use crate::separate::neural::{Draws, sample_band_masks};
 
 /// What `splitflow train` was asked to do.
@@ -257,43 +258,6 @@ pub fn label_average(per_label: &BTreeMap<String, (f64, usize)>) -> f64 {
         f64::NAN
     } else {
         vals.iter().sum::<f64>() / vals.len() as f64
-    }
-}
-
-/// Paths inside a run folder. A run folder is also a model folder: `config.json` +
-/// `model.safetensors` are what `splitflow separate --model DIR` reads.
-pub struct RunFiles {
-    pub dir: PathBuf,
-}
-
-impl RunFiles {
-    pub fn new(dir: &Path) -> RunFiles {
-        RunFiles { dir: dir.to_path_buf() }
-    }
-    /// Whether `dir` holds a model (its config; the weights are checked on loading).
-    pub fn is_model(dir: &Path) -> bool {
-        RunFiles::new(dir).config().is_file()
-    }
-    pub fn state(&self) -> PathBuf {
-        self.dir.join("state.safetensors")
-    }
-    pub fn model(&self) -> PathBuf {
-        self.dir.join("model.safetensors")
-    }
-    pub fn config(&self) -> PathBuf {
-        self.dir.join("config.json")
-    }
-    pub fn log(&self) -> PathBuf {
-        self.dir.join("log.csv")
-    }
-    pub fn valid_log(&self) -> PathBuf {
-        self.dir.join("valid.csv")
-    }
-    pub fn curves(&self) -> PathBuf {
-        self.dir.join("curves.png")
-    }
-    pub fn valid_curve(&self) -> PathBuf {
-        self.dir.join("valid.png")
     }
 }
 
@@ -579,11 +543,6 @@ fn load_state(varmap: &VarMap, opt: &mut AdamW, ema: &mut Ema, state: &HashMap<S
         .ok_or_else(|| anyhow::anyhow!("no step"))?
         .to_vec1::<u32>()?;
     Ok(step.first().copied().unwrap_or(0) as usize)
-}
-
-/// candle's closure error type from ours (the flow field returns `candle_core::Result`).
-pub fn candle_err(e: anyhow::Error) -> candle_core::Error {
-    candle_core::Error::Msg(format!("{e:#}"))
 }
 
 /// Loss and validation curves as a PNG next to the logs.
