@@ -145,7 +145,15 @@ fn main() -> splitflow::Result<()> {
     // Data on one thread.
     let s = Instant::now();
     let batches = (0..steps as u64)
-        .map(|b| make_batch(&sampler, &bands, cfg.batch_size, n_ex, cfg.seed, b))
+        .map(|b| {
+            make_batch(
+                &sampler,
+                &bands,
+                (cfg.batch_size, n_ex, cfg.objective.signal_loss),
+                cfg.seed,
+                b,
+            )
+        })
         .collect::<splitflow::Result<Vec<_>>>()?;
     let data_s = s.elapsed().as_secs_f64() / steps as f64;
     println!(

@@ -215,3 +215,32 @@ fn band_mask_of_ideal_tones_applied_at_44k_recovers_the_target() {
     let sdr = 10.0 * (s / e).log10();
     assert!(sdr > 20.0, "SDR {sdr} dB");
 }
+
+/// `mask_max` bounds the applied mask (1 by default, also for configs written before the key
+/// existed) and is range-checked.
+#[test]
+fn mask_max_bounds_the_applied_mask_and_defaults_to_one() {
+    let old = r#"{"rate": 22050, "n_fft": 1024, "hop": 256, "n_bands": 8, "fmin": 0.0, "power": 0.3, "ref_rms": 0.1}"#;
+    let cfg: BandConfig = serde_json::from_str(old).unwrap();
+    assert_eq!(cfg.mask_max, 1.0);
+    let frames = 2;
+    let mask = vec![1.4f32; 8 * frames];
+    let bins = |mask_max: f32| {
+        let b = Bands::new(BandConfig {
+            mask_max,
+            ..cfg.clone()
+        })
+        .unwrap();
+        b.mask_to_bins(&mask, frames, 22_050, 1024, 256, frames).unwrap()
+    };
+    assert!(bins(1.0).iter().all(|&v| (v - 1.0).abs() < 1e-6));
+    assert!(bins(1.5).iter().all(|&v| (v - 1.4).abs() < 1e-5));
+    assert!(bins(1.2).iter().all(|&v| (v - 1.2).abs() < 1e-6));
+    for bad in [0.5, 9.0, f32::NAN] {
+        let c = BandConfig {
+            mask_max: bad,
+            ..cfg.clone()
+        };
+        assert!(c.validate().is_err(), "mask_max {bad} accepted");
+    }
+}

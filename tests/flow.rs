@@ -6,7 +6,7 @@ use std::cell::RefCell;
 
 use candle_core::{Device, Tensor, Var};
 use splitflow::flow::objectives::{
-    LossStats, Objective, ObjectiveConfig, TimeSampling, loss, wcfm_weights, weighted_loss,
+    LossStats, Objective, ObjectiveConfig, TimeSampling, loss, signal_loss, wcfm_weights, weighted_loss,
 };
 use splitflow::flow::sampling::{Sampler, combine, discriminative, euler, heun, mean_flow, noise};
 use splitflow::flow::{Field, conditional_velocity, interpolate, normal, rng, times};
@@ -495,7 +495,23 @@ fn objective_config_reads_from_json_and_is_validated() {
             time: TimeSampling::LogitNormal { mean: 0.0, std: 0.0 },
             ..cfg(Objective::Cfm)
         },
+        // The signal loss is for the discriminative objective, and weighs bins itself.
+        ObjectiveConfig {
+            signal_loss: true,
+            ..cfg(Objective::Cfm)
+        },
+        ObjectiveConfig {
+            signal_loss: true,
+            magnitude_weight: Some(1.0),
+            ..cfg(Objective::Discriminative)
+        },
     ];
+    ObjectiveConfig {
+        signal_loss: true,
+        ..cfg(Objective::Discriminative)
+    }
+    .validate()
+    .unwrap();
     for b in bad {
         assert!(b.validate().is_err(), "{b:?}");
     }
@@ -513,4 +529,47 @@ fn objective_config_reads_from_json_and_is_validated() {
         .collect();
     logits.sort_by(f64::total_cmp);
     assert!((logits[10_000] + 1.0).abs() < 0.03, "median logit {}", logits[10_000]);
+}
+
+/// The signal loss scores the masked mixture: zero (up to the power's floor) when the output
+/// is the mask that turns the mixture's band magnitudes into the target's, masks above 1
+/// included up to `mask_max`; the straight-through clamp keeps a gradient where the raw
+/// output left `[0, mask_max]`.
+#[test]
+fn signal_loss_scores_the_masked_mixture_and_learns_outside_the_range() {
+    let power = 0.3;
+    let mix: Vec<f32> = (0..12).map(|i| 0.2 + 0.3 * i as f32).collect();
+    let m: Vec<f32> = (0..12).map(|i| 0.125 * i as f32).collect(); // 0 .. 1.375
+    let cond = Tensor::from_vec(
+        mix.iter().map(|v| v.powf(power)).collect::<Vec<_>>(),
+        (1, 1, 3, 4),
+        &CPU,
+    )
+    .unwrap();
+    let target = Tensor::from_vec(
+        mix.iter().zip(&m).map(|(v, m)| (v * m).powf(power)).collect::<Vec<_>>(),
+        (1, 1, 3, 4),
+        &CPU,
+    )
+    .unwrap();
+    let y = Tensor::from_vec(m.iter().map(|m| 2.0 * m - 1.0).collect::<Vec<_>>(), (1, 1, 3, 4), &CPU).unwrap();
+    let exact = |_: &Tensor, _: &Tensor, _: &Tensor| Ok(y.clone());
+    let (l, _) = signal_loss(&exact, &cond, &target, f64::from(power), 1.5).unwrap();
+    let l = l.to_scalar::<f32>().unwrap();
+    // Only the power's floor remains, in the m = 0 bin: ((1e-4 · 0.2)^0.3)² / 12 bins.
+    let floor = (1e-4f32 * 0.2).powf(power).powi(2) / 12.0;
+    assert!((l - floor).abs() < 0.05 * floor, "exact mask: loss {l}, floor {floor}");
+    // With mask_max 1 the bins asking for more than 1 cannot be reached: a clear loss.
+    let (l1, _) = signal_loss(&exact, &cond, &target, f64::from(power), 1.0).unwrap();
+    assert!(l1.to_scalar::<f32>().unwrap() > 10.0 * l, "mask_max 1 should cost");
+    // An output far below the range (mask −1) still gets a gradient pushing it up.
+    let v = Var::from_tensor(&Tensor::full(-3f32, (1, 1, 3, 4), &CPU).unwrap()).unwrap();
+    let field = |_: &Tensor, _: &Tensor, _: &Tensor| Ok(v.as_tensor().clone());
+    let (loss_v, _) = signal_loss(&field, &cond, &target, f64::from(power), 1.5).unwrap();
+    let g = loss_v.backward().unwrap();
+    let grad = vec_of(g.get(v.as_tensor()).unwrap());
+    assert!(
+        grad[1..].iter().all(|&d| d < 0.0),
+        "the gradient must push every bin with a positive target up: {grad:?}"
+    );
 }

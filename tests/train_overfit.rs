@@ -160,6 +160,27 @@ fn tiny_model_learns_to_separate_and_resumes() {
     assert_eq!(log.lines().count(), 61, "header + one line per step across the resume");
 }
 
+/// The discriminative objective with the loss on the masked signal (and masks up to 1.5)
+/// learns the tone-vs-noise task too.
+#[test]
+fn signal_loss_model_learns_to_separate() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_corpus(tmp.path());
+    let mut cfg = config(120, Objective::Discriminative, "direct");
+    cfg.objective.signal_loss = true;
+    cfg.model.bands.mask_max = 1.5;
+    let report = train(&options(tmp.path(), &tmp.path().join("run"), cfg)).unwrap();
+    let avg = label_average(&report.last_valid.unwrap());
+    eprintln!("signal loss: valid SI-SDRi {avg:.2} dB");
+    // Measured 5.54 dB at 120 steps (2.0 at 60; the mask-MSE recipe: 5.4 at 60, 7.5 at 120,
+    // so on this toy task the signal loss learns more slowly; the real corpus decides, see
+    // docs/training.md).
+    assert!(
+        avg > 3.0,
+        "signal-loss model should learn tone vs noise: SI-SDRi {avg:.2} dB"
+    );
+}
+
 /// SplitMeanFlow with 1-step sampling learns too (slower), and its folder separates through
 /// the CLI: exact residual, same seed same output, another seed another draw.
 #[test]

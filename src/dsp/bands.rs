@@ -61,6 +61,15 @@ pub struct BandConfig {
     pub power: f32,
     /// RMS the mixture is scaled to before analysis.
     pub ref_rms: f32,
+    /// Largest value of an applied mask (1: the estimate is never louder than the mixture in
+    /// any band; above 1 where interference can cancel the target). Older configs without
+    /// the key read as 1.
+    #[serde(default = "one")]
+    pub mask_max: f32,
+}
+
+fn one() -> f32 {
+    1.0
 }
 
 impl Default for BandConfig {
@@ -73,6 +82,7 @@ impl Default for BandConfig {
             fmin: 0.0,
             power: 0.3,
             ref_rms: 0.1,
+            mask_max: 1.0,
         }
     }
 }
@@ -117,6 +127,11 @@ impl BandConfig {
             self.ref_rms > 0.0,
             "reference RMS must be positive, got {}",
             self.ref_rms
+        );
+        ensure!(
+            (1.0..=8.0).contains(&self.mask_max),
+            "mask_max must be in [1, 8], got {}",
+            self.mask_max
         );
         Ok(())
     }
@@ -287,6 +302,23 @@ impl Bands {
         }
     }
 
+    /// Compressed band magnitudes `|S_band|^power` of `target` on the scale of `mixture`'s
+    /// features (the mixture's loudness gain): what a perfect separation's features would be
+    /// (`n_bands × frames`, band-major). Same length, processing rate.
+    pub fn target_features(&self, mixture: &[f32], target: &[f32]) -> Result<Vec<f32>> {
+        ensure!(
+            mixture.len() == target.len(),
+            "mixture ({}) and target ({}) lengths differ",
+            mixture.len(),
+            target.len()
+        );
+        let gain = self.gain(mixture);
+        let p = self.cfg.power;
+        let mut v = self.band_magnitudes(&self.stft.forward(target), gain);
+        v.iter_mut().for_each(|x| *x = x.powf(p));
+        Ok(v)
+    }
+
     /// The ideal band ratio mask `m ∈ [0, 1]` of `target` in `mixture` (same length, processing
     /// rate): `n_bands × frames`, band-major. The flow data is `y = 2m − 1`.
     pub fn ideal_mask(&self, mixture: &[f32], target: &[f32]) -> Result<Vec<f32>> {
@@ -303,7 +335,7 @@ impl Bands {
         Ok(s.iter().zip(&n).map(|(&s, &n)| s / (s + n + MASK_EPS)).collect())
     }
 
-    /// Interpolates a band mask (`n_bands × frames`, band-major, clamped to `[0, 1]`) to the
+    /// Interpolates a band mask (`n_bands × frames`, band-major, clamped to `[0, mask_max]`) to the
     /// bins of an STFT at `native_rate` with `n_fft`/`hop` (centred frames): `native_frames ×
     /// (n_fft / 2 + 1)`, frame-major (see the module docs for the rule).
     pub fn mask_to_bins(
@@ -340,7 +372,7 @@ impl Bands {
             let w = (p - i0 as f64) as f32;
             for (b, c) in col.iter_mut().enumerate() {
                 let v = (1.0 - w) * band_mask[b * frames + i0] + w * band_mask[b * frames + i1];
-                *c = v.clamp(0.0, 1.0);
+                *c = v.clamp(0.0, self.cfg.mask_max);
             }
             for (o, &(b, w)) in row.iter_mut().zip(&bin_pos) {
                 *o = if w == 0.0 {

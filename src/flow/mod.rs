@@ -56,6 +56,20 @@ pub fn normal<R: Rng + ?Sized>(rng: &mut R, shape: &[usize], device: &Device) ->
     Ok(Tensor::from_vec(data, shape, &Device::Cpu)?.to_device(device)?)
 }
 
+/// The band mask of a flow state or a network output `y` (the data convention `y = 2m − 1`):
+/// `m = (y + 1) / 2` clamped to `[0, mask_max]`. With `straight_through` the clamp passes the
+/// gradient unchanged (training losses on the masked signal keep learning where the raw
+/// output left the range); without, it is the plain clamp the separator applies.
+pub fn mask_of(y: &Tensor, mask_max: f32, straight_through: bool) -> candle_core::Result<Tensor> {
+    let m = y.affine(0.5, 0.5)?;
+    let clamped = m.clamp(0f32, mask_max)?;
+    if straight_through {
+        &m + (clamped - &m)?.detach()
+    } else {
+        Ok(clamped)
+    }
+}
+
 /// A `(B,)` f32 tensor on `device` from per-example values.
 pub fn times(values: &[f64], device: &Device) -> Result<Tensor> {
     let v: Vec<f32> = values.iter().map(|&t| t as f32).collect();

@@ -106,6 +106,13 @@ pub struct ObjectiveConfig {
     /// dominate SDR, count more than errors in near-silent bins. The weight depends on the
     /// conditioning only, so the minimiser (the conditional expectation) is unchanged.
     pub magnitude_weight: Option<f64>,
+    /// Score the separated signal instead of the mask (discriminative objective): the
+    /// estimated mask ([`crate::flow::mask_of`], straight-through clamp to `mask_max`)
+    /// applied to the mixture's band magnitudes, compressed like the features, against the
+    /// target's compressed band magnitudes: `mean((m^p · |X|^p − |S|^p)²)` with `p` the
+    /// features' power. Loud bins count more than silent ones, and masks above 1 are
+    /// learned where the interference cancels the target (up to `bands.mask_max`).
+    pub signal_loss: bool,
 }
 
 impl ObjectiveConfig {
@@ -123,6 +130,16 @@ impl ObjectiveConfig {
             if self.objective == Objective::Discriminative {
                 bail!("wcfm_eps weights noise/data pairs: it does not apply to the discriminative objective");
             }
+        }
+        if self.signal_loss {
+            ensure!(
+                self.objective == Objective::Discriminative,
+                "signal_loss applies to the discriminative objective only"
+            );
+            ensure!(
+                self.magnitude_weight.is_none(),
+                "signal_loss weighs bins by the mixture already: drop magnitude_weight"
+            );
         }
         if let Some(p) = self.magnitude_weight {
             ensure!(p > 0.0 && p.is_finite(), "magnitude_weight must be positive, got {p}");
@@ -282,6 +299,40 @@ pub fn weighted_loss<R: Rng + ?Sized>(
         n_interval: b - n_fm,
         weight_min,
         weight_max,
+    };
+    Ok((loss, stats))
+}
+
+/// The signal loss of [`ObjectiveConfig::signal_loss`]: `field(0, 0, 0)` read as a mask
+/// ([`crate::flow::mask_of`] with the straight-through clamp), applied to the mixture's
+/// compressed band magnitudes `cond` (`|X|^power`), against the target's `target`
+/// (`|S|^power`, same scale): the per-example mean squared error, averaged over the batch.
+pub fn signal_loss(
+    field: &Field,
+    cond: &Tensor,
+    target: &Tensor,
+    power: f64,
+    mask_max: f32,
+) -> Result<(Tensor, LossStats)> {
+    ensure!(
+        cond.dims() == target.dims(),
+        "mixture features {:?} and target features {:?} differ in shape",
+        cond.dims(),
+        target.dims()
+    );
+    let b = cond.dim(0)?;
+    ensure!(b > 0, "the loss needs a non-empty batch");
+    let zero = Tensor::zeros(b, DType::F32, cond.device())?;
+    let pred = field(&cond.zeros_like()?, &zero, &zero)?;
+    let m = crate::flow::mask_of(&pred, mask_max, true)?;
+    // A small floor keeps the power's gradient finite at m = 0.
+    let est = ((m + 1e-4)?.powf(power)? * cond)?;
+    let loss = mean_per_example(&(est - target)?.sqr()?)?.mean_all()?;
+    let stats = LossStats {
+        loss: loss.to_scalar::<f32>()?,
+        weight_min: 1.0,
+        weight_max: 1.0,
+        ..LossStats::default()
     };
     Ok((loss, stats))
 }

@@ -245,8 +245,8 @@ pub fn sample_band_masks(
     let masks = sampler
         .draw_with_temperature(&field, cond.dims(), draws.seed, draws.samples, draws.temperature, dev)?
         .into_iter()
-        // Mask in [0, 1] from the flow's [-1, 1] representation.
-        .map(|y| y.affine(0.5, 0.5)?.clamp(0f32, 1f32))
+        // Mask in [0, mask_max] from the flow's [-1, 1] representation.
+        .map(|y| crate::flow::mask_of(&y, bands.config().mask_max, false))
         .collect::<candle_core::Result<Vec<_>>>()?;
     Ok((masks, frames))
 }

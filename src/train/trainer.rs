@@ -65,17 +65,21 @@ pub struct Batch {
     pub labels: Vec<usize>,
     /// Query-clip features of the first `n_example` examples, (n_example, 1, F, Tq).
     pub query_clips: Option<Tensor>,
+    /// The target's compressed band magnitudes on the mixture's scale, (B, 1, F, T), for the
+    /// signal loss ([`Bands::target_features`]).
+    pub target: Option<Tensor>,
 }
 
-/// Builds the batch with index `batch` of the stream `seed` (examples `batch * B ..`).
+/// Builds the batch with index `batch` of the stream `seed` (examples `batch * B ..`), with the
+/// targets' features when `targets` (the signal loss needs them).
 pub fn make_batch(
     sampler: &MixtureSampler,
     bands: &Bands,
-    batch_size: usize,
-    n_example: usize,
+    (batch_size, n_example, targets): (usize, usize, bool),
     seed: u64,
     batch: u64,
 ) -> Result<Batch> {
+    let mut tgts = Vec::new();
     let mut conds = Vec::with_capacity(batch_size);
     let mut xs = Vec::with_capacity(batch_size);
     let mut clips = Vec::new();
@@ -83,6 +87,10 @@ pub fn make_batch(
     for i in 0..batch_size {
         let mix = sampler.sample(seed, batch * batch_size as u64 + i as u64)?;
         let (cond, x) = example_tensors(bands, &mix)?;
+        if targets {
+            let t = bands.target_features(&mix.mixture, &mix.target)?;
+            tgts.push(Tensor::from_vec(t, cond.dims(), &Device::Cpu)?);
+        }
         conds.push(cond);
         xs.push(x);
         if i < n_example {
@@ -100,6 +108,7 @@ pub fn make_batch(
         x: Tensor::stack(&xs, 0)?,
         labels,
         query_clips,
+        target: if targets { Some(Tensor::stack(&tgts, 0)?) } else { None },
     })
 }
 
@@ -150,11 +159,11 @@ impl Loader {
         for w in 0..workers {
             let (tx, rx) = sync_channel(2);
             let (sampler, bands, stop) = (sampler.clone(), bands.clone(), stop.clone());
-            let (bs, seed) = (cfg.batch_size, cfg.seed);
+            let (shape, seed) = ((cfg.batch_size, n_example, cfg.objective.signal_loss), cfg.seed);
             handles.push(std::thread::spawn(move || {
                 let mut b = first + w as u64;
                 while !stop.load(Ordering::Relaxed) {
-                    let batch = make_batch(&sampler, &bands, bs, n_example, seed, b);
+                    let batch = make_batch(&sampler, &bands, shape, seed, b);
                     if tx.send(batch).is_err() {
                         break;
                     }
@@ -486,7 +495,16 @@ pub fn train_step(
     // Noise and times from a stream of this step alone, so a run paused and resumed at any
     // step follows the uninterrupted run exactly.
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(step as u64 * 0x9e37_79b9));
-    let (flow_loss, _stats) = objectives::weighted_loss(&cfg.objective, &field, &x, weight.as_ref(), &mut rng)?;
+    let (flow_loss, _stats) = match &batch.target {
+        Some(target) if cfg.objective.signal_loss => objectives::signal_loss(
+            &field,
+            &cond,
+            &target.to_device(dev)?,
+            f64::from(cfg.model.bands.power),
+            cfg.model.bands.mask_max,
+        )?,
+        _ => objectives::weighted_loss(&cfg.objective, &field, &x, weight.as_ref(), &mut rng)?,
+    };
     let loss = match align {
         Some(a) => (&flow_loss + (a * cfg.query_align_weight)?)?,
         None => flow_loss,
