@@ -20,15 +20,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use candle_core::{DType, Device};
-use candle_nn::VarMap;
+use candle_core::Device;
 use splitflow::data::manifest::{ClipRow, write_jsonl};
 use splitflow::data::sampler::MixtureSampler;
 use splitflow::dsp::bands::Bands;
-use splitflow::model::Network;
 use splitflow::train::config::TrainConfig;
-use splitflow::train::optim::{AdamW, AdamWConfig, Ema, named_vars};
-use splitflow::train::trainer::{TrainOptions, make_batch, train, train_step};
+use splitflow::train::trainer::{TrainOptions, Trainee, make_batch, train};
 
 const RATE: u32 = 22050;
 const LABELS: [&str; 4] = ["speech", "water", "drums", "bass"];
@@ -164,26 +161,12 @@ fn main() -> splitflow::Result<()> {
 
     // Optimiser steps on prepared batches.
     let dev = Device::Cpu;
-    let varmap = VarMap::new();
-    let vb = splitflow::model::init::seeded_var_builder(&varmap, cfg.seed, DType::F32, &dev);
-    let net = Network::new(&cfg.model, vb)?;
-    let params: usize = varmap.all_vars().iter().map(|v| v.elem_count()).sum();
-    let mut opt = AdamW::new(
-        named_vars(&varmap),
-        AdamWConfig {
-            lr: cfg.lr,
-            beta1: cfg.beta1,
-            beta2: cfg.beta2,
-            eps: 1e-8,
-            weight_decay: cfg.weight_decay,
-        },
-    )?;
-    let mut ema = Ema::new(named_vars(&varmap), cfg.ema_decay)?;
-    let vars: Vec<candle_core::Var> = named_vars(&varmap).into_iter().map(|(_, v)| v).collect();
+    let mut tr = Trainee::new(&cfg, &dev)?;
+    let params: usize = tr.varmap.all_vars().iter().map(|v| v.elem_count()).sum();
     let mut times = Vec::new();
     for (i, b) in batches.iter().enumerate() {
         let s = Instant::now();
-        train_step(&net, &cfg, b, i, &mut opt, &mut ema, &vars, &dev)?;
+        tr.step(&cfg, b, i, &dev)?;
         if i > 0 {
             times.push(s.elapsed().as_secs_f64());
         }

@@ -3,22 +3,13 @@
 //! composed candle ops) and nearest ×2 upsampling (vs `upsample_nearest2d`), on shapes that
 //! exercise padding borders, odd sizes and stride 2.
 
+mod common;
+
 use candle_core::{D, Device, Tensor, Var};
 use splitflow::model::fused;
 
-/// Deterministic pseudo-random tensor in [-1, 1).
 fn rand(shape: &[usize], seed: u32) -> Tensor {
-    let n: usize = shape.iter().product();
-    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(12345);
-    let v: Vec<f32> = (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x as f32 / u32::MAX as f32) * 2.0 - 1.0
-        })
-        .collect();
-    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    common::uniform_tensor(shape, seed)
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {

@@ -1,6 +1,8 @@
 //! The separator network (src/model): shapes, persistence, determinism, conditioning,
 //! gradients, query text resolution. Uses the tiny config.
 
+mod common;
+
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use splitflow::data::LABELS;
@@ -15,17 +17,7 @@ fn build(cfg: &ModelConfig) -> (VarMap, Network) {
 
 /// Deterministic pseudo-random tensor in [-1, 1).
 fn input(shape: (usize, usize, usize, usize), seed: u32) -> Tensor {
-    let n = shape.0 * shape.1 * shape.2 * shape.3;
-    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    let v: Vec<f32> = (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x as f32 / u32::MAX as f32) * 2.0 - 1.0
-        })
-        .collect();
-    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    common::uniform_tensor(&[shape.0, shape.1, shape.2, shape.3], seed)
 }
 
 fn times(v: &[f32]) -> Tensor {

@@ -302,17 +302,22 @@ impl Bands {
         }
     }
 
-    /// Compressed band magnitudes `|S_band|^power` of `target` on the scale of `mixture`'s
-    /// features (the mixture's loudness gain): what a perfect separation's features would be
-    /// (`n_bands × frames`, band-major). Same length, processing rate.
-    pub fn target_features(&self, mixture: &[f32], target: &[f32]) -> Result<Vec<f32>> {
+    /// The loudness gain of `mixture`, after checking `target` has its length.
+    fn mixture_gain(&self, mixture: &[f32], target: &[f32]) -> Result<f32> {
         ensure!(
             mixture.len() == target.len(),
             "mixture ({}) and target ({}) lengths differ",
             mixture.len(),
             target.len()
         );
-        let gain = self.gain(mixture);
+        Ok(self.gain(mixture))
+    }
+
+    /// Compressed band magnitudes `|S_band|^power` of `target` on the scale of `mixture`'s
+    /// features (the mixture's loudness gain): what a perfect separation's features would be
+    /// (`n_bands × frames`, band-major). Same length, processing rate.
+    pub fn target_features(&self, mixture: &[f32], target: &[f32]) -> Result<Vec<f32>> {
+        let gain = self.mixture_gain(mixture, target)?;
         let p = self.cfg.power;
         let mut v = self.band_magnitudes(&self.stft.forward(target), gain);
         v.iter_mut().for_each(|x| *x = x.powf(p));
@@ -322,13 +327,7 @@ impl Bands {
     /// The ideal band ratio mask `m ∈ [0, 1]` of `target` in `mixture` (same length, processing
     /// rate): `n_bands × frames`, band-major. The flow data is `y = 2m − 1`.
     pub fn ideal_mask(&self, mixture: &[f32], target: &[f32]) -> Result<Vec<f32>> {
-        ensure!(
-            mixture.len() == target.len(),
-            "mixture ({}) and target ({}) lengths differ",
-            mixture.len(),
-            target.len()
-        );
-        let gain = self.gain(mixture);
+        let gain = self.mixture_gain(mixture, target)?;
         let noise: Vec<f32> = mixture.iter().zip(target).map(|(m, s)| m - s).collect();
         let s = self.band_magnitudes(&self.stft.forward(target), gain);
         let n = self.band_magnitudes(&self.stft.forward(&noise), gain);

@@ -33,6 +33,16 @@ fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> CResult<&'a [f32]>
     }
 }
 
+/// The data of a custom op's three contiguous inputs.
+fn three<'a>(inputs: [(&'a CpuStorage, &Layout); 3], op: &str) -> CResult<[&'a [f32]; 3]> {
+    let [a, b, c] = inputs;
+    Ok([
+        contiguous(a.0, a.1, op)?,
+        contiguous(b.0, b.1, op)?,
+        contiguous(c.0, c.1, op)?,
+    ])
+}
+
 /// The f32 data of a contiguous CPU tensor's storage.
 fn cpu_data<'a>(st: &'a Storage, l: &Layout, op: &str) -> CResult<&'a [f32]> {
     match st {
@@ -257,11 +267,7 @@ impl CustomOp3 for Conv {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> CResult<(CpuStorage, Shape)> {
-        let (x, w, bias) = (
-            contiguous(s1, l1, self.name())?,
-            contiguous(s2, l2, self.name())?,
-            contiguous(s3, l3, self.name())?,
-        );
+        let [x, w, bias] = three([(s1, l1), (s2, l2), (s3, l3)], self.name())?;
         let batch = l1.dims()[0];
         let (kdim, p, xlen) = self.sizes();
         let co = self.c_out;
@@ -456,11 +462,7 @@ impl CustomOp3 for GroupNormAct {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> CResult<(CpuStorage, Shape)> {
-        let (x, scale, shift) = (
-            contiguous(s1, l1, self.name())?,
-            contiguous(s2, l2, self.name())?,
-            contiguous(s3, l3, self.name())?,
-        );
+        let [x, scale, shift] = three([(s1, l1), (s2, l2), (s3, l3)], self.name())?;
         let (_, c, hw) = self.dims(l1)?;
         let cg = c / self.groups;
         let mut out = vec![0f32; x.len()];

@@ -345,26 +345,12 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
     let valid_flow: Sampler = cfg.valid_sampler.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let dev = &opts.device;
-    let varmap = VarMap::new();
-    let vb = crate::model::init::seeded_var_builder(&varmap, cfg.seed, DType::F32, dev);
-    let net = Network::new(&cfg.model, vb)?;
-    let mut opt = AdamW::new(
-        named_vars(&varmap),
-        AdamWConfig {
-            lr: cfg.lr,
-            beta1: cfg.beta1,
-            beta2: cfg.beta2,
-            eps: 1e-8,
-            weight_decay: cfg.weight_decay,
-        },
-    )?;
-    let mut ema = Ema::new(named_vars(&varmap), cfg.ema_decay)?;
-    let vars: Vec<candle_core::Var> = named_vars(&varmap).into_iter().map(|(_, v)| v).collect();
+    let mut tr = Trainee::new(cfg, dev)?;
     let mut step = 0usize;
     if opts.resume && files.state().exists() {
         let state = candle_core::safetensors::load(files.state(), dev)
             .with_context(|| format!("{}: cannot read the checkpoint", files.state().display()))?;
-        step = load_state(&varmap, &mut opt, &mut ema, &state)
+        step = load_state(&tr.varmap, &mut tr.opt, &mut tr.ema, &state)
             .with_context(|| format!("{}: checkpoint does not match the config", files.state().display()))?;
         if !opts.quiet {
             eprintln!("resuming {} at step {step}", files.dir.display());
@@ -392,7 +378,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
             break;
         }
         let batch = loader.next()?;
-        let (loss_val, norm) = train_step(&net, cfg, &batch, step, &mut opt, &mut ema, &vars, dev)?;
+        let (loss_val, norm) = tr.step(cfg, &batch, step, dev)?;
         step += 1;
         last_loss = loss_val;
         window.0 += loss_val;
@@ -403,7 +389,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
             "step,loss,grad_norm,lr,seconds",
             &format!(
                 "{step},{loss_val:.6},{norm:.4},{:.3e},{:.1}",
-                opt.lr(),
+                tr.opt.lr(),
                 start.elapsed().as_secs_f64()
             ),
         )?;
@@ -412,16 +398,16 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
             eprintln!(
                 "step {step:>6}  loss {:.4}  lr {:.2e}  {:.2} steps/s  {:.1} examples/s",
                 window.0 / window.1 as f64,
-                opt.lr(),
+                tr.opt.lr(),
                 window.1 as f64 / secs,
                 (window.1 * cfg.batch_size) as f64 / secs
             );
             window = (0.0, 0, Instant::now());
         }
         if step.is_multiple_of(cfg.valid_every) || step == cfg.steps {
-            ema.swap()?;
-            let scores = validate(&net, &bands, &valid_flow, &valid, dev);
-            ema.swap()?;
+            tr.ema.swap()?;
+            let scores = validate(&tr.net, &bands, &valid_flow, &valid, dev);
+            tr.ema.swap()?;
             let scores = scores?;
             let avg = label_average(&scores);
             let cells: Vec<String> = LABELS
@@ -443,11 +429,11 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
             let _ = plot_curves(&files);
         }
         if step.is_multiple_of(cfg.checkpoint_every) {
-            save_checkpoint(&files, &varmap, &opt, &ema, step)?;
+            save_checkpoint(&files, &tr.varmap, &tr.opt, &tr.ema, step)?;
         }
     }
     drop(loader);
-    save_checkpoint(&files, &varmap, &opt, &ema, step)?;
+    save_checkpoint(&files, &tr.varmap, &tr.opt, &tr.ema, step)?;
     let _ = plot_curves(&files);
     Ok(TrainReport {
         steps_done: step,
@@ -458,78 +444,107 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
     })
 }
 
-/// One optimiser step on `batch`: the objective (plus the query-alignment loss), backward,
-/// clipping, AdamW at the schedule's learning rate for `step`, EMA. Returns the loss and the
-/// gradient norm before clipping (NaN when clipping is off).
-#[allow(clippy::too_many_arguments)]
-pub fn train_step(
-    net: &Network,
-    cfg: &TrainConfig,
-    batch: &Batch,
-    step: usize,
-    opt: &mut AdamW,
-    ema: &mut Ema,
-    vars: &[candle_core::Var],
-    dev: &Device,
-) -> Result<(f64, f32)> {
-    let n_example = cfg.example_queries_per_batch();
-    let cond = batch.cond.to_device(dev)?;
-    let x = batch.x.to_device(dev)?;
-    let q_label = net.label_query(&batch.labels, dev)?;
-    let (query, align) = match &batch.query_clips {
-        Some(clips) if n_example > 0 => {
-            let q_ex = net.example_query(&clips.to_device(dev)?)?;
-            let q_lab = q_label.narrow(0, 0, n_example)?;
-            let align = (&q_ex - q_lab.detach())?.sqr()?.mean_all()?;
-            let rest = q_label.narrow(0, n_example, cfg.batch_size - n_example)?;
-            (Tensor::cat(&[&q_ex, &rest], 0)?, Some(align))
-        }
-        _ => (q_label, None),
-    };
-    let field = |z: &Tensor, r: &Tensor, t: &Tensor| net.forward(z, &cond, r, t, &query).map_err(candle_err);
-    let weight = cfg
-        .objective
-        .magnitude_weight
-        .map(|p| magnitude_weight(&cond, p / f64::from(cfg.model.bands.power)))
-        .transpose()?;
-    // Noise and times from a stream of this step alone, so a run paused and resumed at any
-    // step follows the uninterrupted run exactly.
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(step as u64 * 0x9e37_79b9));
-    let (flow_loss, _stats) = match &batch.target {
-        Some(target) if cfg.objective.signal_loss => objectives::signal_loss(
-            &field,
-            &cond,
-            &target.to_device(dev)?,
-            f64::from(cfg.model.bands.power),
-            cfg.model.bands.mask_max,
-        )?,
-        _ => objectives::weighted_loss(&cfg.objective, &field, &x, weight.as_ref(), &mut rng)?,
-    };
-    let loss = match align {
-        Some(a) => (&flow_loss + (a * cfg.query_align_weight)?)?,
-        None => flow_loss,
-    };
-    let loss_val = f64::from(loss.to_scalar::<f32>()?);
-    anyhow::ensure!(
-        loss_val.is_finite(),
-        "step {step}: the loss is {loss_val}; lower lr or check the data"
-    );
-    let mut grads = loss.backward()?;
-    let norm = if cfg.grad_clip > 0.0 {
-        clip_grad_norm(&mut grads, vars, cfg.grad_clip)?
-    } else {
-        f32::NAN
-    };
-    opt.set_lr(lr_at(
-        step as u64,
-        cfg.warmup as u64,
-        cfg.steps as u64,
-        cfg.lr,
-        cfg.lr_floor,
-    ));
-    opt.step(&grads)?;
-    ema.update()?;
-    Ok((loss_val, norm))
+/// A network with its optimiser state: what a training step updates.
+pub struct Trainee {
+    pub varmap: VarMap,
+    pub net: Network,
+    pub opt: AdamW,
+    pub ema: Ema,
+    /// The trainable variables (for clipping).
+    pub vars: Vec<candle_core::Var>,
+}
+
+impl Trainee {
+    /// The network of `cfg` with seeded initial weights on `dev`, AdamW and the EMA of `cfg`.
+    pub fn new(cfg: &TrainConfig, dev: &Device) -> Result<Trainee> {
+        let varmap = VarMap::new();
+        let vb = crate::model::init::seeded_var_builder(&varmap, cfg.seed, DType::F32, dev);
+        let net = Network::new(&cfg.model, vb)?;
+        let opt = AdamW::new(
+            named_vars(&varmap),
+            AdamWConfig {
+                lr: cfg.lr,
+                beta1: cfg.beta1,
+                beta2: cfg.beta2,
+                eps: 1e-8,
+                weight_decay: cfg.weight_decay,
+            },
+        )?;
+        let ema = Ema::new(named_vars(&varmap), cfg.ema_decay)?;
+        let vars = named_vars(&varmap).into_iter().map(|(_, v)| v).collect();
+        Ok(Trainee {
+            varmap,
+            net,
+            opt,
+            ema,
+            vars,
+        })
+    }
+
+    /// One optimiser step on `batch`: the objective (plus the query-alignment loss), backward,
+    /// clipping, AdamW at the schedule's learning rate for `step`, EMA. Returns the loss and the
+    /// gradient norm before clipping (NaN when clipping is off).
+    pub fn step(&mut self, cfg: &TrainConfig, batch: &Batch, step: usize, dev: &Device) -> Result<(f64, f32)> {
+        let (net, opt, ema, vars) = (&self.net, &mut self.opt, &mut self.ema, &self.vars);
+        let n_example = cfg.example_queries_per_batch();
+        let cond = batch.cond.to_device(dev)?;
+        let x = batch.x.to_device(dev)?;
+        let q_label = net.label_query(&batch.labels, dev)?;
+        let (query, align) = match &batch.query_clips {
+            Some(clips) if n_example > 0 => {
+                let q_ex = net.example_query(&clips.to_device(dev)?)?;
+                let q_lab = q_label.narrow(0, 0, n_example)?;
+                let align = (&q_ex - q_lab.detach())?.sqr()?.mean_all()?;
+                let rest = q_label.narrow(0, n_example, cfg.batch_size - n_example)?;
+                (Tensor::cat(&[&q_ex, &rest], 0)?, Some(align))
+            }
+            _ => (q_label, None),
+        };
+        let field = |z: &Tensor, r: &Tensor, t: &Tensor| net.forward(z, &cond, r, t, &query).map_err(candle_err);
+        let weight = cfg
+            .objective
+            .magnitude_weight
+            .map(|p| magnitude_weight(&cond, p / f64::from(cfg.model.bands.power)))
+            .transpose()?;
+        // Noise and times from a stream of this step alone, so a run paused and resumed at any
+        // step follows the uninterrupted run exactly.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(step as u64 * 0x9e37_79b9));
+        let (flow_loss, _stats) = match &batch.target {
+            Some(target) if cfg.objective.signal_loss => objectives::signal_loss(
+                &field,
+                &cond,
+                &target.to_device(dev)?,
+                f64::from(cfg.model.bands.power),
+                cfg.model.bands.mask_max,
+            )?,
+            _ => objectives::weighted_loss(&cfg.objective, &field, &x, weight.as_ref(), &mut rng)?,
+        };
+        let loss = match align {
+            Some(a) => (&flow_loss + (a * cfg.query_align_weight)?)?,
+            None => flow_loss,
+        };
+        let loss_val = f64::from(loss.to_scalar::<f32>()?);
+        anyhow::ensure!(
+            loss_val.is_finite(),
+            "step {step}: the loss is {loss_val}; lower lr or check the data"
+        );
+        let mut grads = loss.backward()?;
+        let norm = if cfg.grad_clip > 0.0 {
+            clip_grad_norm(&mut grads, vars, cfg.grad_clip)?
+        } else {
+            f32::NAN
+        };
+        opt.set_lr(lr_at(
+            step as u64,
+            cfg.warmup as u64,
+            cfg.steps as u64,
+            cfg.lr,
+            cfg.lr_floor,
+        ));
+        opt.step(&grads)?;
+        ema.update()?;
+        Ok((loss_val, norm))
+    }
 }
 
 /// Writes state.safetensors (resume) and model.safetensors (EMA weights, for inference).

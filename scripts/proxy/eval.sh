@@ -1,0 +1,25 @@
+#!/bin/bash
+# Scores a model on a corpus view's test split (scripts/proxy/views.py), per label:
+#   scripts/proxy/eval.sh MODEL VIEW N WORK > table.md
+# N mixtures per label at 0 dB TIR, 4 s (`splitflow data mixtures`, cached in WORK/eval),
+# one-step separation with the model's default sampler, `splitflow score`, and the per-label
+# table of benches/peers/summarise.py (mean SI-SDRi, SDRi, median SDR).
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+SF=${SF:-$REPO/target/release/splitflow}
+MODEL=$1 VIEW=$2 N=$3 WORK=$4
+mkdir -p "$WORK"
+ev="$WORK/eval"
+[ -f "$ev/tracks.csv" ] || "$SF" data mixtures --data "$VIEW" --split test --tir 0 --n "$N" \
+    --seconds 4 -o "$ev" > /dev/null
+name=$(basename "$MODEL")
+est="$WORK/est-$name"
+rm -rf "$est"
+for label in $(tail -n +2 "$ev/tracks.csv" | cut -d, -f2 | sort -u); do
+  "$SF" separate "$ev"/mixtures/"${label}"_*.wav --query "$label" --model "$MODEL" \
+      --filename "{track}/$label.{ext}" -o "$est" --quiet
+done
+"$SF" score --references "$ev/references" --estimates "$est" --mixtures "$ev/mixtures" \
+    --skip-missing --csv "$WORK/$name.csv" --quiet -j 1 > /dev/null
+python3 "$REPO/benches/peers/summarise.py" "$WORK/$name.csv"
