@@ -1,5 +1,5 @@
 //! Training throughput: `cargo bench --bench train [-- --config configs/cpu-small-disc.json]
-//! [--steps N] [--no-torch]`.
+//! [--steps N] [--shards N] [--no-torch]`.
 //!
 //! On a generated corpus (harmonic tones, noise, clicks and low sines under four labels, 4 s
 //! clips) and the given training config (the bundled default's by default):
@@ -119,6 +119,9 @@ fn main() -> splitflow::Result<()> {
     let steps: usize = arg(&args, "--steps").and_then(|s| s.parse().ok()).unwrap_or(12);
     let torch = !args.iter().any(|a| a == "--no-torch");
     let mut cfg = TrainConfig::load(&config)?;
+    if let Some(n) = arg(&args, "--shards").and_then(|s| s.parse().ok()) {
+        cfg.shards = n;
+    }
     cfg.checkpoint_every = usize::MAX / 2;
     cfg.valid_every = usize::MAX / 2;
     cfg.valid_examples = 1;
@@ -127,9 +130,10 @@ fn main() -> splitflow::Result<()> {
     let audio_per_step = cfg.batch_size as f64 * crop;
     let flops_step = 3.0 * cfg.model.flops_per_audio_second(crop) * audio_per_step;
     println!(
-        "config {}: batch {} x {crop} s, {threads} threads, {:.2} GFLOP per step (forward x 3)",
+        "config {}: batch {} x {crop} s in {} shard(s), {threads} threads, {:.2} GFLOP per step (forward x 3)",
         config.display(),
         cfg.batch_size,
+        cfg.shards,
         flops_step / 1e9
     );
 

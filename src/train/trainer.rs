@@ -23,6 +23,7 @@ use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use rand::SeedableRng;
+use rayon::prelude::*;
 
 use super::config::TrainConfig;
 use super::optim::{AdamW, AdamWConfig, Ema, clip_grad_norm, lr_at, named_vars};
@@ -485,52 +486,60 @@ impl Trainee {
     /// clipping, AdamW at the schedule's learning rate for `step`, EMA. Returns the loss and the
     /// gradient norm before clipping (NaN when clipping is off).
     pub fn step(&mut self, cfg: &TrainConfig, batch: &Batch, step: usize, dev: &Device) -> Result<(f64, f32)> {
-        let (net, opt, ema, vars) = (&self.net, &mut self.opt, &mut self.ema, &self.vars);
-        let n_example = cfg.example_queries_per_batch();
-        let cond = batch.cond.to_device(dev)?;
-        let x = batch.x.to_device(dev)?;
-        let q_label = net.label_query(&batch.labels, dev)?;
-        let (query, align) = match &batch.query_clips {
-            Some(clips) if n_example > 0 => {
-                let q_ex = net.example_query(&clips.to_device(dev)?)?;
-                let q_lab = q_label.narrow(0, 0, n_example)?;
-                let align = (&q_ex - q_lab.detach())?.sqr()?.mean_all()?;
-                let rest = q_label.narrow(0, n_example, cfg.batch_size - n_example)?;
-                (Tensor::cat(&[&q_ex, &rest], 0)?, Some(align))
+        let b = batch.labels.len();
+        let shards = cfg.shards.clamp(1, b.max(1));
+        // Noise and times from a stream of this step (and shard) alone, so a run paused and
+        // resumed at any step follows the uninterrupted run exactly.
+        let rng = |k: usize| {
+            let seed = cfg.seed.wrapping_add(step as u64 * 0x9e37_79b9);
+            rand_chacha::ChaCha8Rng::seed_from_u64(if k == 0 {
+                seed
+            } else {
+                seed ^ (k as u64).wrapping_mul(0xa076_1d64_78bd_642f)
+            })
+        };
+        let (loss_val, mut grads) = if shards == 1 {
+            let loss = self.shard_loss(cfg, batch, (0, b), &mut rng(0), dev)?;
+            let v = f64::from(loss.to_scalar::<f32>()?);
+            (v, if v.is_finite() { Some(loss.backward()?) } else { None })
+        } else {
+            // Data parallel: each shard's forward and backward on its own thread, gradients
+            // summed in shard order (the result does not depend on scheduling).
+            let bounds: Vec<(usize, usize)> = (0..shards).map(|k| (k * b / shards, (k + 1) * b / shards)).collect();
+            let parts = bounds
+                .par_iter()
+                .enumerate()
+                .map(|(k, &range)| -> Result<(f64, candle_core::backprop::GradStore)> {
+                    let loss = self.shard_loss(cfg, batch, range, &mut rng(k), dev)?;
+                    Ok((f64::from(loss.to_scalar::<f32>()?), loss.backward()?))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut parts = parts.into_iter();
+            let (mut total, mut grads) = parts.next().ok_or_else(|| anyhow::anyhow!("empty batch"))?;
+            for (l, g) in parts {
+                total += l;
+                for v in &self.vars {
+                    if let Some(gk) = g.get(v.as_tensor()) {
+                        let sum = match grads.get(v.as_tensor()) {
+                            Some(g0) => (g0 + gk)?,
+                            None => gk.clone(),
+                        };
+                        grads.insert(v.as_tensor(), sum);
+                    }
+                }
             }
-            _ => (q_label, None),
+            (total, total.is_finite().then_some(grads))
         };
-        let field = |z: &Tensor, r: &Tensor, t: &Tensor| net.forward(z, &cond, r, t, &query).map_err(candle_err);
-        let weight = cfg
-            .objective
-            .magnitude_weight
-            .map(|p| magnitude_weight(&cond, p / f64::from(cfg.model.bands.power)))
-            .transpose()?;
-        // Noise and times from a stream of this step alone, so a run paused and resumed at any
-        // step follows the uninterrupted run exactly.
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(step as u64 * 0x9e37_79b9));
-        let (flow_loss, _stats) = match &batch.target {
-            Some(target) if cfg.objective.signal_loss => objectives::signal_loss(
-                &field,
-                &cond,
-                &target.to_device(dev)?,
-                f64::from(cfg.model.bands.power),
-                cfg.model.bands.mask_max,
-            )?,
-            _ => objectives::weighted_loss(&cfg.objective, &field, &x, weight.as_ref(), &mut rng)?,
-        };
-        let loss = match align {
-            Some(a) => (&flow_loss + (a * cfg.query_align_weight)?)?,
-            None => flow_loss,
-        };
-        let loss_val = f64::from(loss.to_scalar::<f32>()?);
         anyhow::ensure!(
             loss_val.is_finite(),
             "step {step}: the loss is {loss_val}; lower lr or check the data"
         );
-        let mut grads = loss.backward()?;
+        let grads = grads
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("step {step}: no gradients"))?;
+        let (opt, ema, vars) = (&mut self.opt, &mut self.ema, &self.vars);
         let norm = if cfg.grad_clip > 0.0 {
-            clip_grad_norm(&mut grads, vars, cfg.grad_clip)?
+            clip_grad_norm(grads, vars, cfg.grad_clip)?
         } else {
             f32::NAN
         };
@@ -541,9 +550,70 @@ impl Trainee {
             cfg.lr,
             cfg.lr_floor,
         ));
-        opt.step(&grads)?;
+        opt.step(grads)?;
         ema.update()?;
         Ok((loss_val, norm))
+    }
+
+    /// The loss of the examples `range` of `batch`, weighted by their share of the batch, so
+    /// the shards' losses (and gradients) sum to the whole batch's: the objective (per-example
+    /// means averaged) plus the query-alignment loss of the example-queried examples among
+    /// them.
+    fn shard_loss(
+        &self,
+        cfg: &TrainConfig,
+        batch: &Batch,
+        (start, end): (usize, usize),
+        rng: &mut rand_chacha::ChaCha8Rng,
+        dev: &Device,
+    ) -> Result<Tensor> {
+        let net = &self.net;
+        let (b, n) = (batch.labels.len(), end - start);
+        let n_example = cfg.example_queries_per_batch().min(b);
+        let (ex0, ex1) = (start.min(n_example), end.min(n_example));
+        let part = |t: &Tensor| -> Result<Tensor> { Ok(t.narrow(0, start, n)?.to_device(dev)?) };
+        let cond = part(&batch.cond)?;
+        let x = part(&batch.x)?;
+        let q_label = net.label_query(&batch.labels[start..end], dev)?;
+        let (query, align) = match &batch.query_clips {
+            Some(clips) if ex1 > ex0 => {
+                let q_ex = net.example_query(&clips.narrow(0, ex0, ex1 - ex0)?.to_device(dev)?)?;
+                let q_lab = q_label.narrow(0, 0, ex1 - ex0)?;
+                let align = (&q_ex - q_lab.detach())?.sqr()?.mean_all()?;
+                let rest = q_label.narrow(0, ex1 - ex0, n - (ex1 - ex0))?;
+                let share = (ex1 - ex0) as f64 / n_example as f64;
+                (
+                    Tensor::cat(&[&q_ex, &rest], 0)?,
+                    Some((align * (share * cfg.query_align_weight))?),
+                )
+            }
+            _ => (q_label, None),
+        };
+        let field = |z: &Tensor, r: &Tensor, t: &Tensor| net.forward(z, &cond, r, t, &query).map_err(candle_err);
+        let weight = cfg
+            .objective
+            .magnitude_weight
+            .map(|p| magnitude_weight(&cond, p / f64::from(cfg.model.bands.power)))
+            .transpose()?;
+        let (flow_loss, _stats) = match &batch.target {
+            Some(target) if cfg.objective.signal_loss => objectives::signal_loss(
+                &field,
+                &cond,
+                &part(target)?,
+                f64::from(cfg.model.bands.power),
+                cfg.model.bands.mask_max,
+            )?,
+            _ => objectives::weighted_loss(&cfg.objective, &field, &x, weight.as_ref(), rng)?,
+        };
+        let flow_loss = if n == b {
+            flow_loss
+        } else {
+            (flow_loss * (n as f64 / b as f64))?
+        };
+        Ok(match align {
+            Some(a) => (&flow_loss + a)?,
+            None => flow_loss,
+        })
     }
 }
 
