@@ -586,6 +586,7 @@ fn bundled_default_model_separates_without_model_flag() {
 }
 
 /// What the bundled model must gain on the demo drums (SI-SDR, dB). Measured: +0.95 dB for the
-/// first model (1,500 steps), +2.23 dB (-2.93 -> -0.70 dB) for the shipped one (3,500 steps; a
-/// CPU-trained model, docs/model.md "Quality").
+/// first model (1,500 steps), +2.23 dB (-2.93 -> -0.70 dB) for the 3,500-step one, +1.58 dB
+/// (-2.93 -> -1.35 dB) for the magnitude-weighted default of 2026-12-01 (better on every
+/// corpus set, docs/model.md "Quality"; the demo is one synthetic song).
 const MIN_BUNDLED_DRUMS_GAIN_DB: f64 = 1.5;
