@@ -44,6 +44,28 @@ fn grads(vars: &[&Var], y: &Tensor, probe: &Tensor) -> Vec<Tensor> {
     vars.iter().map(|v| g.get(v.as_tensor()).unwrap().clone()).collect()
 }
 
+/// The gradients of `sum(y · probe)` through `ours` and `theirs` agree for every var, within
+/// `tol` relative to the largest (at least 1).
+fn assert_same_gradients(
+    case: &str,
+    vars: &[(&str, &Var)],
+    (ours, theirs): (&Tensor, &Tensor),
+    probe: &Tensor,
+    tol: f32,
+) {
+    let vs: Vec<&Var> = vars.iter().map(|v| v.1).collect();
+    let g_ours = grads(&vs, ours, probe);
+    let g_theirs = grads(&vs, theirs, probe);
+    for ((name, _), (a, b)) in vars.iter().zip(g_ours.iter().zip(&g_theirs)) {
+        let d = max_abs_diff(a, b);
+        assert!(
+            d < tol * max_abs(b).max(1.0),
+            "{case}: gradient of {name} differs by {d} (max {})",
+            max_abs(b)
+        );
+    }
+}
+
 #[test]
 fn conv2d_matches_candle_in_value_and_gradient() {
     // (B, C_in, C_out, H, W, k, stride, pad)
@@ -70,16 +92,8 @@ fn conv2d_matches_candle_in_value_and_gradient() {
         let d = max_abs_diff(&ours, &theirs);
         assert!(d < 1e-5 * max_abs(&theirs).max(1.0), "case {i}: forward differs by {d}");
         let probe = rand(theirs.dims(), seed + 3);
-        let g_ours = grads(&[&x, &wt, &bias], &ours, &probe);
-        let g_theirs = grads(&[&x, &wt, &bias], &theirs, &probe);
-        for (name, (a, b)) in ["x", "weight", "bias"].iter().zip(g_ours.iter().zip(&g_theirs)) {
-            let d = max_abs_diff(a, b);
-            assert!(
-                d < 1e-4 * max_abs(b).max(1.0),
-                "case {i}: gradient of {name} differs by {d} (max {})",
-                max_abs(b)
-            );
-        }
+        let vars = [("x", &x), ("weight", &wt), ("bias", &bias)];
+        assert_same_gradients(&format!("case {i}"), &vars, (&ours, &theirs), &probe, 1e-4);
     }
 }
 
@@ -131,16 +145,8 @@ fn group_norm_act_matches_the_composed_ops_in_value_and_gradient() {
         let d = max_abs_diff(&ours, &theirs);
         assert!(d < 1e-5, "case {i}: forward differs by {d}");
         let probe = rand(theirs.dims(), seed + 3);
-        let g_ours = grads(&[&x, &scale, &shift], &ours, &probe);
-        let g_theirs = grads(&[&x, &scale, &shift], &theirs, &probe);
-        for (name, (a, b)) in ["x", "scale", "shift"].iter().zip(g_ours.iter().zip(&g_theirs)) {
-            let d = max_abs_diff(a, b);
-            assert!(
-                d < 2e-4 * max_abs(b).max(1.0),
-                "case {i}: gradient of {name} differs by {d} (max {})",
-                max_abs(b)
-            );
-        }
+        let vars = [("x", &x), ("scale", &scale), ("shift", &shift)];
+        assert_same_gradients(&format!("case {i}"), &vars, (&ours, &theirs), &probe, 2e-4);
     }
 }
 
