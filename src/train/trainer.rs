@@ -498,45 +498,37 @@ impl Trainee {
                 seed ^ (k as u64).wrapping_mul(0xa076_1d64_78bd_642f)
             })
         };
-        let (loss_val, mut grads) = if shards == 1 {
-            let loss = self.shard_loss(cfg, batch, (0, b), &mut rng(0), dev)?;
-            let v = f64::from(loss.to_scalar::<f32>()?);
-            (v, if v.is_finite() { Some(loss.backward()?) } else { None })
-        } else {
-            // Data parallel: each shard's forward and backward on its own thread, gradients
-            // summed in shard order (the result does not depend on scheduling).
-            let bounds: Vec<(usize, usize)> = (0..shards).map(|k| (k * b / shards, (k + 1) * b / shards)).collect();
-            let parts = bounds
-                .par_iter()
-                .enumerate()
-                .map(|(k, &range)| -> Result<(f64, candle_core::backprop::GradStore)> {
-                    let loss = self.shard_loss(cfg, batch, range, &mut rng(k), dev)?;
-                    Ok((f64::from(loss.to_scalar::<f32>()?), loss.backward()?))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let mut parts = parts.into_iter();
-            let (mut total, mut grads) = parts.next().ok_or_else(|| anyhow::anyhow!("empty batch"))?;
-            for (l, g) in parts {
-                total += l;
-                for v in &self.vars {
-                    if let Some(gk) = g.get(v.as_tensor()) {
-                        let sum = match grads.get(v.as_tensor()) {
-                            Some(g0) => (g0 + gk)?,
-                            None => gk.clone(),
-                        };
-                        grads.insert(v.as_tensor(), sum);
-                    }
+        // Each shard's forward and backward on its own thread (one shard: the whole batch on
+        // this one), gradients summed in shard order (the result does not depend on
+        // scheduling).
+        let bounds: Vec<(usize, usize)> = (0..shards).map(|k| (k * b / shards, (k + 1) * b / shards)).collect();
+        let parts = bounds
+            .par_iter()
+            .enumerate()
+            .map(|(k, &range)| -> Result<(f64, candle_core::backprop::GradStore)> {
+                let loss = self.shard_loss(cfg, batch, range, &mut rng(k), dev)?;
+                Ok((f64::from(loss.to_scalar::<f32>()?), loss.backward()?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut parts = parts.into_iter();
+        let (mut loss_val, mut grads) = parts.next().ok_or_else(|| anyhow::anyhow!("empty batch"))?;
+        for (l, g) in parts {
+            loss_val += l;
+            for v in &self.vars {
+                if let Some(gk) = g.get(v.as_tensor()) {
+                    let sum = match grads.get(v.as_tensor()) {
+                        Some(g0) => (g0 + gk)?,
+                        None => gk.clone(),
+                    };
+                    grads.insert(v.as_tensor(), sum);
                 }
             }
-            (total, total.is_finite().then_some(grads))
-        };
+        }
         anyhow::ensure!(
             loss_val.is_finite(),
             "step {step}: the loss is {loss_val}; lower lr or check the data"
         );
-        let grads = grads
-            .as_mut()
-            .ok_or_else(|| anyhow::anyhow!("step {step}: no gradients"))?;
+        let grads = &mut grads;
         let (opt, ema, vars) = (&mut self.opt, &mut self.ema, &self.vars);
         let norm = if cfg.grad_clip > 0.0 {
             clip_grad_norm(grads, vars, cfg.grad_clip)?
