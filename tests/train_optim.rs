@@ -332,3 +332,31 @@ fn ema_averages_swaps_and_round_trips() {
     assert_eq!(values(&restored.state()["ema.layer.weight"]), avg);
     assert!(Ema::new(Vec::new(), 1.0).is_err());
 }
+
+/// Whether `t` still depends on any of `vars` through a recorded graph.
+fn depends_on(t: &Tensor, vars: &[&Var]) -> bool {
+    let grads = t.sum_all().unwrap().backward().unwrap();
+    vars.iter().any(|v| grads.get(v.as_tensor()).is_some())
+}
+
+/// The optimiser's moments and the EMA's averages are plain values: no graph back to the
+/// weights or to earlier steps (a recorded graph kept every step's tensors alive: a training
+/// run of a 2.7 M-parameter net grew by 32 MB per step until it was killed).
+#[test]
+fn moments_and_averages_hold_no_graph() {
+    let (w, b) = reference_vars();
+    let mut opt = AdamW::new(vec![("b".to_string(), b.clone()), ("w".to_string(), w.clone())], CONFIG).unwrap();
+    let mut ema = Ema::new(vec![("b".to_string(), b.clone()), ("w".to_string(), w.clone())], 0.9).unwrap();
+    for step in 0..3 {
+        train_step(&mut opt, &w, &b, step);
+        ema.update().unwrap();
+    }
+    // The check itself sees a graph where there is one.
+    assert!(depends_on(&(w.as_tensor() * 0.5).unwrap(), &[&w]));
+    for (name, t) in opt.state().unwrap() {
+        assert!(!depends_on(&t, &[&w, &b]), "{name} records a graph");
+    }
+    for (name, t) in ema.state() {
+        assert!(!depends_on(&t, &[&w, &b]), "{name} records a graph");
+    }
+}
