@@ -1,12 +1,14 @@
 //! The fused CPU kernels of src/model/fused.rs against candle's own ops: values and gradients
 //! of the convolution (im2col + matmul vs `conv2d`), GroupNorm + scale/shift + SiLU (vs the
-//! composed candle ops) and nearest ×2 upsampling (vs `upsample_nearest2d`), on shapes that
-//! exercise padding borders, odd sizes and stride 2.
+//! composed candle ops) and nearest upsampling (vs `upsample_nearest2d`), on shapes that
+//! exercise padding borders, odd sizes, stride 2, non-square kernels, per-axis strides and
+//! dilations.
 
 mod common;
 
 use candle_core::{D, Device, Tensor, Var};
 use splitflow::model::fused;
+use splitflow::model::fused::Geometry;
 
 fn rand(shape: &[usize], seed: u32) -> Tensor {
     common::uniform_tensor(shape, seed)
@@ -77,24 +79,30 @@ fn conv2d_matches_candle_in_value_and_gradient() {
         (2, 2, 2, 5, 5, 5, 1, 2),
     ];
     for (i, &(b, ci, co, h, w, k, s, p)) in cases.iter().enumerate() {
-        let seed = 10 * i as u32;
-        let x = Var::from_tensor(&rand(&[b, ci, h, w], seed)).unwrap();
-        let wt = Var::from_tensor(&rand(&[co, ci, k, k], seed + 1)).unwrap();
-        let bias = Var::from_tensor(&rand(&[co], seed + 2)).unwrap();
-        let ours = fused::conv2d(x.as_tensor(), wt.as_tensor(), bias.as_tensor(), s, p).unwrap();
-        let theirs = x
-            .as_tensor()
-            .conv2d(wt.as_tensor(), p, s, 1, 1)
-            .unwrap()
-            .broadcast_add(&bias.as_tensor().reshape((1, co, 1, 1)).unwrap())
-            .unwrap();
-        assert_eq!(ours.dims(), theirs.dims(), "case {i}");
-        let d = max_abs_diff(&ours, &theirs);
-        assert!(d < 1e-5 * max_abs(&theirs).max(1.0), "case {i}: forward differs by {d}");
-        let probe = rand(theirs.dims(), seed + 3);
-        let vars = [("x", &x), ("weight", &wt), ("bias", &bias)];
-        assert_same_gradients(&format!("case {i}"), &vars, (&ours, &theirs), &probe, 1e-4);
+        // With one stride and padding for both axes the reference is candle's conv2d + bias.
+        conv_matches_reference(
+            &format!("case {i}"),
+            [b, ci, co, h, w, k, k],
+            Geometry::square(s, p),
+            10 * i as u32,
+        );
     }
+}
+
+/// The fused convolution against [`fused::conv2d_reference`] on random data of the given
+/// sizes `[B, C_in, C_out, H, W, kh, kw]`: values, and the gradients of all three inputs.
+fn conv_matches_reference(case: &str, [b, ci, co, h, w, kh, kw]: [usize; 7], g: Geometry, seed: u32) {
+    let x = Var::from_tensor(&rand(&[b, ci, h, w], seed)).unwrap();
+    let wt = Var::from_tensor(&rand(&[co, ci, kh, kw], seed + 1)).unwrap();
+    let bias = Var::from_tensor(&rand(&[co], seed + 2)).unwrap();
+    let ours = fused::conv2d(x.as_tensor(), wt.as_tensor(), bias.as_tensor(), g).unwrap();
+    let theirs = fused::conv2d_reference(x.as_tensor(), wt.as_tensor(), bias.as_tensor(), g).unwrap();
+    assert_eq!(ours.dims(), theirs.dims(), "{case}");
+    let d = max_abs_diff(&ours, &theirs);
+    assert!(d < 1e-5 * max_abs(&theirs).max(1.0), "{case}: forward differs by {d}");
+    let probe = rand(theirs.dims(), seed + 3);
+    let vars = [("x", &x), ("weight", &wt), ("bias", &bias)];
+    assert_same_gradients(case, &vars, (&ours, &theirs), &probe, 1e-4);
 }
 
 #[test]
@@ -102,11 +110,11 @@ fn conv2d_rejects_shapes_that_do_not_fit() {
     let x = rand(&[1, 2, 3, 3], 7);
     let bias = rand(&[4], 8);
     // Kernel larger than the padded plane.
-    assert!(fused::conv2d(&x, &rand(&[4, 2, 5, 5], 9), &bias, 1, 0).is_err());
+    assert!(fused::conv2d(&x, &rand(&[4, 2, 5, 5], 9), &bias, Geometry::square(1, 0)).is_err());
     // Channel count differs from the weight's.
-    assert!(fused::conv2d(&x, &rand(&[4, 3, 3, 3], 9), &bias, 1, 1).is_err());
+    assert!(fused::conv2d(&x, &rand(&[4, 3, 3, 3], 9), &bias, Geometry::square(1, 1)).is_err());
     // Bias of the wrong size.
-    assert!(fused::conv2d(&x, &rand(&[4, 2, 3, 3], 9), &rand(&[3], 1), 1, 1).is_err());
+    assert!(fused::conv2d(&x, &rand(&[4, 2, 3, 3], 9), &rand(&[3], 1), Geometry::square(1, 1)).is_err());
 }
 
 /// The batch-parallel and the gemm-parallel schedules give the same result (one example vs
@@ -116,9 +124,9 @@ fn conv2d_is_the_same_alone_and_inside_a_batch() {
     let xs = rand(&[3, 4, 9, 11], 21);
     let w = rand(&[5, 4, 3, 3], 22);
     let b = rand(&[5], 23);
-    let batch = fused::conv2d(&xs, &w, &b, 1, 1).unwrap();
+    let batch = fused::conv2d(&xs, &w, &b, Geometry::square(1, 1)).unwrap();
     for i in 0..3 {
-        let one = fused::conv2d(&xs.narrow(0, i, 1).unwrap(), &w, &b, 1, 1).unwrap();
+        let one = fused::conv2d(&xs.narrow(0, i, 1).unwrap(), &w, &b, Geometry::square(1, 1)).unwrap();
         assert!(max_abs_diff(&one, &batch.narrow(0, i, 1).unwrap()) < 1e-5);
     }
 }
@@ -164,13 +172,119 @@ fn group_norm_act_output_is_normalised_per_group() {
 }
 
 #[test]
-fn upsample2_matches_candle_in_value_and_gradient() {
-    let x = Var::from_tensor(&rand(&[2, 3, 4, 5], 9)).unwrap();
-    let ours = fused::upsample2(x.as_tensor()).unwrap();
-    let theirs = x.as_tensor().upsample_nearest2d(8, 10).unwrap();
-    assert_eq!(max_abs_diff(&ours, &theirs), 0.0);
-    let probe = rand(theirs.dims(), 11);
-    let a = grads(&[&x], &ours, &probe);
-    let b = grads(&[&x], &theirs, &probe);
-    assert!(max_abs_diff(&a[0], &b[0]) < 1e-5);
+fn upsample_matches_candle_in_value_and_gradient() {
+    for (i, &(fy, fx)) in [(2, 2), (1, 2), (3, 1), (2, 3)].iter().enumerate() {
+        let x = Var::from_tensor(&rand(&[2, 3, 4, 5], 9 + i as u32)).unwrap();
+        let ours = fused::upsample(x.as_tensor(), (fy, fx)).unwrap();
+        let theirs = x.as_tensor().upsample_nearest2d(4 * fy, 5 * fx).unwrap();
+        assert_eq!(max_abs_diff(&ours, &theirs), 0.0, "factors {fy}x{fx}");
+        // candle differentiates uniform factors only: broadcast + reshape otherwise.
+        let composed = x
+            .as_tensor()
+            .reshape((2, 3, 4, 1, 5, 1))
+            .unwrap()
+            .broadcast_as((2, 3, 4, fy, 5, fx))
+            .unwrap()
+            .contiguous()
+            .unwrap()
+            .reshape((2, 3, 4 * fy, 5 * fx))
+            .unwrap();
+        let theirs = if fy == fx { theirs } else { composed };
+        let probe = rand(theirs.dims(), 11);
+        let a = grads(&[&x], &ours, &probe);
+        let b = grads(&[&x], &theirs, &probe);
+        assert!(max_abs_diff(&a[0], &b[0]) < 1e-5, "factors {fy}x{fx}");
+    }
+    let x = rand(&[1, 1, 2, 2], 3);
+    assert_eq!(max_abs_diff(&fused::upsample(&x, (1, 1)).unwrap(), &x), 0.0);
+    assert!(fused::upsample(&x, (0, 2)).is_err());
+}
+
+/// `y[n, o, i, j] = bias[o] + Σ x[n, c, i·sh + a·dh − ph, j·sw + b·dw − pw] · w[o, c, a, b]`
+/// over the taps that land inside, by plain loops.
+fn direct_conv(x: &Tensor, w: &Tensor, bias: &Tensor, g: Geometry) -> Tensor {
+    let (n, c, h, wd) = x.dims4().unwrap();
+    let (co, _, kh, kw) = w.dims4().unwrap();
+    let xv: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
+    let wv: Vec<f32> = w.flatten_all().unwrap().to_vec1().unwrap();
+    let bv: Vec<f32> = bias.to_vec1().unwrap();
+    let out = |len: usize, k: usize, s: usize, p: usize, d: usize| (len + 2 * p - d * (k - 1) - 1) / s + 1;
+    let ho = out(h, kh, g.stride.0, g.pad.0, g.dilation.0);
+    let wo = out(wd, kw, g.stride.1, g.pad.1, g.dilation.1);
+    let mut y = vec![0f32; n * co * ho * wo];
+    for b in 0..n {
+        for o in 0..co {
+            for i in 0..ho {
+                for j in 0..wo {
+                    let mut acc = bv[o];
+                    for ch in 0..c {
+                        for a in 0..kh {
+                            for t in 0..kw {
+                                let iy = (i * g.stride.0 + a * g.dilation.0) as isize - g.pad.0 as isize;
+                                let ix = (j * g.stride.1 + t * g.dilation.1) as isize - g.pad.1 as isize;
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
+                                    continue;
+                                }
+                                let xi = ((b * c + ch) * h + iy as usize) * wd + ix as usize;
+                                acc += xv[xi] * wv[((o * c + ch) * kh + a) * kw + t];
+                            }
+                        }
+                    }
+                    y[((b * co + o) * ho + i) * wo + j] = acc;
+                }
+            }
+        }
+    }
+    Tensor::from_vec(y, (n, co, ho, wo), &Device::Cpu).unwrap()
+}
+
+/// Per-axis kernels, strides and dilations: the fused op against the composed reference
+/// (explicit padding, zero-interleaved kernel, subsampled stride-1 output), values and
+/// gradients; and the reference itself against candle where candle can express the case.
+#[test]
+fn conv2d_with_per_axis_geometry_matches_the_reference() {
+    let geo = |stride, pad, dilation| Geometry { stride, pad, dilation };
+    // (B, C_in, C_out, H, W, kh, kw, geometry)
+    let cases = [
+        (2, 3, 4, 6, 9, 1, 3, geo((1, 1), (0, 1), (1, 1))),
+        (1, 2, 3, 16, 7, 3, 3, geo((1, 1), (4, 1), (4, 1))),
+        (2, 4, 2, 8, 10, 1, 2, geo((1, 2), (0, 0), (1, 1))),
+        (1, 2, 2, 5, 6, 3, 1, geo((1, 1), (2, 0), (2, 1))), // dilated reach = plane height
+        (2, 3, 5, 9, 8, 3, 3, geo((1, 1), (8, 1), (8, 1))), // taps land outside but one
+        (1, 2, 3, 7, 9, 3, 3, geo((2, 2), (1, 1), (2, 2))),
+    ];
+    for (i, &(b, ci, co, h, w, kh, kw, g)) in cases.iter().enumerate() {
+        conv_matches_reference(&format!("case {i}"), [b, ci, co, h, w, kh, kw], g, 300 + 10 * i as u32);
+    }
+    // The reference's own anisotropic branch against a direct loop over the definition.
+    for (i, &(b, ci, co, h, w, kh, kw, g)) in cases.iter().enumerate() {
+        let seed = 500 + 10 * i as u32;
+        let (x, wt, bias) = (
+            rand(&[b, ci, h, w], seed),
+            rand(&[co, ci, kh, kw], seed + 1),
+            rand(&[co], seed + 2),
+        );
+        let want = direct_conv(&x, &wt, &bias, g);
+        let got = fused::conv2d_reference(&x, &wt, &bias, g).unwrap();
+        assert!(max_abs_diff(&got, &want) < 1e-5, "case {i}");
+    }
+    // Output sizes: a stride-2 axis with an odd input.
+    let y = fused::conv2d(
+        &rand(&[1, 1, 7, 4], 5),
+        &rand(&[1, 1, 1, 2], 6),
+        &rand(&[1], 7),
+        geo((1, 2), (0, 0), (1, 1)),
+    )
+    .unwrap();
+    assert_eq!(y.dims(), [1, 1, 7, 2]);
+    // A dilated kernel longer than the padded plane is refused.
+    assert!(
+        fused::conv2d(
+            &rand(&[1, 1, 4, 4], 5),
+            &rand(&[1, 1, 3, 3], 6),
+            &rand(&[1], 7),
+            geo((1, 1), (0, 0), (2, 2))
+        )
+        .is_err()
+    );
 }

@@ -7,14 +7,14 @@
 //! of the U-Net spent most of its time there, not in the matrix products. Each kernel here is
 //! one candle custom op with a backward written by hand:
 //!
-//! * [`conv2d`]: per example, the patches unfolded into a scratch matrix (im2col) and one gemm
+//! * [`conv2d`] (any kernel, per-axis stride, padding and dilation): per example, the patches unfolded into a scratch matrix (im2col) and one gemm
 //!   with the bias as the initial value; backward `dW += dY·colsᵀ`, `dcols = Wᵀ·dY` folded
 //!   back (col2im), `db = Σ dY`, the patches recomputed: no batch-sized unfolded tensor and
 //!   no per-op zero-filled gradients.
 //! * [`group_norm_act`]: GroupNorm (no affine of its own), a per-(example, channel) scale and
 //!   shift (the GroupNorm affine and FiLM folded together), optionally SiLU: two passes
 //!   forward, three backward, parallel over (example, group).
-//! * [`upsample2`]: nearest ×2 upsampling, backward a 2×2 sum.
+//! * [`upsample`]: nearest upsampling by integer factors, backward a block sum.
 //!
 //! Every kernel runs on the CPU only; on other devices the same functions compose candle ops
 //! (which have GPU kernels), so one model definition serves both. The tests compare values and
@@ -61,36 +61,59 @@ fn with_data<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> R) -> CResult<R>
 // ---------------------------------------------------------------------------------------------
 // im2col / col2im
 
-/// Geometry of a `k × k` convolution with stride and zero padding on an `h × w` plane.
-#[derive(Clone, Copy, Debug)]
-struct Patches {
-    c: usize,
-    h: usize,
-    w: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
+/// Per-axis geometry of a 2-D convolution: stride, zero padding (each side) and dilation
+/// along height and width (the kernel size comes from the weight).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    pub stride: (usize, usize),
+    pub pad: (usize, usize),
+    pub dilation: (usize, usize),
 }
 
-impl Patches {
-    fn out(&self) -> (usize, usize) {
-        (
-            (self.h + 2 * self.pad - self.k) / self.stride + 1,
-            (self.w + 2 * self.pad - self.k) / self.stride + 1,
-        )
+impl Geometry {
+    /// The same stride and padding on both axes, no dilation.
+    pub fn square(stride: usize, pad: usize) -> Self {
+        Self {
+            stride: (stride, stride),
+            pad: (pad, pad),
+            dilation: (1, 1),
+        }
     }
-    /// For output index `o` along an axis of input size `n`: the input index of tap `t`, if
-    /// inside.
-    fn src(&self, o: usize, t: usize, n: usize) -> Option<usize> {
-        (o * self.stride + t).checked_sub(self.pad).filter(|&i| i < n)
+}
+
+/// One axis of a convolution: input size `n`, `k` taps `d` apart, stride `s`, zero padding
+/// `p` on each side.
+#[derive(Clone, Copy, Debug)]
+struct Axis {
+    n: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+    d: usize,
+}
+
+impl Axis {
+    /// Extent of the dilated kernel.
+    fn span(&self) -> usize {
+        self.d * (self.k - 1) + 1
     }
-    /// Output positions along an axis of input size `n` (out size `no`) whose tap `t` lands
-    /// inside: `[lo, hi)`.
-    fn valid(&self, t: usize, n: usize, no: usize) -> (usize, usize) {
-        let lo = self.pad.saturating_sub(t).div_ceil(self.stride);
-        // Largest o with o·s + t − p <= n − 1.
-        let hi = if n + self.pad > t {
-            ((n + self.pad - t - 1) / self.stride + 1).min(no)
+    fn fits(&self) -> bool {
+        self.k > 0 && self.s > 0 && self.d > 0 && self.n + 2 * self.p >= self.span()
+    }
+    fn out(&self) -> usize {
+        (self.n + 2 * self.p - self.span()) / self.s + 1
+    }
+    /// The input index of tap `t` for output `o`, if inside.
+    fn src(&self, o: usize, t: usize) -> Option<usize> {
+        (o * self.s + t * self.d).checked_sub(self.p).filter(|&i| i < self.n)
+    }
+    /// Output positions (of `no`) whose tap `t` lands inside: `[lo, hi)`.
+    fn valid(&self, t: usize, no: usize) -> (usize, usize) {
+        let off = t * self.d;
+        let lo = self.p.saturating_sub(off).div_ceil(self.s);
+        // Largest o with o·s + off − p <= n − 1.
+        let hi = if self.n + self.p > off {
+            ((self.n + self.p - off - 1) / self.s + 1).min(no)
         } else {
             0
         };
@@ -98,32 +121,51 @@ impl Patches {
     }
 }
 
-/// Unfolds one `(h, w)` channel plane into its `k·k` rows of `ho·wo` values.
+/// Geometry of a convolution over `c` channel planes: rows (`y`) and columns (`x`).
+#[derive(Clone, Copy, Debug)]
+struct Patches {
+    c: usize,
+    y: Axis,
+    x: Axis,
+}
+
+impl Patches {
+    fn out(&self) -> (usize, usize) {
+        (self.y.out(), self.x.out())
+    }
+    fn taps(&self) -> usize {
+        self.y.k * self.x.k
+    }
+}
+
+/// Unfolds one `(h, w)` channel plane into its `kh·kw` rows of `ho·wo` values.
 fn unfold_plane(g: &Patches, plane: &[f32], rows: &mut [f32]) {
     let (ho, wo) = g.out();
+    let (w, ax) = (g.x.n, g.x);
     let p = ho * wo;
-    for ky in 0..g.k {
-        for kx in 0..g.k {
-            let row = &mut rows[(ky * g.k + kx) * p..][..p];
-            let (x_lo, x_hi) = g.valid(kx, g.w, wo);
+    for ky in 0..g.y.k {
+        for kx in 0..ax.k {
+            let row = &mut rows[(ky * ax.k + kx) * p..][..p];
+            let (x_lo, x_hi) = ax.valid(kx, wo);
             for oy in 0..ho {
                 let out = &mut row[oy * wo..][..wo];
-                let Some(iy) = g.src(oy, ky, g.h) else {
+                let Some(iy) = g.y.src(oy, ky) else {
                     out.fill(0.0);
                     continue;
                 };
-                let src = &plane[iy * g.w..][..g.w];
+                let src = &plane[iy * w..][..w];
                 out[..x_lo].fill(0.0);
                 out[x_hi..].fill(0.0);
                 if x_hi == x_lo {
                     continue;
                 }
-                if g.stride == 1 {
-                    let ix0 = x_lo + kx - g.pad;
+                let off = kx * ax.d;
+                if ax.s == 1 {
+                    let ix0 = x_lo + off - ax.p;
                     out[x_lo..x_hi].copy_from_slice(&src[ix0..ix0 + (x_hi - x_lo)]);
                 } else {
                     for (ox, o) in out.iter_mut().enumerate().take(x_hi).skip(x_lo) {
-                        *o = src[ox * g.stride + kx - g.pad];
+                        *o = src[ox * ax.s + off - ax.p];
                     }
                 }
             }
@@ -131,31 +173,33 @@ fn unfold_plane(g: &Patches, plane: &[f32], rows: &mut [f32]) {
     }
 }
 
-/// Adds one channel's `k·k` rows back into its `(h, w)` plane (the adjoint of
+/// Adds one channel's `kh·kw` rows back into its `(h, w)` plane (the adjoint of
 /// [`unfold_plane`]).
 fn fold_plane(g: &Patches, rows: &[f32], plane: &mut [f32]) {
     let (ho, wo) = g.out();
+    let (w, ax) = (g.x.n, g.x);
     let p = ho * wo;
     plane.fill(0.0);
-    for ky in 0..g.k {
-        for kx in 0..g.k {
-            let row = &rows[(ky * g.k + kx) * p..][..p];
-            let (x_lo, x_hi) = g.valid(kx, g.w, wo);
+    for ky in 0..g.y.k {
+        for kx in 0..ax.k {
+            let row = &rows[(ky * ax.k + kx) * p..][..p];
+            let (x_lo, x_hi) = ax.valid(kx, wo);
+            if x_hi == x_lo {
+                continue;
+            }
+            let off = kx * ax.d;
             for oy in 0..ho {
-                let Some(iy) = g.src(oy, ky, g.h) else { continue };
+                let Some(iy) = g.y.src(oy, ky) else { continue };
                 let src = &row[oy * wo..][..wo];
-                let dst = &mut plane[iy * g.w..][..g.w];
-                if x_hi == x_lo {
-                    continue;
-                }
-                if g.stride == 1 {
-                    let ix0 = x_lo + kx - g.pad;
+                let dst = &mut plane[iy * w..][..w];
+                if ax.s == 1 {
+                    let ix0 = x_lo + off - ax.p;
                     for (d, s) in dst[ix0..ix0 + (x_hi - x_lo)].iter_mut().zip(&src[x_lo..x_hi]) {
                         *d += s;
                     }
                 } else {
                     for (ox, s) in src.iter().enumerate().take(x_hi).skip(x_lo) {
-                        dst[ox * g.stride + kx - g.pad] += s;
+                        dst[ox * ax.s + off - ax.p] += s;
                     }
                 }
             }
@@ -218,11 +262,12 @@ struct Conv {
 
 impl Conv {
     fn pointwise(&self) -> bool {
-        self.g.k == 1 && self.g.stride == 1 && self.g.pad == 0
+        let one = |a: &Axis| a.k == 1 && a.s == 1 && a.p == 0;
+        one(&self.g.y) && one(&self.g.x)
     }
     fn sizes(&self) -> (usize, usize, usize) {
         let (ho, wo) = self.g.out();
-        (self.g.c * self.g.k * self.g.k, ho * wo, self.g.c * self.g.h * self.g.w)
+        (self.g.c * self.g.taps(), ho * wo, self.g.c * self.g.y.n * self.g.x.n)
     }
     /// Parallel over examples (each gemm single-threaded) when the batch fills the threads.
     fn schedule(batch: usize) -> (bool, gemm::Parallelism) {
@@ -241,7 +286,7 @@ impl Conv {
             return xb;
         }
         let (kdim, p, _) = self.sizes();
-        let (kk, hw) = (self.g.k * self.g.k, self.g.h * self.g.w);
+        let (kk, hw) = (self.g.taps(), self.g.y.n * self.g.x.n);
         cols.resize(kdim * p, 0.0);
         let unfold = |(c, rows): (usize, &mut [f32])| unfold_plane(&self.g, &xb[c * hw..][..hw], rows);
         if par {
@@ -313,7 +358,7 @@ impl CustomOp3 for Conv {
         let batch = x.dim(0)?;
         let (kdim, p, xlen) = self.sizes();
         let co = self.c_out;
-        let (kk, hw) = (self.g.k * self.g.k, self.g.h * self.g.w);
+        let (kk, hw) = (self.g.taps(), self.g.y.n * self.g.x.n);
         let (par_batch, par) = Self::schedule(batch);
         // Per example its own dW and db (summed in example order afterwards, so the result
         // does not depend on how the work was split: runs stay reproducible bit for bit).
@@ -377,13 +422,24 @@ impl CustomOp3 for Conv {
     }
 }
 
-/// 2-D convolution of `x (B, C_in, H, W)` with `weight (C_out, C_in, k, k)` and `bias
-/// (C_out)`, `stride`, zero `pad`: on the CPU one fused op (per-example unfold + gemm, the
-/// backward by hand), on other devices candle's `conv2d`.
-pub fn conv2d(x: &Tensor, weight: &Tensor, bias: &Tensor, stride: usize, pad: usize) -> CResult<Tensor> {
-    let (co, ci, k, k2) = weight.dims4()?;
+/// 2-D convolution of `x (B, C_in, H, W)` with `weight (C_out, C_in, kh, kw)` and `bias
+/// (C_out)` under the per-axis `geo`: on the CPU one fused op (per-example unfold + gemm, the
+/// backward by hand), on other devices [`conv2d_reference`].
+pub fn conv2d(x: &Tensor, weight: &Tensor, bias: &Tensor, geo: Geometry) -> CResult<Tensor> {
+    let g = patches(x, weight, bias, geo)?;
+    if !x.device().is_cpu() {
+        return conv2d_reference(x, weight, bias, geo);
+    }
+    let c_out = weight.dim(0)?;
+    x.contiguous()?
+        .apply_op3(&weight.contiguous()?, &bias.contiguous()?, Conv { g, c_out })
+}
+
+/// Checks the shapes fit and returns the convolution's geometry.
+fn patches(x: &Tensor, weight: &Tensor, bias: &Tensor, geo: Geometry) -> CResult<Patches> {
+    let (co, ci, kh, kw) = weight.dims4()?;
     let (_, c, h, w) = x.dims4()?;
-    if c != ci || k != k2 || bias.dims() != [co] {
+    if c != ci || bias.dims() != [co] {
         candle_core::bail!(
             "conv2d: input {:?}, weight {:?}, bias {:?} do not fit",
             x.dims(),
@@ -391,23 +447,63 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, bias: &Tensor, stride: usize, pad: us
             bias.dims()
         );
     }
-    if k == 0 || stride == 0 || h + 2 * pad < k || w + 2 * pad < k {
-        candle_core::bail!("conv2d: kernel {k} with padding {pad} does not fit a {h}x{w} plane");
-    }
-    if !x.device().is_cpu() {
-        let y = x.conv2d(weight, pad, stride, 1, 1)?;
-        return y.broadcast_add(&bias.reshape((1, co, 1, 1))?);
-    }
-    let g = Patches {
-        c,
-        h,
-        w,
-        k,
-        stride,
-        pad,
+    // Axis 0 (rows) or 1 (columns) of the per-axis geometry.
+    let axis = |n: usize, k: usize, i: usize| {
+        let pick = |t: (usize, usize)| if i == 0 { t.0 } else { t.1 };
+        Axis {
+            n,
+            k,
+            s: pick(geo.stride),
+            p: pick(geo.pad),
+            d: pick(geo.dilation),
+        }
     };
-    x.contiguous()?
-        .apply_op3(&weight.contiguous()?, &bias.contiguous()?, Conv { g, c_out: co })
+    let (y, xa) = (axis(h, kh, 0), axis(w, kw, 1));
+    if !y.fits() || !xa.fits() {
+        candle_core::bail!("conv2d: kernel {kh}x{kw} under {geo:?} does not fit a {h}x{w} plane");
+    }
+    Ok(Patches { c, y, x: xa })
+}
+
+/// The same convolution composed of candle ops (any device; the fused op's reference in the
+/// tests): candle's `conv2d` when both axes share stride, padding and dilation; otherwise
+/// explicit zero padding, the kernel dilated by inserting zeros, a stride-1 convolution and
+/// the strided outputs picked from it.
+pub fn conv2d_reference(x: &Tensor, weight: &Tensor, bias: &Tensor, geo: Geometry) -> CResult<Tensor> {
+    let g = patches(x, weight, bias, geo)?;
+    let co = weight.dim(0)?;
+    let bias = bias.reshape((1, co, 1, 1))?;
+    let Geometry { stride, pad, dilation } = geo;
+    if stride.0 == stride.1 && pad.0 == pad.1 && dilation.0 == dilation.1 {
+        return x.conv2d(weight, pad.0, stride.0, dilation.0, 1)?.broadcast_add(&bias);
+    }
+    let x = x.pad_with_zeros(2, pad.0, pad.0)?.pad_with_zeros(3, pad.1, pad.1)?;
+    let mut w = weight.clone();
+    for (axis, a) in [(2, g.y), (3, g.x)] {
+        if a.d > 1 {
+            let mut shape = w.dims().to_vec();
+            shape.insert(axis + 1, 1);
+            let spaced = w.reshape(shape)?.pad_with_zeros(axis + 1, 0, a.d - 1)?;
+            let mut merged = w.dims().to_vec();
+            merged[axis] = a.k * a.d;
+            w = spaced.reshape(merged)?.narrow(axis, 0, a.span())?;
+        }
+    }
+    let mut y = x.conv2d(&w.contiguous()?, 0, 1, 1, 1)?;
+    for (axis, a) in [(2, g.y), (3, g.x)] {
+        if a.s > 1 {
+            let no = a.out();
+            let have = y.dim(axis)?;
+            let y_full = y
+                .pad_with_zeros(axis, 0, no * a.s - have.min(no * a.s))?
+                .narrow(axis, 0, no * a.s)?;
+            let mut shape = y_full.dims().to_vec();
+            shape[axis] = no;
+            shape.insert(axis + 1, a.s);
+            y = y_full.reshape(shape)?.narrow(axis + 1, 0, 1)?.squeeze(axis + 1)?;
+        }
+    }
+    y.broadcast_add(&bias)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -640,38 +736,50 @@ pub fn group_norm_act_reference(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Nearest ×2 upsampling
+// Nearest upsampling
 
-struct Upsample2;
+struct Upsample {
+    fy: usize,
+    fx: usize,
+}
 
-impl CustomOp1 for Upsample2 {
+impl CustomOp1 for Upsample {
     fn name(&self) -> &'static str {
-        "splitflow-upsample2"
+        "splitflow-upsample"
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> CResult<(CpuStorage, Shape)> {
         let x = contiguous(s, l, self.name())?;
         let (b, c, h, w) = l.shape().dims4()?;
-        let mut out = vec![0f32; 4 * x.len()];
-        out.par_chunks_mut(4 * w).enumerate().for_each(|(r, o)| {
+        let (fy, fx) = (self.fy, self.fx);
+        let mut out = vec![0f32; fy * fx * x.len()];
+        out.par_chunks_mut(fy * fx * w).enumerate().for_each(|(r, o)| {
             let src = &x[r * w..][..w];
-            let (top, bottom) = o.split_at_mut(2 * w);
-            for (pair, &v) in top.chunks_exact_mut(2).zip(src) {
-                pair.fill(v);
+            let (first, rest) = o.split_at_mut(fx * w);
+            for (run, &v) in first.chunks_exact_mut(fx).zip(src) {
+                run.fill(v);
             }
-            bottom.copy_from_slice(top);
+            for copy in rest.chunks_exact_mut(fx * w) {
+                copy.copy_from_slice(first);
+            }
         });
-        Ok((CpuStorage::F32(out), Shape::from((b, c, 2 * h, 2 * w))))
+        Ok((CpuStorage::F32(out), Shape::from((b, c, fy * h, fx * w))))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> CResult<Option<Tensor>> {
         let w = arg.dim(3)?;
+        let (fy, fx) = (self.fy, self.fx);
         let dx = with_data(grad, self.name(), |g| {
-            let mut dx = vec![0f32; g.len() / 4];
-            dx.par_chunks_mut(w).zip(g.par_chunks(4 * w)).for_each(|(d, gs)| {
-                let (top, bottom) = gs.split_at(2 * w);
-                for (i, d) in d.iter_mut().enumerate() {
-                    *d = top[2 * i] + top[2 * i + 1] + bottom[2 * i] + bottom[2 * i + 1];
+            let mut dx = vec![0f32; g.len() / (fy * fx)];
+            dx.par_chunks_mut(w).zip(g.par_chunks(fy * fx * w)).for_each(|(d, gs)| {
+                for copy in gs.chunks_exact(fx * w) {
+                    // Element by element, in order (the same sums as a 2×2 kernel's
+                    // `a + b + c + d`).
+                    for (d, run) in d.iter_mut().zip(copy.chunks_exact(fx)) {
+                        for v in run {
+                            *d += v;
+                        }
+                    }
                 }
             });
             dx
@@ -680,16 +788,22 @@ impl CustomOp1 for Upsample2 {
     }
 }
 
-/// Nearest-neighbour ×2 upsampling of `(B, C, h, w)`: a kernel on the CPU; elsewhere broadcast
-/// and reshape (whose gradient is a plain sum, where candle's `upsample_nearest2d` backward
-/// runs one small convolution per channel).
-pub fn upsample2(x: &Tensor) -> CResult<Tensor> {
+/// Nearest-neighbour upsampling of `(B, C, h, w)` by `(fy, fx)` (positive factors): a kernel on
+/// the CPU; elsewhere broadcast and reshape (whose gradient is a plain sum, where candle's
+/// `upsample_nearest2d` backward runs one small convolution per channel).
+pub fn upsample(x: &Tensor, (fy, fx): (usize, usize)) -> CResult<Tensor> {
+    if fy == 0 || fx == 0 {
+        candle_core::bail!("upsample: factors must be positive, got {fy}x{fx}");
+    }
+    if fy == 1 && fx == 1 {
+        return Ok(x.clone());
+    }
     if x.device().is_cpu() {
-        return x.contiguous()?.apply_op1(Upsample2);
+        return x.contiguous()?.apply_op1(Upsample { fy, fx });
     }
     let (b, c, h, w) = x.dims4()?;
     x.reshape((b, c, h, 1, w, 1))?
-        .broadcast_as((b, c, h, 2, w, 2))?
+        .broadcast_as((b, c, h, fy, w, fx))?
         .contiguous()?
-        .reshape((b, c, 2 * h, 2 * w))
+        .reshape((b, c, fy * h, fx * w))
 }

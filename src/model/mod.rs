@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::Result;
 use crate::dsp::bands::BandConfig;
 pub use query::{QueryEncoder, resolve_query};
-pub use unet::{UNet, UNetConfig};
+pub use unet::{Layout, UNet, UNetConfig};
 
 /// Everything that fixes the separator network's shape (stored as JSON next to its weights).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -110,7 +110,7 @@ impl Network {
     pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
         cfg.validate()?;
         Ok(Self {
-            unet: UNet::new(&cfg.unet, cfg.query_dim, vb.pp("unet"))?,
+            unet: UNet::new(&cfg.unet, cfg.bands.n_bands, cfg.query_dim, vb.pp("unet"))?,
             query: QueryEncoder::new(cfg.n_labels, cfg.query_dim, vb.pp("query"))?,
             cfg: cfg.clone(),
             device: vb.device().clone(),

@@ -1,11 +1,11 @@
-//! The separator's 2-D U-Net over `(band, frame)` planes, conditioned on the flow times and the
+//! The separator's U-Net over `(band, frame)` planes, conditioned on the flow times and the
 //! query.
 //!
 //! Input `(B, 3, F, T)`: the flow state `z`, the mixture features `cond` and a constant
 //! frequency-position channel (`−1` at the lowest band to `+1` at the top) that tells the
 //! otherwise shift-invariant convolutions where in the spectrum they are. `F` and `T` are
-//! zero-padded to multiples of `2^(levels − 1)` and the output cropped back, so any `T >= 1`
-//! works.
+//! zero-padded to multiples of `2^(levels − 1)` (`F` only when levels halve it) and the output
+//! cropped back, so any `T >= 1` works.
 //!
 //! * Encoder: a 3×3 input convolution, then per level `res_blocks` residual blocks and (except
 //!   at the last level) a 2×2 stride-2 convolution halving frequency and time.
@@ -14,6 +14,14 @@
 //!   residual blocks, then a 1×1 convolution to the next level's channels and nearest
 //!   upsampling ×2.
 //! * Output: GroupNorm → SiLU → 3×3 convolution to one channel.
+//!
+//! Variants ([`UNetConfig::layout`], [`UNetConfig::down_freq`], [`UNetConfig::freq_dilation`]):
+//! with `down_freq = false` every level keeps all `F` bands (the stride and upsampling act on
+//! time only, a 1×2 kernel) and the first convolution of each residual block may be dilated
+//! along the band axis to widen its reach in frequency instead; with `layout = "time"` the net
+//! is 1-D: `z` and `cond` enter as `2F` channels of a height-1 plane, every kernel is 1×3
+//! over frames, the output convolution has `F` channels (the bands), and no weight is shared
+//! across frequency.
 //!
 //! Residual block: `x + conv₂(SiLU(FiLM(GN(conv₁(SiLU(GN(x)))))))`, with a 1×1 convolution on
 //! the skip path when the channel count changes. GroupNorm keeps the network independent of
@@ -53,6 +61,35 @@ pub struct UNetConfig {
     pub emb_dim: usize,
     /// Heads of the bottleneck time attention; 0 disables it.
     pub attention_heads: usize,
+    /// What the convolutions slide over (`"freq_time"`, the default: `(band, frame)` planes;
+    /// `"time"`: frames only, every band its own channel).
+    #[serde(default)]
+    pub layout: Layout,
+    /// Whether each level halves the band axis as well as time (`"freq_time"` only; `false`
+    /// keeps every level at full band resolution).
+    #[serde(default = "yes")]
+    pub down_freq: bool,
+    /// Band-axis dilation of the first convolution of every residual block, per level
+    /// (`"freq_time"` only; missing levels use 1).
+    #[serde(default)]
+    pub freq_dilation: Vec<usize>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What the U-Net's convolutions slide over.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    /// 3×3 convolutions over `(band, frame)` planes: weights shared across frequency.
+    #[default]
+    FreqTime,
+    /// 1×3 convolutions over frames, the `F` bands of `z` and `cond` as `2F` input channels and
+    /// the output's `F` bands as output channels: no weight sharing across frequency, ~1/(3F)
+    /// of the work per channel pair.
+    Time,
 }
 
 impl Default for UNetConfig {
@@ -64,11 +101,14 @@ impl Default for UNetConfig {
             time_dim: 64,
             emb_dim: 128,
             attention_heads: 4,
+            layout: Layout::FreqTime,
+            down_freq: true,
+            freq_dilation: Vec::new(),
         }
     }
 }
 
-/// Channels of the network input: `z`, `cond`, frequency position.
+/// Channel planes of the network input: `z`, `cond`, frequency position (`"freq_time"`).
 const IN_CHANNELS: usize = 3;
 
 impl UNetConfig {
@@ -81,6 +121,9 @@ impl UNetConfig {
             time_dim: 16,
             emb_dim: 32,
             attention_heads: 2,
+            layout: Layout::FreqTime,
+            down_freq: true,
+            freq_dilation: Vec::new(),
         }
     }
 
@@ -105,6 +148,15 @@ impl UNetConfig {
             self.time_dim
         );
         ensure!(self.emb_dim >= 1, "conditioning size must be positive");
+        ensure!(
+            self.freq_dilation.len() <= self.channels.len() && self.freq_dilation.iter().all(|&d| d >= 1),
+            "freq_dilation needs at most one entry >= 1 per level, got {:?}",
+            self.freq_dilation
+        );
+        ensure!(
+            self.layout == Layout::FreqTime || (self.freq_dilation.iter().all(|&d| d == 1)),
+            "freq_dilation applies to the \"freq_time\" layout only"
+        );
         let last = self.channels[self.channels.len() - 1];
         ensure!(
             self.attention_heads == 0 || last.is_multiple_of(self.attention_heads),
@@ -114,39 +166,82 @@ impl UNetConfig {
         Ok(())
     }
 
-    /// Multiple that F and T are padded to: `2^(levels − 1)`.
+    /// Multiple that T is padded to: `2^(levels − 1)`.
     pub fn multiple(&self) -> usize {
         1 << (self.channels.len() - 1)
+    }
+
+    /// Multiple that F is padded to: [`Self::multiple`] when levels halve the band axis, else 1.
+    pub fn freq_multiple(&self) -> usize {
+        if self.halves_freq() { self.multiple() } else { 1 }
+    }
+
+    fn halves_freq(&self) -> bool {
+        self.layout == Layout::FreqTime && self.down_freq
+    }
+
+    /// Kernel of the 3-tap convolutions: `(3, 3)`, or `(1, 3)` over time only.
+    fn kernel(&self) -> (usize, usize) {
+        match self.layout {
+            Layout::FreqTime => (3, 3),
+            Layout::Time => (1, 3),
+        }
+    }
+
+    /// Down-sampling factor (band, frame) between levels.
+    fn step(&self) -> (usize, usize) {
+        if self.halves_freq() { (2, 2) } else { (1, 2) }
+    }
+
+    /// Band-axis dilation of level `l`'s residual blocks.
+    fn dilation(&self, l: usize) -> usize {
+        self.freq_dilation.get(l).copied().unwrap_or(1)
+    }
+
+    /// Input channels and output channels of the network for `n_bands` bands, and the height
+    /// of the planes it works on.
+    fn io(&self, n_bands: usize) -> (usize, usize, usize) {
+        match self.layout {
+            Layout::FreqTime => (IN_CHANNELS, 1, n_bands),
+            Layout::Time => (2 * n_bands, n_bands, 1),
+        }
     }
 
     /// Multiply-adds ×2 of the convolutions, linear maps and attention products of one
     /// forward pass over an `F × T` plane (batch 1), counted on the padded sizes. Element-wise
     /// work (GroupNorm, SiLU, FiLM, softmax) is not counted.
     ///
-    /// A `k×k` convolution `c_in → c_out` producing `P` pixels costs `2·k²·c_in·c_out·P`; at
-    /// level `l` there are `P_l = (F/2^l)(T/2^l)` pixels and `c_l` channels. Per level: encoder
-    /// blocks `2 · 2·9·c_l²·P_l` each; decoder blocks the same, the first with `2c_l` inputs
-    /// to conv₁ and a 1×1 skip (`2·9·2c_l·c_l + 2·9·c_l² + 2·2c_l·c_l`)·P_l; downsampling
-    /// `2·4·c_l·c_{l+1}·P_{l+1}`; upsampling projection `2·c_l·c_{l−1}·P_l`. Attention over
-    /// `n = T/2^(L−1)` positions per row, `F/2^(L−1)` rows, `c` channels:
+    /// A convolution of `K` taps `c_in → c_out` producing `P` pixels costs `2·K·c_in·c_out·P`
+    /// (`K = 9` for 3×3, 3 for 1×3); at level `l` there are `P_l` pixels (`(F/2^l)(T/2^l)`,
+    /// or `F·T/2^l` when the band axis is not halved, or `T/2^l` for the `"time"` layout) and
+    /// `c_l` channels. Per level: encoder blocks `2 · 2·K·c_l²·P_l` each; decoder blocks the
+    /// same, the first with `2c_l` inputs to conv₁ and a 1×1 skip
+    /// (`2·K·2c_l·c_l + 2·K·c_l² + 2·2c_l·c_l`)·P_l; downsampling `2·S·c_l·c_{l+1}·P_{l+1}`
+    /// (`S` = taps of the stride kernel, 4 or 2); upsampling projection `2·c_l·c_{l−1}·P_l`.
+    /// Attention over `n = T/2^(L−1)` positions per row, `rows` rows, `c` channels:
     /// `(2·3c² + 2·c²)·n + 2·2·n²·c` per row.
     pub fn flops(&self, n_bands: usize, frames: usize) -> f64 {
-        let m = self.multiple();
-        let (fp, tp) = (n_bands.div_ceil(m) * m, frames.max(1).div_ceil(m) * m);
+        let (m, fm) = (self.multiple(), self.freq_multiple());
+        let (ci, co, height) = self.io(n_bands);
+        let (fp, tp) = (height.div_ceil(fm) * fm, frames.max(1).div_ceil(m) * m);
         let ch = &self.channels;
         let levels = ch.len();
-        let conv = |k: usize, ci: usize, co: usize, p: usize| 2.0 * (k * k * ci * co * p) as f64;
-        let px = |l: usize| (fp >> l) * (tp >> l);
+        let (kh, kw) = self.kernel();
+        let (sf, st) = self.step();
+        let taps = kh * kw;
+        let conv = |k: usize, ci: usize, co: usize, p: usize| 2.0 * (k * ci * co * p) as f64;
+        let fpow = |l: usize| sf.pow(l as u32);
+        let px = |l: usize| (fp / fpow(l)) * (tp >> l);
         let block = |ci: usize, co: usize, p: usize| {
-            conv(3, ci, co, p) + conv(3, co, co, p) + if ci != co { conv(1, ci, co, p) } else { 0.0 }
+            conv(taps, ci, co, p) + conv(taps, co, co, p) + if ci != co { conv(1, ci, co, p) } else { 0.0 }
         };
-        let mut total = conv(3, IN_CHANNELS, ch[0], px(0)) + conv(3, ch[0], 1, px(0));
+        let mut total = conv(taps, ci, ch[0], px(0)) + conv(taps, ch[0], co, px(0));
         for l in 0..levels {
             let (c, p) = (ch[l], px(l));
             // Encoder (the first block of level 0 follows the input conv: same width).
             total += self.res_blocks as f64 * block(c, c, p);
             if l + 1 < levels {
-                total += conv(2, c, ch[l + 1], px(l + 1));
+                total += conv(sf * st, c, ch[l + 1], px(l + 1));
             }
             // Decoder.
             total += block(2 * c, c, p) + (self.res_blocks - 1) as f64 * block(c, c, p);
@@ -157,7 +252,7 @@ impl UNetConfig {
         let (c, p) = (ch[levels - 1], px(levels - 1));
         total += 2.0 * block(c, c, p);
         if self.attention_heads > 0 {
-            let (rows, n) = ((fp >> (levels - 1)) as f64, (tp >> (levels - 1)) as f64);
+            let (rows, n) = ((fp / fpow(levels - 1)) as f64, (tp >> (levels - 1)) as f64);
             let c = c as f64;
             total += rows * ((8.0 * c * c) * n + 4.0 * n * n * c);
         }
@@ -182,13 +277,15 @@ struct ResBlock {
 }
 
 impl ResBlock {
-    fn new(ci: usize, co: usize, cfg: &UNetConfig, vb: VarBuilder) -> Result<Self> {
+    /// A block at level `level` (which sets the band-axis dilation of `conv1`).
+    fn new(ci: usize, co: usize, level: usize, cfg: &UNetConfig, vb: VarBuilder) -> Result<Self> {
+        let k = cfg.kernel();
         Ok(Self {
             norm1: Norm::new(cfg.groups, ci, vb.pp("norm1"))?,
-            conv1: conv2d(ci, co, 3, 1, vb.pp("conv1"))?,
+            conv1: GemmConv2d::with_axes(ci, co, k, (1, 1), (cfg.dilation(level), 1), vb.pp("conv1"))?,
             film: candle_nn::linear(cfg.emb_dim, 2 * co, vb.pp("film"))?,
             norm2: Norm::new(cfg.groups, co, vb.pp("norm2"))?,
-            conv2: conv2d(co, co, 3, 1, vb.pp("conv2"))?,
+            conv2: GemmConv2d::with_axes(co, co, k, (1, 1), (1, 1), vb.pp("conv2"))?,
             skip: if ci != co {
                 Some(conv2d(ci, co, 1, 1, vb.pp("skip"))?)
             } else {
@@ -295,9 +392,13 @@ fn sinusoidal(x: &Tensor, dim: usize) -> Result<Tensor> {
 }
 
 impl UNet {
-    /// Builds the network for conditioning queries of `query_dim` values.
-    pub fn new(cfg: &UNetConfig, query_dim: usize, vb: VarBuilder) -> Result<Self> {
+    /// Builds the network for `n_bands`-band planes and conditioning queries of `query_dim`
+    /// values.
+    pub fn new(cfg: &UNetConfig, n_bands: usize, query_dim: usize, vb: VarBuilder) -> Result<Self> {
         cfg.validate()?;
+        ensure!(n_bands >= 1, "the U-Net needs at least one band");
+        let (c_in, c_out, _) = cfg.io(n_bands);
+        let (k, step) = (cfg.kernel(), cfg.step());
         let ch = &cfg.channels;
         let levels = ch.len();
         let mut enc = Vec::with_capacity(levels);
@@ -307,18 +408,25 @@ impl UNet {
         for l in 0..levels {
             let c = ch[l];
             let e = (0..cfg.res_blocks)
-                .map(|i| ResBlock::new(c, c, cfg, vb.pp(format!("enc.{l}.{i}"))))
+                .map(|i| ResBlock::new(c, c, l, cfg, vb.pp(format!("enc.{l}.{i}"))))
                 .collect::<Result<Vec<_>>>()?;
             enc.push(e);
             let d = (0..cfg.res_blocks)
                 .map(|i| {
                     let ci = if i == 0 { 2 * c } else { c };
-                    ResBlock::new(ci, c, cfg, vb.pp(format!("dec.{l}.{i}")))
+                    ResBlock::new(ci, c, l, cfg, vb.pp(format!("dec.{l}.{i}")))
                 })
                 .collect::<Result<Vec<_>>>()?;
             dec.push(d);
             if l + 1 < levels {
-                down.push(conv2d(c, ch[l + 1], 2, 2, vb.pp(format!("down.{l}")))?);
+                down.push(GemmConv2d::with_axes(
+                    c,
+                    ch[l + 1],
+                    step,
+                    step,
+                    (1, 1),
+                    vb.pp(format!("down.{l}")),
+                )?);
             }
             if l > 0 {
                 up.push(conv2d(c, ch[l - 1], 1, 1, vb.pp(format!("up.{l}")))?);
@@ -326,15 +434,15 @@ impl UNet {
         }
         let last = ch[levels - 1];
         Ok(Self {
-            in_conv: conv2d(IN_CHANNELS, ch[0], 3, 1, vb.pp("in_conv"))?,
+            in_conv: GemmConv2d::with_axes(c_in, ch[0], k, (1, 1), (1, 1), vb.pp("in_conv"))?,
             time1: candle_nn::linear(2 * cfg.time_dim, cfg.emb_dim, vb.pp("time.0"))?,
             time2: candle_nn::linear(cfg.emb_dim, cfg.emb_dim, vb.pp("time.1"))?,
             query_proj: candle_nn::linear(query_dim, cfg.emb_dim, vb.pp("query_proj"))?,
             enc,
             down,
             mid: [
-                ResBlock::new(last, last, cfg, vb.pp("mid.0"))?,
-                ResBlock::new(last, last, cfg, vb.pp("mid.1"))?,
+                ResBlock::new(last, last, levels - 1, cfg, vb.pp("mid.0"))?,
+                ResBlock::new(last, last, levels - 1, cfg, vb.pp("mid.1"))?,
             ],
             attn: if cfg.attention_heads > 0 {
                 Some(TimeAttention::new(last, cfg, vb.pp("attn"))?)
@@ -344,7 +452,7 @@ impl UNet {
             dec,
             up,
             out_norm: Norm::new(cfg.groups, ch[0], vb.pp("out_norm"))?,
-            out_conv: conv2d(ch[0], 1, 3, 1, vb.pp("out_conv"))?,
+            out_conv: GemmConv2d::with_axes(ch[0], c_out, k, (1, 1), (1, 1), vb.pp("out_conv"))?,
             cfg: cfg.clone(),
         })
     }
@@ -386,8 +494,8 @@ impl UNet {
             t.dims()
         );
         ensure!(query.dim(0)? == b, "query batch {} is not {b}", query.dim(0)?);
-        let m = self.cfg.multiple();
-        let (fp, tp) = (f.div_ceil(m) * m, tl.div_ceil(m) * m);
+        let (m, fm) = (self.cfg.multiple(), self.cfg.freq_multiple());
+        let (fp, tp) = (f.div_ceil(fm) * fm, tl.div_ceil(m) * m);
         let pad = |x: &Tensor| -> Result<Tensor> {
             Ok(x.to_dtype(DType::F32)?
                 .pad_with_zeros(2, 0, fp - f)?
@@ -402,8 +510,14 @@ impl UNet {
                 }
             })
             .collect();
-        let pos = Tensor::from_vec(pos, (1, 1, fp, 1), z.device())?.broadcast_as((b, 1, fp, tp))?;
-        let x = Tensor::cat(&[pad(z)?, pad(cond)?, pos.contiguous()?], 1)?;
+        let x = match self.cfg.layout {
+            Layout::FreqTime => {
+                let pos = Tensor::from_vec(pos, (1, 1, fp, 1), z.device())?.broadcast_as((b, 1, fp, tp))?;
+                Tensor::cat(&[pad(z)?, pad(cond)?, pos.contiguous()?], 1)?
+            }
+            // Bands as channels: (B, 2, F, T) → (B, 2F, 1, T).
+            Layout::Time => Tensor::cat(&[pad(z)?, pad(cond)?], 1)?.reshape((b, 2 * fp, 1, tp))?,
+        };
         let emb = self.embed(r, t, query)?;
 
         let levels = self.cfg.channels.len();
@@ -429,10 +543,12 @@ impl UNet {
                 h = blk.forward(&h, &emb)?;
             }
             if l > 0 {
-                h = fused::upsample2(&self.up[l - 1].forward(&h)?)?;
+                h = fused::upsample(&self.up[l - 1].forward(&h)?, self.cfg.step())?;
             }
         }
         let y = self.out_conv.forward(&self.out_norm.forward(&h, None, true)?)?;
+        // `"time"`: (B, F, 1, T) → (B, 1, F, T), the same memory.
+        let y = y.reshape((b, 1, fp, tp))?;
         Ok(y.narrow(2, 0, f)?.narrow(3, 0, tl)?)
     }
 }
