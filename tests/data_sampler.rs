@@ -165,6 +165,63 @@ fn measured_ratio_matches_the_requested_one_within_a_tenth_of_a_db() {
     }
 }
 
+/// Every augmentation on at full strength (low-pass, EQ, RandAugment, pitch ±3 semitones,
+/// reverb on every source): the ratio, the exact sum and the peak still hold, and the draws
+/// stay reproducible.
+#[test]
+fn full_augmentation_keeps_ratio_sum_and_reproducibility() {
+    let d = corpus();
+    let cfg = SamplerConfig {
+        lowpass_p: 1.0,
+        eq_p: 1.0,
+        randaugment_n: 3,
+        randaugment_m: 10.0,
+        pitch_semitones: 3.0,
+        reverb_p: 1.0,
+        ..SamplerConfig::default()
+    };
+    let s = MixtureSampler::open(d.path(), "train", cfg.clone()).unwrap();
+    let plain = MixtureSampler::open(d.path(), "train", SamplerConfig::default()).unwrap();
+    for i in 0..40 {
+        let p = s.sample_parts(9, i).unwrap();
+        let m = s.sample(9, i).unwrap();
+        assert_eq!(m, s.sample(9, i).unwrap(), "example {i} is not reproducible");
+        assert_ne!(
+            m.target,
+            plain.sample(9, i).unwrap().target,
+            "example {i}: augmentation had no effect"
+        );
+        let got = measured_tir(&m.mixture, &m.target);
+        assert!(
+            (got - f64::from(m.tir_db)).abs() < 0.1,
+            "index {i}: asked {} got {got}",
+            m.tir_db
+        );
+        for (j, v) in m.mixture.iter().enumerate() {
+            let sum = p.interferers.iter().fold(p.target[j], |a, (_, x)| a + x[j]);
+            assert_eq!(*v, sum, "example {i} sample {j}");
+        }
+        let peak = m.mixture.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+        assert!((0.2511..=0.8914).contains(&peak), "{peak}");
+    }
+    for bad in [
+        SamplerConfig {
+            pitch_semitones: -1.0,
+            ..SamplerConfig::default()
+        },
+        SamplerConfig {
+            reverb_p: 1.5,
+            ..SamplerConfig::default()
+        },
+        SamplerConfig {
+            reverb_rt60: [0.0, 1.0],
+            ..SamplerConfig::default()
+        },
+    ] {
+        assert!(MixtureSampler::open(d.path(), "train", bad).is_err());
+    }
+}
+
 #[test]
 fn mixture_is_target_plus_interferers_sample_for_sample() {
     let d = corpus();

@@ -12,6 +12,15 @@
 //!    [`OPS`], each at a strength drawn uniformly in `[0, m / 10]` of its largest setting (the
 //!    magnitude `m` runs from 0 to 10; `m = 0` or `n = 0` turns the policy off).
 //!
+//! 3. optionally a **pitch/speed shift** of every source, uniform in `±pitch_semitones`
+//!    (recordings and renders differ in tuning and tempo; a class is not one pitch);
+//! 4. optionally (probability `reverb_p`) a **synthetic room**: the source convolved with a
+//!    random impulse response — 2-12 ms of pre-delay, then Gaussian noise decaying by 60 dB
+//!    over `RT60` (log-uniform in `reverb_rt60`) through a one-pole low-pass at 2-12 kHz (air
+//!    and wall absorption), unit energy — mixed `1 − wet : wet` (`wet` uniform in
+//!    `reverb_wet`). The impulse response is drawn from its own seed, so a chain stays a
+//!    small description.
+//!
 //! The operations keep the length (speed change reads a longer or shorter window and resamples
 //! it to the crop length), so a chain is drawn first, [`Chain::input_len`] says how many
 //! samples to read, and [`Chain::apply`] returns exactly the crop length.
@@ -94,6 +103,14 @@ pub enum Step {
         start: f64,
         len: f64,
     },
+    /// Synthetic room (see the module docs).
+    Reverb {
+        rt60: f64,
+        wet: f64,
+        predelay_s: f64,
+        damp_hz: f64,
+        seed: u64,
+    },
 }
 
 /// A drawn augmentation: a speed ratio (input samples per output sample) and filter steps.
@@ -107,6 +124,16 @@ pub struct Chain {
 pub(crate) fn uniform(rng: &mut impl Rng, r: [f32; 2]) -> f64 {
     let (a, b) = (f64::from(r[0].min(r[1])), f64::from(r[0].max(r[1])));
     if b > a { rng.random_range(a..=b) } else { a }
+}
+
+/// Log-uniform in a range of positive values (no floor at 1, unlike [`log_uniform`]).
+fn log_uniform_f64(rng: &mut impl Rng, r: [f32; 2]) -> f64 {
+    let (lo, hi) = (f64::from(r[0].min(r[1])).max(1e-6), f64::from(r[0].max(r[1])).max(1e-6));
+    if hi > lo {
+        rng.random_range(lo.ln()..=hi.ln()).exp()
+    } else {
+        lo
+    }
 }
 
 fn log_uniform(rng: &mut impl Rng, r: [f32; 2]) -> f64 {
@@ -177,6 +204,19 @@ impl Chain {
                 }
             }
         }
+        if p.pitch_semitones > 0.0 {
+            let st = uniform(rng, [-p.pitch_semitones, p.pitch_semitones]);
+            c.speed *= 2f64.powf(st / 12.0);
+        }
+        if p.reverb_p > 0.0 && rng.random::<f32>() < p.reverb_p {
+            c.steps.push(Step::Reverb {
+                rt60: log_uniform_f64(rng, p.reverb_rt60),
+                wet: uniform(rng, p.reverb_wet),
+                predelay_s: rng.random_range(0.002..0.012),
+                damp_hz: rng.random_range(2000.0..12000.0),
+                seed: rng.random(),
+            });
+        }
         c
     }
 
@@ -238,6 +278,20 @@ impl Chain {
                         y[i] += g * y[i - d];
                     }
                 }
+                Step::Reverb {
+                    rt60,
+                    wet,
+                    predelay_s,
+                    damp_hz,
+                    seed,
+                } => {
+                    let ir = room_response(fs, rt60, predelay_s, damp_hz.min(0.45 * fs), seed);
+                    let wet_sig = convolve(&y, &ir)?;
+                    let (dry, wet) = (1.0 - wet as f32, wet as f32);
+                    for (v, w) in y.iter_mut().zip(wet_sig) {
+                        *v = dry * *v + wet * w;
+                    }
+                }
                 Step::Dropout { start, len } => {
                     let n = y.len() as f64;
                     let (a, b) = ((start * n) as usize, (((start + len) * n) as usize).min(y.len()));
@@ -268,6 +322,61 @@ fn biquad_run(y: &mut [f32], t: Type<f64>, fs: f64, f0: f64, q: f64) -> Result<(
         *v = f.run(f64::from(*v)) as f32;
     }
     Ok(())
+}
+
+/// A synthetic room impulse response at `fs` Hz (see the module docs): `predelay_s` of
+/// silence, then Gaussian noise with an exponential envelope falling 60 dB in `rt60` seconds
+/// (cut at -60 dB), low-passed by one pole at `damp_hz`, scaled to unit energy.
+pub fn room_response(fs: f64, rt60: f64, predelay_s: f64, damp_hz: f64, seed: u64) -> Vec<f32> {
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, StandardNormal};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let pre = (predelay_s * fs) as usize;
+    let tail = ((rt60 * fs) as usize).max(1);
+    // exp(-ln(1000) n / tail): amplitude -60 dB at n = tail.
+    let k = -(1000f64.ln()) / tail as f64;
+    let a = (-std::f64::consts::TAU * damp_hz / fs).exp();
+    let mut ir = vec![0f32; pre + tail];
+    let mut state = 0f64;
+    for (n, v) in ir[pre..].iter_mut().enumerate() {
+        let noise: f64 = StandardNormal.sample(&mut rng);
+        state = (1.0 - a) * noise + a * state;
+        *v = (state * (k * n as f64).exp()) as f32;
+    }
+    let energy = ir.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>();
+    if energy > 0.0 {
+        let g = (1.0 / energy.sqrt()) as f32;
+        ir.iter_mut().for_each(|v| *v *= g);
+    }
+    ir
+}
+
+/// The first `x.len()` samples of the linear convolution `x * h`, by one real FFT.
+fn convolve(x: &[f32], h: &[f32]) -> Result<Vec<f32>> {
+    use realfft::RealFftPlanner;
+    if x.is_empty() || h.is_empty() {
+        return Ok(vec![0.0; x.len()]);
+    }
+    let n = (x.len() + h.len() - 1).next_power_of_two();
+    let mut planner = RealFftPlanner::<f32>::new();
+    let (fwd, inv) = (planner.plan_fft_forward(n), planner.plan_fft_inverse(n));
+    let spectrum = |v: &[f32]| -> Result<Vec<realfft::num_complex::Complex<f32>>> {
+        let mut buf = vec![0f32; n];
+        buf[..v.len()].copy_from_slice(v);
+        let mut out = fwd.make_output_vec();
+        fwd.process(&mut buf, &mut out)
+            .map_err(|e| anyhow!("reverb FFT: {e}"))?;
+        Ok(out)
+    };
+    let (a, b) = (spectrum(x)?, spectrum(h)?);
+    let mut prod: Vec<_> = a.iter().zip(&b).map(|(p, q)| p * q).collect();
+    let mut y = vec![0f32; n];
+    inv.process(&mut prod, &mut y)
+        .map_err(|e| anyhow!("reverb inverse FFT: {e}"))?;
+    let scale = 1.0 / n as f32;
+    y.truncate(x.len());
+    y.iter_mut().for_each(|v| *v *= scale);
+    Ok(y)
 }
 
 /// Resamples `x` by `1 / speed` (so `speed > 1` plays faster and higher) to `out_len` samples.
@@ -331,6 +440,111 @@ mod tests {
         assert!((ups as f64 - 497.7).abs() <= 1.5, "{ups}");
     }
 
+    /// Schroeder backward integration of `ir²` in dB, the decay rate fitted from -5 to -25 dB
+    /// and extrapolated to 60 dB (a T20 measurement).
+    fn t20(ir: &[f32], fs: f64) -> f64 {
+        let mut edc: Vec<f64> = ir
+            .iter()
+            .rev()
+            .scan(0.0, |acc, v| {
+                *acc += f64::from(*v).powi(2);
+                Some(*acc)
+            })
+            .collect();
+        edc.reverse();
+        let db: Vec<f64> = edc.iter().map(|e| 10.0 * (e / edc[0]).log10()).collect();
+        let at = |level: f64| db.iter().position(|d| *d <= level).unwrap() as f64 / fs;
+        3.0 * (at(-25.0) - at(-5.0))
+    }
+
+    #[test]
+    fn room_response_has_the_drawn_decay_predelay_and_unit_energy() {
+        let fs = 22050.0;
+        for (seed, &rt60) in [0.2f64, 0.5, 1.2].iter().enumerate() {
+            let ir = room_response(fs, rt60, 0.01, 6000.0, seed as u64);
+            let energy: f64 = ir.iter().map(|v| f64::from(*v).powi(2)).sum();
+            assert!((energy - 1.0).abs() < 1e-4, "energy {energy}");
+            let pre = (0.01 * fs) as usize;
+            assert!(ir[..pre].iter().all(|v| *v == 0.0));
+            assert!(ir[pre..pre + 20].iter().any(|v| *v != 0.0));
+            assert_eq!(ir.len(), pre + (rt60 * fs) as usize);
+            let t = t20(&ir, fs);
+            assert!((t / rt60 - 1.0).abs() < 0.15, "RT60 {rt60}: measured {t}");
+            assert_eq!(ir, room_response(fs, rt60, 0.01, 6000.0, seed as u64));
+            assert_ne!(ir, room_response(fs, rt60, 0.01, 6000.0, seed as u64 + 7));
+        }
+    }
+
+    #[test]
+    fn fft_convolution_matches_the_direct_sum() {
+        let x: Vec<f32> = (0..300).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
+        let h: Vec<f32> = (0..77).map(|i| ((i * 53 % 29) as f32 / 14.0) - 1.0).collect();
+        let y = convolve(&x, &h).unwrap();
+        assert_eq!(y.len(), x.len());
+        for (n, v) in y.iter().enumerate() {
+            let want: f32 = (0..=n.min(h.len() - 1)).map(|k| h[k] * x[n - k]).sum();
+            assert!((v - want).abs() < 1e-4, "sample {n}: {v} vs {want}");
+        }
+    }
+
+    #[test]
+    fn reverb_step_keeps_length_and_a_dry_mix_is_the_identity() {
+        let x = tone(440.0, 11025);
+        let step = |wet| Chain {
+            speed: 1.0,
+            steps: vec![Step::Reverb {
+                rt60: 0.6,
+                wet,
+                predelay_s: 0.005,
+                damp_hz: 8000.0,
+                seed: 3,
+            }],
+        };
+        assert_eq!(step(0.0).apply(x.clone(), 11025, 22050).unwrap(), x);
+        let y = step(0.5).apply(x.clone(), 11025, 22050).unwrap();
+        assert_eq!(y.len(), 11025);
+        assert!(y.iter().all(|v| v.is_finite()));
+        // An impulse comes out as dry impulse plus the scaled room response.
+        let mut imp = vec![0f32; 22050];
+        imp[0] = 1.0;
+        let r = step(0.5).apply(imp, 22050, 22050).unwrap();
+        let ir = room_response(22050.0, 0.6, 0.005, 8000.0, 3);
+        assert!((r[0] - 0.5).abs() < 1e-5);
+        for n in 1..ir.len().min(22050) {
+            assert!((r[n] - 0.5 * ir[n]).abs() < 1e-4, "sample {n}");
+        }
+    }
+
+    #[test]
+    fn pitch_shift_spans_the_configured_semitones() {
+        use rand::SeedableRng;
+        let p = SamplerConfig {
+            lowpass_p: 0.0,
+            eq_p: 0.0,
+            randaugment_n: 0,
+            pitch_semitones: 3.0,
+            ..SamplerConfig::default()
+        };
+        let semis: Vec<f64> = (0..400)
+            .map(|seed| {
+                let c = Chain::draw(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), &p);
+                12.0 * c.speed.log2()
+            })
+            .collect();
+        assert!(semis.iter().all(|s| s.abs() <= 3.0 + 1e-9));
+        assert!(semis.iter().any(|s| *s > 2.7) && semis.iter().any(|s| *s < -2.7));
+        // Both off by default: no draw moves the speed and none adds a room.
+        let off = SamplerConfig {
+            randaugment_n: 0,
+            ..SamplerConfig::default()
+        };
+        for seed in 0..50 {
+            let c = Chain::draw(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), &off);
+            assert_eq!(c.speed, 1.0);
+            assert!(c.steps.iter().all(|s| !matches!(s, Step::Reverb { .. })));
+        }
+    }
+
     #[test]
     fn drawn_chain_is_deterministic_and_length_preserving() {
         use rand::SeedableRng;
@@ -339,6 +553,8 @@ mod tests {
             eq_p: 1.0,
             randaugment_n: 6,
             randaugment_m: 10.0,
+            pitch_semitones: 3.0,
+            reverb_p: 0.5,
             ..SamplerConfig::default()
         };
         for seed in 0..20 {

@@ -12,7 +12,8 @@
 //! 3. for each source a **clip** of that label (weighted by duration within the label) and a
 //!    random **crop** of `seconds` (clips shorter than the crop are looped with random gaps,
 //!    starting at a random phase); each source gets its own augmentation
-//!    ([`crate::data::augment`]: random low-pass / EQ and a RandAugment policy) and a random
+//!    ([`crate::data::augment`]: random low-pass / EQ, a RandAugment policy, optionally a
+//!    pitch/speed shift and a synthetic room reverb) and a random
 //!    gain in `gain_db` (which sets the balance between interferers); a crop that is silent
 //!    after augmentation (RMS below -70 dBFS) is drawn again;
 //! 4. the interference (sum of the interferers) is scaled so that
@@ -91,6 +92,15 @@ pub struct SamplerConfig {
     pub randaugment_m: f32,
     /// RandAugment: the operations to draw from.
     pub ops: Vec<Op>,
+    /// Pitch/speed shift of every source, semitones: uniform in `±pitch_semitones` (0 = off;
+    /// on top of RandAugment's `speed`).
+    pub pitch_semitones: f32,
+    /// Probability of a synthetic room reverb on each source (0 = off).
+    pub reverb_p: f32,
+    /// Reverb decay time (RT60) range, seconds (log-uniform).
+    pub reverb_rt60: [f32; 2],
+    /// Reverb wet share range (uniform; the dry share is `1 − wet`).
+    pub reverb_wet: [f32; 2],
     /// Augment the query clip too (its own draw).
     pub augment_query: bool,
     /// Restrict target labels to these names (interferers may be any label).
@@ -118,6 +128,10 @@ impl Default for SamplerConfig {
             randaugment_n: 2,
             randaugment_m: 5.0,
             ops: OPS.to_vec(),
+            pitch_semitones: 0.0,
+            reverb_p: 0.0,
+            reverb_rt60: [0.15, 1.2],
+            reverb_wet: [0.1, 0.5],
             augment_query: true,
             labels: None,
             preload: false,
@@ -135,6 +149,8 @@ impl SamplerConfig {
             lowpass_p: 0.0,
             eq_p: 0.0,
             randaugment_n: 0,
+            pitch_semitones: 0.0,
+            reverb_p: 0.0,
             augment_query: false,
             ..SamplerConfig::default()
         }
@@ -160,6 +176,20 @@ impl SamplerConfig {
             (0.0..=10.0).contains(&self.randaugment_m),
             "randaugment_m must be in 0..=10, not {}",
             self.randaugment_m
+        );
+        ensure!(
+            (0.0..=12.0).contains(&self.pitch_semitones),
+            "pitch_semitones must be in 0..=12, not {}",
+            self.pitch_semitones
+        );
+        ensure!(
+            (0.0..=1.0).contains(&self.reverb_p)
+                && self.reverb_rt60.iter().all(|t| (0.01..=5.0).contains(t))
+                && self.reverb_wet.iter().all(|w| (0.0..=1.0).contains(w)),
+            "reverb needs reverb_p in 0..=1, reverb_rt60 within 0.01..=5 s and reverb_wet within 0..=1, not {} / {:?} / {:?}",
+            self.reverb_p,
+            self.reverb_rt60,
+            self.reverb_wet
         );
         let finite = [
             self.tir_db,
