@@ -167,6 +167,17 @@ fn builds_labels_trims_cuts_splits_and_resumes() {
     assert_eq!(before, after);
 }
 
+/// `splitflow data build` of the wesnoth music package alone.
+fn build_wesnoth(cache: &Path, out: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_splitflow"))
+        .args(["data", "build", "--quiet", "--package", "wesnoth-1.16-music", "--cache"])
+        .arg(cache)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn bad_file_is_one_line_error_and_exit_1() {
     let dir = tempfile::tempdir().unwrap();
@@ -174,13 +185,7 @@ fn bad_file_is_one_line_error_and_exit_1() {
     let music = cache.join("wesnoth-1.16-music/usr/share/games/wesnoth/1.16/data/core/music");
     write_wav(&music.join("good.wav"), 22050, 1, 0.0, 2.0, 1);
     std::fs::write(music.join("broken.ogg"), b"OggS but not really").unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_splitflow"))
-        .args(["data", "build", "--quiet", "--package", "wesnoth-1.16-music", "--cache"])
-        .arg(&cache)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = build_wesnoth(&cache, &out);
     assert_eq!(o.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&o.stderr);
     let line = stderr.lines().find(|l| l.starts_with("error:")).unwrap();
@@ -189,6 +194,62 @@ fn bad_file_is_one_line_error_and_exit_1() {
         "{stderr}"
     );
     assert_eq!(manifest::read_jsonl(&out.join("manifest.jsonl")).unwrap().len(), 1);
+    // A rerun skips the built part but ends the same way: its report keeps the error.
+    let again = build_wesnoth(&cache, &out);
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}
+
+/// A WAV header with format tag `tag` (16-bit mono) and `n` zero bytes of data.
+fn wav_with_format(tag: u16, n: usize) -> Vec<u8> {
+    let mut fmt = Vec::new();
+    for v in [tag, 1] {
+        fmt.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in [22050u32, 44100] {
+        fmt.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in [2u16, 16] {
+        fmt.extend_from_slice(&v.to_le_bytes());
+    }
+    let mut b = b"RIFF".to_vec();
+    b.extend_from_slice(&((4 + 8 + fmt.len() + 8 + n) as u32).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&(fmt.len() as u32).to_le_bytes());
+    b.extend_from_slice(&fmt);
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&(n as u32).to_le_bytes());
+    b.resize(b.len() + n, 0);
+    b
+}
+
+#[test]
+fn unsupported_format_is_a_drop_on_every_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, out) = (dir.path().join("cache"), dir.path().join("corpus"));
+    let music = cache.join("wesnoth-1.16-music/usr/share/games/wesnoth/1.16/data/core/music");
+    write_wav(&music.join("good.wav"), 22050, 1, 0.0, 2.0, 1);
+    // GSM 6.10 in a WAV (format 0x31), named .ogg like lmms-common's kick04.ogg.
+    std::fs::write(music.join("kick.ogg"), wav_with_format(0x31, 4000)).unwrap();
+    for run in 0..2 {
+        let o = build_wesnoth(&cache, &out);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "run {run}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let report = std::fs::read_to_string(out.join("parts/wesnoth-1.16-music.done")).unwrap();
+        assert!(
+            report.contains("\"unsupported audio format\": 1"),
+            "run {run}: {report}"
+        );
+        assert_eq!(manifest::read_jsonl(&out.join("manifest.jsonl")).unwrap().len(), 1);
+    }
 }
 
 #[test]

@@ -455,6 +455,13 @@ fn process_batch(pkg: &Package, batch: &[Member], opts: &BuildOptions, drops: &D
                 count_drop("no audio");
                 continue;
             }
+            // A well-formed file in a codec or sample format the decoder lacks (a package
+            // property, the same on every run): a drop with its reason. A corrupt file stays
+            // an error.
+            Err(e) if format!("{e:#}").contains("unsupported feature") => {
+                count_drop("unsupported audio format");
+                continue;
+            }
             Err(e) => return Err(e.context(format!("{}: {}", pkg.name, m.path))),
         };
         let Some(range) = clip::trim_range(&y, TRIM_DB, margin) else {
