@@ -25,7 +25,7 @@ use splitflow::data::manifest::{ClipRow, write_jsonl};
 use splitflow::data::sampler::MixtureSampler;
 use splitflow::dsp::bands::Bands;
 use splitflow::train::config::TrainConfig;
-use splitflow::train::trainer::{TrainOptions, Trainee, make_batch, train};
+use splitflow::train::trainer::{BatchShape, TrainOptions, Trainee, make_batch, train};
 
 const RATE: u32 = 22050;
 const LABELS: [&str; 4] = ["speech", "water", "drums", "bass"];
@@ -141,20 +141,11 @@ fn main() -> splitflow::Result<()> {
     make_corpus(dir.path())?;
     let sampler = MixtureSampler::open(dir.path(), "train", cfg.data.clone())?;
     let bands = Bands::new(cfg.model.bands.clone())?;
-    let n_ex = cfg.example_queries_per_batch();
 
     // Data on one thread.
     let s = Instant::now();
     let batches = (0..steps as u64)
-        .map(|b| {
-            make_batch(
-                &sampler,
-                &bands,
-                (cfg.batch_size, n_ex, cfg.objective.signal_loss),
-                cfg.seed,
-                b,
-            )
-        })
+        .map(|b| make_batch(&sampler, &bands, BatchShape::of(&cfg), cfg.seed, b))
         .collect::<splitflow::Result<Vec<_>>>()?;
     let data_s = s.elapsed().as_secs_f64() / steps as f64;
     println!(

@@ -13,7 +13,7 @@ use splitflow::dsp::bands::Bands;
 use splitflow::flow::objectives::Objective;
 use splitflow::model::ModelConfig;
 use splitflow::train::config::TrainConfig;
-use splitflow::train::trainer::{TrainOptions, Trainee, label_average, make_batch, train};
+use splitflow::train::trainer::{BatchShape, TrainOptions, Trainee, label_average, make_batch, train};
 
 const RATE: u32 = 22050;
 
@@ -183,6 +183,24 @@ fn signal_loss_model_learns_to_separate() {
     );
 }
 
+/// The magnitude-weighted mask loss plus the waveform SI-SDR term learns the task too.
+#[test]
+fn waveform_term_model_learns_to_separate() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_corpus(tmp.path());
+    let mut cfg = config(60, Objective::Discriminative, "direct");
+    cfg.objective.magnitude_weight = Some(1.0);
+    cfg.objective.waveform_sisdr = 0.02;
+    let report = train(&options(tmp.path(), &tmp.path().join("run"), cfg)).unwrap();
+    let avg = label_average(&report.last_valid.unwrap());
+    eprintln!("waveform term: valid SI-SDRi {avg:.2} dB");
+    // Measured 3.68 dB at 60 steps (the mask MSE alone: 5.4).
+    assert!(
+        avg > 3.0,
+        "waveform-term model should learn tone vs noise: SI-SDRi {avg:.2} dB"
+    );
+}
+
 /// A batch split into data-parallel shards gives the step of the whole batch: the same loss
 /// and (up to float summation order) the same updated weights, for the discriminative and
 /// the example-queried parts alike.
@@ -193,8 +211,8 @@ fn sharded_step_equals_the_whole_batch_step() {
     let cfg = config(10, Objective::Discriminative, "direct");
     let sampler = MixtureSampler::open(tmp.path(), "train", cfg.data.clone()).unwrap();
     let bands = Bands::new(cfg.model.bands.clone()).unwrap();
-    let shape = (cfg.batch_size, cfg.example_queries_per_batch(), false);
-    assert!(shape.1 > 0, "the test needs example queries in the batch");
+    let shape = BatchShape::of(&cfg);
+    assert!(shape.n_example > 0, "the test needs example queries in the batch");
     let batch = make_batch(&sampler, &bands, shape, cfg.seed, 0).unwrap();
     let dev = candle_core::Device::Cpu;
     let run = |shards: usize| {

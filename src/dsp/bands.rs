@@ -334,6 +334,28 @@ impl Bands {
         Ok(s.iter().zip(&n).map(|(&s, &n)| s / (s + n + MASK_EPS)).collect())
     }
 
+    /// The STFT of the features (processing rate).
+    pub fn stft(&self) -> &Stft {
+        &self.stft
+    }
+
+    /// The band-to-bin interpolation of [`Self::mask_to_bins`] at the processing rate as a
+    /// matrix: `n_bands × (n_fft / 2 + 1)`, row-major, so `bin_mask = band_maskᵀ · W` per
+    /// frame.
+    pub fn bin_weights(&self) -> Vec<f32> {
+        let (nb, n_fft) = (self.cfg.n_bands, self.cfg.n_fft);
+        let n_bins = n_fft / 2 + 1;
+        let mut w = vec![0f32; nb * n_bins];
+        for k in 0..n_bins {
+            let (b, t) = locate(&self.centres, k as f32 * self.cfg.rate as f32 / n_fft as f32);
+            w[b * n_bins + k] += 1.0 - t;
+            if t != 0.0 {
+                w[(b + 1) * n_bins + k] += t;
+            }
+        }
+        w
+    }
+
     /// Interpolates a band mask (`n_bands × frames`, band-major, clamped to `[0, mask_max]`) to the
     /// bins of an STFT at `native_rate` with `n_fft`/`hop` (centred frames): `native_frames ×
     /// (n_fft / 2 + 1)`, frame-major (see the module docs for the rule).

@@ -113,6 +113,10 @@ pub struct ObjectiveConfig {
     /// features' power. Loud bins count more than silent ones, and masks above 1 are
     /// learned where the interference cancels the target (up to `bands.mask_max`).
     pub signal_loss: bool,
+    /// Weight of the waveform term (discriminative objective; 0 = off): the estimated mask
+    /// applied to the mixture's STFT, inverted, and `−SI-SDR` in dB against the target
+    /// waveform, times this weight, added to the mask loss.
+    pub waveform_sisdr: f64,
 }
 
 impl ObjectiveConfig {
@@ -141,6 +145,15 @@ impl ObjectiveConfig {
                 "signal_loss weighs bins by the mixture already: drop magnitude_weight"
             );
         }
+        ensure!(
+            self.waveform_sisdr >= 0.0 && self.waveform_sisdr.is_finite(),
+            "waveform_sisdr must be a finite weight >= 0, got {}",
+            self.waveform_sisdr
+        );
+        ensure!(
+            self.waveform_sisdr == 0.0 || self.objective == Objective::Discriminative,
+            "waveform_sisdr applies to the discriminative objective only"
+        );
         if let Some(p) = self.magnitude_weight {
             ensure!(p > 0.0 && p.is_finite(), "magnitude_weight must be positive, got {p}");
         }

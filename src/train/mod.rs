@@ -4,3 +4,4 @@
 pub mod config;
 pub mod optim;
 pub mod trainer;
+pub mod waveform;

@@ -37,6 +37,7 @@ use crate::metrics::si_sdr_channel;
 use crate::model::package::RunFiles;
 use crate::model::{Network, candle_err};
 use crate::separate::neural::{Draws, sample_band_masks};
+use crate::train::waveform::{self, Synth};
 
 /// What `splitflow train` was asked to do.
 #[derive(Clone, Debug)]
@@ -69,17 +70,44 @@ pub struct Batch {
     /// The target's compressed band magnitudes on the mixture's scale, (B, 1, F, T), for the
     /// signal loss ([`Bands::target_features`]).
     pub target: Option<Tensor>,
+    /// For the waveform term: the mixture's STFT (real and imaginary parts, each (B, T,
+    /// n_bins)) and the target waveform (B, L).
+    pub wave: Option<(Tensor, Tensor, Tensor)>,
 }
 
-/// Builds the batch with index `batch` of the stream `seed` (examples `batch * B ..`), with the
-/// targets' features when `targets` (the signal loss needs them).
-pub fn make_batch(
-    sampler: &MixtureSampler,
-    bands: &Bands,
-    (batch_size, n_example, targets): (usize, usize, bool),
-    seed: u64,
-    batch: u64,
-) -> Result<Batch> {
+/// What [`make_batch`] builds: `batch_size` examples, the first `n_example` with example
+/// queries, the targets' features when `targets` (signal loss), the mixture STFTs and target
+/// waveforms when `waves` (waveform term).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchShape {
+    pub batch_size: usize,
+    pub n_example: usize,
+    pub targets: bool,
+    pub waves: bool,
+}
+
+impl BatchShape {
+    /// The batches `cfg` trains on.
+    pub fn of(cfg: &TrainConfig) -> BatchShape {
+        BatchShape {
+            batch_size: cfg.batch_size,
+            n_example: cfg.example_queries_per_batch(),
+            targets: cfg.objective.signal_loss,
+            waves: cfg.objective.waveform_sisdr > 0.0,
+        }
+    }
+}
+
+/// Builds the batch with index `batch` of the stream `seed` (examples `batch * B ..`) of the
+/// given shape.
+pub fn make_batch(sampler: &MixtureSampler, bands: &Bands, shape: BatchShape, seed: u64, batch: u64) -> Result<Batch> {
+    let BatchShape {
+        batch_size,
+        n_example,
+        targets,
+        waves,
+    } = shape;
+    let (mut res, mut ims, mut waveforms) = (Vec::new(), Vec::new(), Vec::new());
     let mut tgts = Vec::new();
     let mut conds = Vec::with_capacity(batch_size);
     let mut xs = Vec::with_capacity(batch_size);
@@ -91,6 +119,21 @@ pub fn make_batch(
         if targets {
             let t = bands.target_features(&mix.mixture, &mix.target)?;
             tgts.push(Tensor::from_vec(t, cond.dims(), &Device::Cpu)?);
+        }
+        if waves {
+            let spec = bands.stft().forward(&mix.mixture);
+            let dims = (spec.n_frames, spec.n_bins);
+            res.push(Tensor::from_vec(
+                spec.data.iter().map(|c| c.re).collect(),
+                dims,
+                &Device::Cpu,
+            )?);
+            ims.push(Tensor::from_vec(
+                spec.data.iter().map(|c| c.im).collect(),
+                dims,
+                &Device::Cpu,
+            )?);
+            waveforms.push(Tensor::new(mix.target.as_slice(), &Device::Cpu)?);
         }
         conds.push(cond);
         xs.push(x);
@@ -110,6 +153,15 @@ pub fn make_batch(
         labels,
         query_clips,
         target: if targets { Some(Tensor::stack(&tgts, 0)?) } else { None },
+        wave: if waves {
+            Some((
+                Tensor::stack(&res, 0)?,
+                Tensor::stack(&ims, 0)?,
+                Tensor::stack(&waveforms, 0)?,
+            ))
+        } else {
+            None
+        },
     })
 }
 
@@ -154,13 +206,12 @@ impl Loader {
     fn start(sampler: Arc<MixtureSampler>, bands: Arc<Bands>, cfg: &TrainConfig, first: u64) -> Loader {
         let workers = cfg.workers.max(1);
         let stop = Arc::new(AtomicBool::new(false));
-        let n_example = cfg.example_queries_per_batch();
         let mut receivers = Vec::new();
         let mut handles = Vec::new();
         for w in 0..workers {
             let (tx, rx) = sync_channel(2);
             let (sampler, bands, stop) = (sampler.clone(), bands.clone(), stop.clone());
-            let (shape, seed) = ((cfg.batch_size, n_example, cfg.objective.signal_loss), cfg.seed);
+            let (shape, seed) = (BatchShape::of(cfg), cfg.seed);
             handles.push(std::thread::spawn(move || {
                 let mut b = first + w as u64;
                 while !stop.load(Ordering::Relaxed) {
@@ -453,6 +504,8 @@ pub struct Trainee {
     pub ema: Ema,
     /// The trainable variables (for clipping).
     pub vars: Vec<candle_core::Var>,
+    /// The masked inverse STFT of the waveform term (when it is on).
+    synth: Option<Synth>,
 }
 
 impl Trainee {
@@ -473,12 +526,18 @@ impl Trainee {
         )?;
         let ema = Ema::new(named_vars(&varmap), cfg.ema_decay)?;
         let vars = named_vars(&varmap).into_iter().map(|(_, v)| v).collect();
+        let synth = if cfg.objective.waveform_sisdr > 0.0 {
+            Some(Synth::new(&Bands::new(cfg.model.bands.clone())?, dev)?)
+        } else {
+            None
+        };
         Ok(Trainee {
             varmap,
             net,
             opt,
             ema,
             vars,
+            synth,
         })
     }
 
@@ -581,7 +640,14 @@ impl Trainee {
             }
             _ => (q_label, None),
         };
-        let field = |z: &Tensor, r: &Tensor, t: &Tensor| net.forward(z, &cond, r, t, &query).map_err(candle_err);
+        // The last prediction, for the waveform term (the discriminative objective evaluates
+        // the field once).
+        let last = std::cell::RefCell::new(None);
+        let field = |z: &Tensor, r: &Tensor, t: &Tensor| {
+            let y = net.forward(z, &cond, r, t, &query).map_err(candle_err)?;
+            *last.borrow_mut() = Some(y.clone());
+            Ok(y)
+        };
         let weight = cfg
             .objective
             .magnitude_weight
@@ -596,6 +662,19 @@ impl Trainee {
                 cfg.model.bands.mask_max,
             )?,
             _ => objectives::weighted_loss(&cfg.objective, &field, &x, weight.as_ref(), rng)?,
+        };
+        let flow_loss = match (&self.synth, &batch.wave) {
+            (Some(synth), Some((re, im, target))) => {
+                let pred = last
+                    .borrow_mut()
+                    .take()
+                    .ok_or_else(|| anyhow::anyhow!("the objective did not evaluate the network"))?;
+                let mask = crate::flow::mask_of(&pred, cfg.model.bands.mask_max, true)?;
+                let target = part(target)?;
+                let est = synth.masked_waveform(&mask, &part(re)?, &part(im)?, target.dim(1)?)?;
+                (flow_loss + (waveform::neg_si_sdr(&est, &target)? * cfg.objective.waveform_sisdr)?)?
+            }
+            _ => flow_loss,
         };
         let flow_loss = if n == b {
             flow_loss
