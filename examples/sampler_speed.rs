@@ -3,8 +3,12 @@
 //! Draws N examples (default 300) of the default config (3 s crops, 3 s query) from SPLIT
 //! (default train) with 1 and 2 threads, reading crops on demand, then the same with the split
 //! preloaded into memory (`preload`, only when SPLIT is not train: the train split is 2.3 GB as
-//! i16). Prints examples per wall second and per CPU second (the second is what one core
-//! gives, also on a busy machine); docs/data.md records the figures with this command.
+//! i16), then on one thread with the timbre augmentations added to the defaults (pitch ±3
+//! semitones, reverb on half the sources) and with every augmentation at full strength
+//! (low-pass and EQ on every source, RandAugment 3 ops at magnitude 10, pitch ±3, reverb on
+//! every source). Prints examples and mixture audio-seconds per wall second and per CPU second (the
+//! second is what one core gives, also on a busy machine); docs/data.md records the figures
+//! with this command.
 
 use std::time::Instant;
 
@@ -48,22 +52,49 @@ fn main() -> splitflow::Result<()> {
     if split != "train" {
         modes.push(true);
     }
-    for preload in modes {
+    let full = SamplerConfig {
+        lowpass_p: 1.0,
+        eq_p: 1.0,
+        randaugment_n: 3,
+        randaugment_m: 10.0,
+        pitch_semitones: 3.0,
+        reverb_p: 1.0,
+        ..SamplerConfig::default()
+    };
+    let mut runs: Vec<(&str, SamplerConfig, Vec<u64>)> = modes
+        .into_iter()
+        .map(|preload| {
+            let cfg = SamplerConfig {
+                preload,
+                ..SamplerConfig::default()
+            };
+            (
+                if preload { "preloaded i16" } else { "read on demand" },
+                cfg,
+                vec![1, 2],
+            )
+        })
+        .collect();
+    let timbre = SamplerConfig {
+        pitch_semitones: 3.0,
+        reverb_p: 0.5,
+        ..SamplerConfig::default()
+    };
+    runs.push(("read on demand, default + pitch ±3 + reverb 0.5", timbre, vec![1]));
+    runs.push(("read on demand, every augmentation at full strength", full, vec![1]));
+    for (what, cfg, threads) in runs {
         let t = Instant::now();
-        let cfg = SamplerConfig {
-            preload,
-            ..SamplerConfig::default()
-        };
+        let secs = f64::from(cfg.seconds);
         let s = MixtureSampler::open(std::path::Path::new(corpus), split, cfg)?;
         let open_s = t.elapsed().as_secs_f64();
         // Warm the page cache and the allocator once.
         rate(&s, 20, 1)?;
-        for threads in [1, 2] {
+        for threads in threads {
             let (wall, cpu) = rate(&s, n, threads)?;
             println!(
-                "{split} ({} clips), {}: {threads} thread(s): {wall:.1} examples/s of 3 s, {cpu:.1} per CPU second (open {open_s:.2} s)",
+                "{split} ({} clips), {what}: {threads} thread(s): {wall:.1} examples/s of {secs} s, {cpu:.1} per CPU second = {:.0} audio-s per CPU second (open {open_s:.2} s)",
                 s.rows().len(),
-                if preload { "preloaded i16" } else { "read on demand" },
+                cpu * secs,
             );
         }
     }
