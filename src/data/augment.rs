@@ -151,9 +151,10 @@ impl Chain {
         }
     }
 
-    /// Draws a chain from the augmentation fields of `p` (`lowpass_*`, `eq_*`,
-    /// `randaugment_*`, `ops`); the number of RNG calls depends only on `p` and the draws themselves.
-    pub fn draw(rng: &mut impl Rng, p: &SamplerConfig) -> Chain {
+    /// Draws a chain for a source of `label` from the augmentation fields of `p` (`lowpass_*`,
+    /// `eq_*`, `randaugment_*`, `ops`, `pitch_*`, `reverb_*`); the number of RNG calls depends
+    /// only on `p`, the label and the draws themselves.
+    pub fn draw(rng: &mut impl Rng, p: &SamplerConfig, label: &str) -> Chain {
         let mut c = Chain::identity();
         if rng.random::<f32>() < p.lowpass_p {
             c.steps.push(Step::LowPass {
@@ -204,7 +205,7 @@ impl Chain {
                 }
             }
         }
-        if p.pitch_semitones > 0.0 {
+        if p.pitch_semitones > 0.0 && !p.pitch_skip.iter().any(|l| l == label) {
             let st = uniform(rng, [-p.pitch_semitones, p.pitch_semitones]);
             c.speed *= 2f64.powf(st / 12.0);
         }
@@ -534,19 +535,33 @@ mod tests {
         };
         let semis: Vec<f64> = (0..400)
             .map(|seed| {
-                let c = Chain::draw(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), &p);
+                let c = Chain::draw(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), &p, "piano");
                 12.0 * c.speed.log2()
             })
             .collect();
         assert!(semis.iter().all(|s| s.abs() <= 3.0 + 1e-9));
         assert!(semis.iter().any(|s| *s > 2.7) && semis.iter().any(|s| *s < -2.7));
+        // A skipped label keeps its pitch.
+        let skip = SamplerConfig {
+            pitch_skip: vec!["bass".into()],
+            ..p.clone()
+        };
+        for seed in 0..50 {
+            let c = Chain::draw(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), &skip, "bass");
+            assert_eq!(c.speed, 1.0);
+            let d = Chain::draw(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), &skip, "piano");
+            assert_eq!(
+                d,
+                Chain::draw(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), &p, "piano")
+            );
+        }
         // Both off by default: no draw moves the speed and none adds a room.
         let off = SamplerConfig {
             randaugment_n: 0,
             ..SamplerConfig::default()
         };
         for seed in 0..50 {
-            let c = Chain::draw(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), &off);
+            let c = Chain::draw(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), &off, "piano");
             assert_eq!(c.speed, 1.0);
             assert!(c.steps.iter().all(|s| !matches!(s, Step::Reverb { .. })));
         }
@@ -565,8 +580,8 @@ mod tests {
             ..SamplerConfig::default()
         };
         for seed in 0..20 {
-            let a = Chain::draw(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), &p);
-            let b = Chain::draw(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), &p);
+            let a = Chain::draw(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), &p, "piano");
+            let b = Chain::draw(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), &p, "piano");
             assert_eq!(a, b);
             assert!(a.steps.len() >= 3);
             let y = a.apply(tone(440.0, a.input_len(6615)), 6615, 22050).unwrap();

@@ -95,6 +95,9 @@ pub struct SamplerConfig {
     /// Pitch/speed shift of every source, semitones: uniform in `±pitch_semitones` (0 = off;
     /// on top of RandAugment's `speed`).
     pub pitch_semitones: f32,
+    /// Labels whose sources are never pitch-shifted (e.g. `["bass"]`: a class defined by its
+    /// register).
+    pub pitch_skip: Vec<String>,
     /// Probability of a synthetic room reverb on each source (0 = off).
     pub reverb_p: f32,
     /// Reverb decay time (RT60) range, seconds (log-uniform).
@@ -129,6 +132,7 @@ impl Default for SamplerConfig {
             randaugment_m: 5.0,
             ops: OPS.to_vec(),
             pitch_semitones: 0.0,
+            pitch_skip: Vec::new(),
             reverb_p: 0.0,
             reverb_rt60: [0.15, 1.2],
             reverb_wet: [0.1, 0.5],
@@ -324,6 +328,9 @@ impl MixtureSampler {
             idx.push(i);
             cum.push(last + r.duration.max(1e-3));
         }
+        if let Some(n) = cfg.pitch_skip.iter().find(|n| !LABELS.contains(&n.as_str())) {
+            bail!("pitch_skip: unknown label '{n}' (one of: {})", LABELS.join(", "));
+        }
         let present: Vec<usize> = (0..LABELS.len()).filter(|l| !by_label[*l].0.is_empty()).collect();
         let wanted: Vec<usize> = match &cfg.labels {
             None => present.clone(),
@@ -479,7 +486,7 @@ impl MixtureSampler {
             let row = self.pick(rng, label, exclude);
             for _ in 0..TRIES {
                 let chain = if augment {
-                    Chain::draw(rng, &self.cfg)
+                    Chain::draw(rng, &self.cfg, LABELS[label])
                 } else {
                     Chain::identity()
                 };
