@@ -22,6 +22,17 @@ fn stft(bands: &Bands, x: &[f32]) -> (Tensor, Tensor, usize) {
     (re, im, spec.n_frames)
 }
 
+/// The masked waveform of one example as samples.
+fn waveform(synth: &Synth, mask: &Tensor, re: &Tensor, im: &Tensor, len: usize) -> Vec<f32> {
+    synth
+        .masked_waveform(mask, re, im, len)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
 fn max_abs(v: &[f32]) -> f32 {
     v.iter().fold(0.0, |a, x| a.max(x.abs()))
 }
@@ -36,13 +47,7 @@ fn masked_waveform_matches_apply_mask() {
         let (re, im, frames) = stft(&bands, &x);
         // All ones: the mixture itself.
         let ones = Tensor::ones((1, 1, nb, frames), candle_core::DType::F32, &Device::Cpu).unwrap();
-        let y: Vec<f32> = synth
-            .masked_waveform(&ones, &re, &im, len)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let y = waveform(&synth, &ones, &re, &im, len);
         assert_eq!(y.len(), len);
         let err = y.iter().zip(&x).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         assert!(err < 1e-4 * max_abs(&x).max(1.0), "case {case}: identity off by {err}");
@@ -53,13 +58,7 @@ fn masked_waveform_matches_apply_mask() {
             .collect();
         let want = bands.apply_mask(&x, bands.config().rate, &m, frames).unwrap();
         let mask = Tensor::from_vec(m, (1, 1, nb, frames), &Device::Cpu).unwrap();
-        let got: Vec<f32> = synth
-            .masked_waveform(&mask, &re, &im, len)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let got = waveform(&synth, &mask, &re, &im, len);
         let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         assert!(
             err < 1e-4 * max_abs(&want).max(1.0),

@@ -346,14 +346,21 @@ impl Bands {
         let (nb, n_fft) = (self.cfg.n_bands, self.cfg.n_fft);
         let n_bins = n_fft / 2 + 1;
         let mut w = vec![0f32; nb * n_bins];
-        for k in 0..n_bins {
-            let (b, t) = locate(&self.centres, k as f32 * self.cfg.rate as f32 / n_fft as f32);
+        for (k, (b, t)) in self.bin_positions(self.cfg.rate, n_fft).into_iter().enumerate() {
             w[b * n_bins + k] += 1.0 - t;
             if t != 0.0 {
                 w[(b + 1) * n_bins + k] += t;
             }
         }
         w
+    }
+
+    /// Where each bin of an `n_fft`-point STFT at `native_rate` falls between the band centres:
+    /// `(band, weight of the next band)` (the rule of [`Self::mask_to_bins`]).
+    fn bin_positions(&self, native_rate: u32, n_fft: usize) -> Vec<(usize, f32)> {
+        (0..n_fft / 2 + 1)
+            .map(|k| locate(&self.centres, k as f32 * native_rate as f32 / n_fft as f32))
+            .collect()
     }
 
     /// Interpolates a band mask (`n_bands × frames`, band-major, clamped to `[0, mask_max]`) to the
@@ -380,9 +387,7 @@ impl Bands {
             "native STFT parameters must be positive"
         );
         let n_bins = n_fft / 2 + 1;
-        let bin_pos: Vec<(usize, f32)> = (0..n_bins)
-            .map(|k| locate(&self.centres, k as f32 * native_rate as f32 / n_fft as f32))
-            .collect();
+        let bin_pos = self.bin_positions(native_rate, n_fft);
         let frame_sec = self.cfg.hop as f64 / self.cfg.rate as f64;
         let mut out = vec![0.0f32; native_frames * n_bins];
         let mut col = vec![0.0f32; nb];

@@ -426,10 +426,10 @@ impl CustomOp3 for Conv {
 /// (C_out)` under the per-axis `geo`: on the CPU one fused op (per-example unfold + gemm, the
 /// backward by hand), on other devices [`conv2d_reference`].
 pub fn conv2d(x: &Tensor, weight: &Tensor, bias: &Tensor, geo: Geometry) -> CResult<Tensor> {
-    let g = patches(x, weight, bias, geo)?;
     if !x.device().is_cpu() {
         return conv2d_reference(x, weight, bias, geo);
     }
+    let g = patches(x, weight, bias, geo)?;
     let c_out = weight.dim(0)?;
     x.contiguous()?
         .apply_op3(&weight.contiguous()?, &bias.contiguous()?, Conv { g, c_out })

@@ -501,17 +501,17 @@ impl UNet {
                 .pad_with_zeros(2, 0, fp - f)?
                 .pad_with_zeros(3, 0, tp - tl)?)
         };
-        let pos: Vec<f32> = (0..fp)
-            .map(|i| {
-                if f > 1 {
-                    -1.0 + 2.0 * i as f32 / (f - 1) as f32
-                } else {
-                    0.0
-                }
-            })
-            .collect();
         let x = match self.cfg.layout {
             Layout::FreqTime => {
+                let pos: Vec<f32> = (0..fp)
+                    .map(|i| {
+                        if f > 1 {
+                            -1.0 + 2.0 * i as f32 / (f - 1) as f32
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect();
                 let pos = Tensor::from_vec(pos, (1, 1, fp, 1), z.device())?.broadcast_as((b, 1, fp, tp))?;
                 Tensor::cat(&[pad(z)?, pad(cond)?, pos.contiguous()?], 1)?
             }
