@@ -426,7 +426,7 @@ fn splits_balance_minutes_per_label_and_stay_disjoint() {
         let t = manifest::minutes_table(&a);
         let m = t.iter().find(|(l, _)| l == label).unwrap().1;
         for (i, s) in SPLITS.iter().enumerate().skip(1) {
-            let share = m[i] / m[3];
+            let share = m[i] / m[4];
             assert!((0.07..0.13).contains(&share), "{label} {s}: {share:.3}");
         }
     }

@@ -1,5 +1,5 @@
 //! The mixture sampler and `splitflow data preview` on a tiny corpus generated here: tones and
-//! noise for several labels and groups, with a manifest.jsonl spanning the three splits.
+//! noise for several labels and groups, with a manifest.jsonl spanning the four splits.
 
 mod common;
 
@@ -50,6 +50,8 @@ const FIXTURE: &[(&str, &str, &str, f64, f64, f64)] = &[
     ("speech", "spk_e", "valid", 2.0, 0.0, 210.0),
     ("water", "rain", "valid", 3.0, 0.0, 2000.0),
     ("animal", "cow", "test", 3.0, 0.0, 300.0),
+    ("speech", "spk_h", "heldout", 3.0, 0.0, 170.0),
+    ("water", "sea", "heldout", 3.0, 0.0, 1200.0),
 ];
 
 fn make_corpus(dir: &Path) {
@@ -518,4 +520,41 @@ fn mixtures_writes_a_scoreable_evaluation_set_at_the_requested_ratio() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{stdout}{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(stdout.matches(" 0.000").count(), 8, "{stdout}");
+}
+
+#[test]
+fn mixtures_from_the_heldout_split_use_only_its_labels() {
+    let d = corpus();
+    let out = tempfile::tempdir().unwrap();
+    let o = assert_cmd::Command::cargo_bin("splitflow")
+        .unwrap()
+        .args(["data", "mixtures", "--data"])
+        .arg(d.path())
+        .args(["--split", "heldout", "--n", "3", "--seconds", "1", "-o"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let tracks = std::fs::read_to_string(out.path().join("tracks.csv")).unwrap();
+    let mut labels: Vec<&str> = tracks.lines().skip(1).filter_map(|l| l.split(',').nth(1)).collect();
+    labels.sort();
+    assert_eq!(
+        labels,
+        ["speech", "speech", "speech", "water", "water", "water"],
+        "{tracks}"
+    );
+    // The held-out speech clip is the 170 Hz tone, not one of the other splits' voices.
+    let (_, target) = common::read_wav(&out.path().join("references/speech_000/speech.wav"));
+    let power = |hz: f64| {
+        let (mut re, mut im) = (0.0, 0.0);
+        for (i, v) in target[0].iter().enumerate() {
+            let w = std::f64::consts::TAU * hz * i as f64 / f64::from(RATE);
+            re += *v as f64 * w.cos();
+            im += *v as f64 * w.sin();
+        }
+        re * re + im * im
+    };
+    let tones = [170.0, 180.0, 190.0, 200.0, 210.0, 220.0, 250.0];
+    let best = tones.iter().copied().max_by(|a, b| power(*a).total_cmp(&power(*b)));
+    assert_eq!(best, Some(170.0));
 }

@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use splitflow::data::LABELS;
-use splitflow::data::manifest::{self, SPLITS};
+use splitflow::data::manifest::{self, ALL_SPLITS, HELDOUT, SPLITS};
+use splitflow::data::sources;
 
 #[test]
 fn real_manifest_splits_are_disjoint_by_group() {
@@ -18,9 +19,20 @@ fn real_manifest_splits_are_disjoint_by_group() {
     let mut groups: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for r in &rows {
         assert!(LABELS.contains(&r.label.as_str()), "{r:?}");
-        assert!(SPLITS.contains(&r.split.as_str()), "{r:?}");
+        assert!(ALL_SPLITS.contains(&r.split.as_str()), "{r:?}");
+        // Held-out packages are held out whole; nothing else is.
+        assert_eq!(r.split == HELDOUT, sources::is_heldout(&r.package, &r.label), "{r:?}");
         assert_eq!(r.rate, rows[0].rate);
         groups.entry(&r.label).or_default().insert(&r.group);
+    }
+    // Every label is scored on a package train never hears (issue 13), where one exists.
+    for (label, packages) in sources::HELDOUT {
+        if !packages.is_empty() {
+            assert!(
+                rows.iter().any(|r| r.label == *label && r.split == HELDOUT),
+                "{label}: nothing held out"
+            );
+        }
     }
     for (label, g) in &groups {
         if g.len() >= 3 {

@@ -1,6 +1,8 @@
 #!/bin/bash
-# Scores a model on a corpus view's test split (scripts/proxy/views.py), per label:
-#   scripts/proxy/eval.sh MODEL VIEW N WORK > table.md
+# Scores a model on one split of a corpus, per label:
+#   [SPLIT=heldout] scripts/proxy/eval.sh MODEL CORPUS N WORK > table.md
+# SPLIT: test (default: same-package test), heldout (packages train never hears), train;
+# CORPUS may also be a view of scripts/proxy/views.py (its test split).
 # N mixtures per label at 0 dB TIR, 4 s (`splitflow data mixtures`, cached in WORK/eval),
 # one-step separation with the model's default sampler, `splitflow score`, and the per-label
 # table of benches/peers/summarise.py (mean SI-SDRi, SDRi, median SDR).
@@ -8,10 +10,10 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 SF=${SF:-$REPO/target/release/splitflow}
-MODEL=$1 VIEW=$2 N=$3 WORK=$4
+MODEL=$1 VIEW=$2 N=$3 WORK=$4 SPLIT=${SPLIT:-test}
 mkdir -p "$WORK"
 ev="$WORK/eval"
-[ -f "$ev/tracks.csv" ] || "$SF" data mixtures --data "$VIEW" --split test --tir 0 --n "$N" \
+[ -f "$ev/tracks.csv" ] || "$SF" data mixtures --data "$VIEW" --split "$SPLIT" --tir 0 --n "$N" \
     --seconds 4 -o "$ev" > /dev/null
 name=$(basename "$MODEL")
 est="$WORK/est-$name"

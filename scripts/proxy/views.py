@@ -1,5 +1,7 @@
-"""Corpus views for proxy runs with a held-out-package validation (until `splitflow data`
-writes a `heldout` split itself, issue 13).
+"""Corpus views for proxy runs with a held-out-package validation (runs 1-6 of
+docs/training.md). `splitflow data build` now writes split `heldout` itself
+(src/data/sources.rs HELDOUT, the same packages as below); new runs train on the corpus and
+score with `SPLIT=heldout scripts/proxy/eval.sh`.
 
     python3 scripts/proxy/views.py CORPUS OUT
 

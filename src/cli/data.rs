@@ -79,7 +79,7 @@ pub struct PreviewArgs {
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
     /// Split to draw from.
-    #[arg(long, default_value = "valid", value_parser = ["train", "valid", "test"])]
+    #[arg(long, default_value = "valid", value_parser = ["train", "valid", "test", "heldout"])]
     pub split: String,
     /// Number of examples.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -100,8 +100,9 @@ pub struct MixturesArgs {
     /// Corpus folder (with manifest.jsonl), as written by `data build`.
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
-    /// Split to draw from (held-out speakers, presets and files: test).
-    #[arg(long, default_value = "test", value_parser = ["train", "valid", "test"])]
+    /// Split to draw from: test (held-out speakers, presets and files of the training
+    /// packages) or heldout (packages train never hears: the figure for users' audio).
+    #[arg(long, default_value = "test", value_parser = ["train", "valid", "test", "heldout"])]
     pub split: String,
     /// Target-to-interference ratio of every mixture, dB.
     #[arg(long, value_name = "DB", default_value_t = 0.0, allow_hyphen_values = true)]
@@ -476,20 +477,23 @@ fn run_build(args: &BuildArgs) -> i32 {
         eprintln!("error: {p}: {e}");
     }
     println!(
-        "{:<8} {:>9} {:>9} {:>9} {:>9}",
-        "label", "train", "valid", "test", "total"
+        "{:<8} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "label", "train", "valid", "test", "heldout", "total"
     );
     let table = manifest::minutes_table(&report.rows);
-    let mut sum = [0.0; 4];
+    let mut sum = [0.0; 5];
     for (label, m) in &table {
-        println!("{label:<8} {:>9.1} {:>9.1} {:>9.1} {:>9.1}", m[0], m[1], m[2], m[3]);
-        for i in 0..4 {
+        println!(
+            "{label:<8} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+            m[0], m[1], m[2], m[3], m[4]
+        );
+        for i in 0..5 {
             sum[i] += m[i];
         }
     }
     println!(
-        "{:<8} {:>9.1} {:>9.1} {:>9.1} {:>9.1}  (minutes)",
-        "all", sum[0], sum[1], sum[2], sum[3]
+        "{:<8} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}  (minutes)",
+        "all", sum[0], sum[1], sum[2], sum[3], sum[4]
     );
     // Files that failed in this run or in parts built by an earlier run (their reports keep
     // the errors), so a rerun over the same inputs ends the same way.
@@ -498,7 +502,7 @@ fn run_build(args: &BuildArgs) -> i32 {
     println!(
         "{} clips, {:.2} h, {} on disk in {}; {} packages failed, {} files failed; {:.1} s",
         report.rows.len(),
-        sum[3] / 60.0,
+        sum[4] / 60.0,
         mb(dir_bytes(&args.out.join("audio"))),
         args.out.display(),
         report.failed.len(),

@@ -271,7 +271,8 @@ fn built_earlier(out: &Path, name: &str) -> Result<Option<PackageReport>> {
     Ok(Some(r))
 }
 
-/// Merges every `parts/*.jsonl` with a done-marker into the manifest, with splits assigned.
+/// Merges every `parts/*.jsonl` with a done-marker into the manifest, with splits assigned
+/// (held-out packages first, [`crate::data::sources::HELDOUT`]).
 pub fn merge(out: &Path) -> Result<Vec<ClipRow>> {
     let mut rows = Vec::new();
     let names = PACKAGES
@@ -284,6 +285,7 @@ pub fn merge(out: &Path) -> Result<Vec<ClipRow>> {
         }
     }
     rows.sort_by(|a, b| a.path.cmp(&b.path));
+    manifest::mark_heldout(&mut rows, crate::data::sources::is_heldout);
     manifest::assign_splits(&mut rows);
     manifest::write_csv(&out.join("manifest.csv"), &rows)?;
     manifest::write_jsonl(&out.join("manifest.jsonl"), &rows)?;

@@ -8,6 +8,11 @@
 //! then every label with at least three groups gets at least one group in valid and one in
 //! test (the smallest group of the split with the most groups moves). Deterministic: the same
 //! rows give the same splits.
+//!
+//! Before that, [`mark_heldout`] puts whole packages (per label) into a fourth split,
+//! `heldout`: recording chains the train split never hears, the figure that predicts a user's
+//! audio (`splitflow data mixtures --split heldout`). A group with one held-out row is held out
+//! whole, so the four splits stay disjoint by group.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, Write};
@@ -35,7 +40,7 @@ pub struct ClipRow {
     /// Speaker / voice (speech), kit or preset (instruments), source file (everything else).
     pub group: String,
     pub licence: String,
-    /// `train`, `valid` or `test` (empty until assigned).
+    /// `train`, `valid`, `test` or `heldout` (empty until assigned).
     #[serde(default)]
     pub split: String,
 }
@@ -53,7 +58,14 @@ pub const COLUMNS: &[&str] = &[
     "split",
 ];
 
+/// The splits assigned by group share ([`assign_splits`]).
 pub const SPLITS: [&str; 3] = ["train", "valid", "test"];
+
+/// The split of held-out packages ([`mark_heldout`]).
+pub const HELDOUT: &str = "heldout";
+
+/// Every split a manifest row may carry.
+pub const ALL_SPLITS: [&str; 4] = ["train", "valid", "test", HELDOUT];
 
 /// 64-bit FNV-1a: stable across platforms and releases, unlike `DefaultHasher`.
 pub fn fnv1a(s: &str) -> u64 {
@@ -68,11 +80,28 @@ pub fn fnv1a(s: &str) -> u64 {
 /// Share of each label's duration wanted in train, valid and test.
 pub const SPLIT_SHARES: [f64; 3] = [0.8, 0.1, 0.1];
 
-/// Assigns `split` on every row; see the module documentation.
+/// Sets split `heldout` on every row whose `(package, label)` satisfies `held` and on every
+/// other row of the same group; clears the split of all other rows (for [`assign_splits`]).
+pub fn mark_heldout(rows: &mut [ClipRow], held: impl Fn(&str, &str) -> bool) {
+    let groups: BTreeSet<String> = rows
+        .iter()
+        .filter(|r| held(&r.package, &r.label))
+        .map(|r| r.group.clone())
+        .collect();
+    for r in rows.iter_mut() {
+        r.split = if groups.contains(&r.group) {
+            HELDOUT.to_string()
+        } else {
+            String::new()
+        };
+    }
+}
+
+/// Assigns `split` on every row not already `heldout`; see the module documentation.
 pub fn assign_splits(rows: &mut [ClipRow]) {
     // Seconds per group and label; a group belongs to the label it has most audio of.
     let mut secs: BTreeMap<&str, BTreeMap<&str, f64>> = BTreeMap::new();
-    for r in rows.iter() {
+    for r in rows.iter().filter(|r| r.split != HELDOUT) {
         *secs.entry(&r.group).or_default().entry(&r.label).or_default() += r.duration;
     }
     let mut by_label: BTreeMap<&str, Vec<(&str, f64)>> = BTreeMap::new();
@@ -117,7 +146,7 @@ pub fn assign_splits(rows: &mut [ClipRow]) {
         }
     }
     let split: BTreeMap<String, usize> = split.into_iter().map(|(g, s)| (g.to_string(), s)).collect();
-    for r in rows.iter_mut() {
+    for r in rows.iter_mut().filter(|r| r.split != HELDOUT) {
         r.split = SPLITS[split.get(&r.group).copied().unwrap_or(0)].to_string();
     }
 }
@@ -202,15 +231,15 @@ pub fn split_conflicts(rows: &[ClipRow]) -> Vec<String> {
         .collect()
 }
 
-/// Minutes per label and split: `(label, [train, valid, test, total])`.
-pub fn minutes_table(rows: &[ClipRow]) -> Vec<(String, [f64; 4])> {
-    let mut t: BTreeMap<String, [f64; 4]> = BTreeMap::new();
+/// Minutes per label and split: `(label, [train, valid, test, heldout, total])`.
+pub fn minutes_table(rows: &[ClipRow]) -> Vec<(String, [f64; 5])> {
+    let mut t: BTreeMap<String, [f64; 5]> = BTreeMap::new();
     for r in rows {
         let e = t.entry(r.label.clone()).or_default();
-        if let Some(i) = SPLITS.iter().position(|s| *s == r.split) {
+        if let Some(i) = ALL_SPLITS.iter().position(|s| *s == r.split) {
             e[i] += r.duration / 60.0;
         }
-        e[3] += r.duration / 60.0;
+        e[4] += r.duration / 60.0;
     }
     t.into_iter().collect()
 }
@@ -245,5 +274,38 @@ mod tests {
             }
         }
         assert!(split_conflicts(&rows).is_empty());
+    }
+
+    #[test]
+    fn heldout_packages_take_whole_groups_and_stay_out_of_the_other_splits() {
+        let mut rows: Vec<ClipRow> = (0..30).map(|i| row("a", &format!("g{i}"))).collect();
+        for r in rows.iter_mut().take(5) {
+            r.package = "q".into();
+        }
+        // A group shared by a held-out row and a row of another label and package.
+        let mut shared = row("b", "g0");
+        shared.package = "p".into();
+        rows.push(shared);
+        rows.extend((0..10).map(|i| row("b", &format!("h{i}"))));
+        mark_heldout(&mut rows, |p, l| p == "q" && l == "a");
+        assign_splits(&mut rows);
+        let held: Vec<&ClipRow> = rows.iter().filter(|r| r.split == HELDOUT).collect();
+        assert_eq!(held.len(), 6);
+        assert!(held.iter().all(|r| r.package == "q" || r.group == "g0"));
+        assert!(split_conflicts(&rows).is_empty());
+        for label in ["a", "b"] {
+            for s in SPLITS {
+                assert!(rows.iter().any(|r| r.label == label && r.split == s), "{label} {s}");
+            }
+        }
+        // Re-marking clears the old assignment first: the result does not depend on it.
+        let before = rows.clone();
+        mark_heldout(&mut rows, |p, l| p == "q" && l == "a");
+        assign_splits(&mut rows);
+        assert_eq!(rows, before);
+        let t = minutes_table(&rows);
+        let a = t.iter().find(|(l, _)| l == "a").unwrap().1;
+        assert_eq!(a[3], 5.0 / 60.0);
+        assert!((a[..4].iter().sum::<f64>() - a[4]).abs() < 1e-12);
     }
 }

@@ -173,3 +173,31 @@ pub const PACKAGES: &[Package] = &[
 pub fn package(name: &str) -> Option<&'static Package> {
     PACKAGES.iter().find(|p| p.name == name)
 }
+
+/// Held-out packages per label: their rows of that label go to split `heldout`
+/// ([`crate::data::manifest::mark_heldout`]), so every label is scored on a recording chain
+/// (package, bank, studio) that the train split never hears. Instruments: the recorded
+/// samples of lmms-common and sonic-pi-samples (train hears rendered SoundFonts); drums:
+/// the hydrogen kits.
+pub const HELDOUT: &[(&str, &[&str])] = &[
+    (
+        "speech",
+        &["ktuberling-data", "gcin-voice", "asterisk-core-sounds-ru-wav"],
+    ),
+    ("music", &["wesnoth-1.16-music"]),
+    ("animal", &["supertuxkart-data"]),
+    ("water", &["megaglest-data"]),
+    ("wind", &["megaglest-data"]),
+    ("engine", &[]),
+    ("drums", &["hydrogen-drumkits"]),
+    ("bass", &["lmms-common", "sonic-pi-samples"]),
+    ("guitar", &["lmms-common", "sonic-pi-samples"]),
+    ("piano", &["lmms-common", "sonic-pi-samples"]),
+    ("strings", &["lmms-common", "sonic-pi-samples"]),
+    ("winds", &["lmms-common", "sonic-pi-samples"]),
+];
+
+/// Whether `package`'s rows of `label` are held out ([`HELDOUT`]).
+pub fn is_heldout(package: &str, label: &str) -> bool {
+    HELDOUT.iter().any(|(l, ps)| *l == label && ps.contains(&package))
+}

@@ -7,6 +7,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
+use crate::data::manifest::HELDOUT;
 use crate::data::sampler::SamplerConfig;
 use crate::flow::objectives::ObjectiveConfig;
 use crate::flow::sampling::Sampler;
@@ -48,8 +49,12 @@ pub struct TrainConfig {
     pub checkpoint_every: usize,
     /// Validate every N steps.
     pub valid_every: usize,
-    /// Fixed validation mixtures (drawn once from the valid split).
+    /// Fixed validation mixtures (drawn once from `valid_split`).
     pub valid_examples: usize,
+    /// Split the validation mixtures come from: `valid` (held-out groups of the training
+    /// packages) or `heldout` (packages train never hears). Only logged: no checkpoint is
+    /// chosen by it.
+    pub valid_split: String,
     /// Sampler used for validation separations (e.g. "meanflow:1", "euler:4", "direct").
     pub valid_sampler: String,
     /// Batch-building worker threads.
@@ -83,6 +88,7 @@ impl Default for TrainConfig {
             checkpoint_every: 200,
             valid_every: 200,
             valid_examples: 48,
+            valid_split: "valid".into(),
             valid_sampler: "meanflow:1".into(),
             workers: 1,
             shards: 1,
@@ -130,6 +136,11 @@ impl TrainConfig {
             "shards must be between 1 and batch_size ({}), got {}",
             self.batch_size,
             self.shards
+        );
+        anyhow::ensure!(
+            ["valid", "test", HELDOUT].contains(&self.valid_split.as_str()),
+            "valid_split must be valid, test or heldout, got '{}'",
+            self.valid_split
         );
         self.valid_sampler
             .parse::<Sampler>()

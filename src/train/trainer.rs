@@ -249,7 +249,7 @@ impl Drop for Loader {
     }
 }
 
-/// The fixed validation set: mixtures drawn once from the valid split.
+/// The fixed validation set: mixtures drawn once from the validation split.
 pub struct ValidSet {
     pub mixes: Vec<Mix>,
 }
@@ -390,8 +390,8 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
         MixtureSampler::open(&opts.data, "train", cfg.data.clone())
             .with_context(|| format!("{}: cannot open the train split", opts.data.display()))?,
     );
-    let valid_sampler = MixtureSampler::open(&opts.data, "valid", cfg.data.clone())
-        .with_context(|| format!("{}: cannot open the valid split", opts.data.display()))?;
+    let valid_sampler = MixtureSampler::open(&opts.data, &cfg.valid_split, cfg.data.clone())
+        .with_context(|| format!("{}: cannot open the {} split", opts.data.display(), cfg.valid_split))?;
     let valid = ValidSet::draw(&valid_sampler, cfg.valid_examples, cfg.seed ^ 0x05ee_d0f7_a11d)?;
     let bands = Arc::new(Bands::new(cfg.model.bands.clone())?);
     let valid_flow: Sampler = cfg.valid_sampler.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
