@@ -549,8 +549,8 @@ fn mixtures_from_the_heldout_split_use_only_its_labels() {
         let (mut re, mut im) = (0.0, 0.0);
         for (i, v) in target[0].iter().enumerate() {
             let w = std::f64::consts::TAU * hz * i as f64 / f64::from(RATE);
-            re += *v as f64 * w.cos();
-            im += *v as f64 * w.sin();
+            re += *v * w.cos();
+            im += *v * w.sin();
         }
         re * re + im * im
     };
