@@ -78,8 +78,13 @@ fn fixture(cache: &Path) {
 }
 
 fn build(cache: &Path, out: &Path) -> std::process::Output {
+    build_jobs(cache, out, 2)
+}
+
+fn build_jobs(cache: &Path, out: &Path, jobs: u32) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_splitflow"))
-        .args(["data", "build", "--quiet", "-j", "2", "--clip-secs", "10", "--package"])
+        .args(["data", "build", "--quiet", "-j", &jobs.to_string(), "--clip-secs", "10"])
+        .arg("--package")
         .arg("fillets-ng-data-cs,fillets-ng-data-nl,wesnoth-1.16-music,ufoai-music")
         .arg("--cache")
         .arg(cache)
@@ -170,6 +175,44 @@ fn builds_labels_trims_cuts_splits_and_resumes() {
     assert_eq!(manifest::read_jsonl(&out.join("manifest.jsonl")).unwrap(), rows);
     let after = std::fs::metadata(out.join(&rows[0].path)).unwrap().modified().unwrap();
     assert_eq!(before, after);
+}
+
+/// Every file under `dir` (relative path -> its bytes).
+fn tree_bytes(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_same_inputs_give_the_same_corpus_whatever_the_job_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    fixture(&cache);
+    let (a, b) = (dir.path().join("j1"), dir.path().join("j2"));
+    assert!(build_jobs(&cache, &a, 1).status.success());
+    assert!(build_jobs(&cache, &b, 2).status.success());
+    for f in ["manifest.jsonl", "manifest.csv"] {
+        assert_eq!(
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    let (ha, hb) = (tree_bytes(&a.join("audio")), tree_bytes(&b.join("audio")));
+    assert_eq!(ha.len(), 21);
+    assert!(ha == hb, "audio differs between -j 1 and -j 2");
 }
 
 /// `splitflow data build` of the wesnoth music package alone.

@@ -308,8 +308,21 @@ fn procedural_generator_is_deterministic_and_varied() {
 }
 
 fn build(cache: &Path, out: &Path, package: &str) -> std::process::Output {
+    build_jobs(cache, out, package, 2)
+}
+
+fn build_jobs(cache: &Path, out: &Path, package: &str, jobs: u32) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_splitflow"))
-        .args(["data", "build", "--quiet", "-j", "2", "--package", package, "--cache"])
+        .args([
+            "data",
+            "build",
+            "--quiet",
+            "-j",
+            &jobs.to_string(),
+            "--package",
+            package,
+        ])
+        .arg("--cache")
         .arg(cache)
         .arg("--out")
         .arg(out)
@@ -317,10 +330,9 @@ fn build(cache: &Path, out: &Path, package: &str) -> std::process::Output {
         .unwrap()
 }
 
-#[test]
-fn builds_stems_from_wad_midi_lumps_and_resumes() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cache, out) = (dir.path().join("cache"), dir.path().join("corpus"));
+/// The fixture cache of the freedoom render set: the tiny SoundFont as FluidR3_GM and a WAD
+/// with a three-part MIDI lump, a MUS lump and a map.
+fn freedoom_fixture(cache: &Path) {
     let sf = cache.join("fluid-soundfont-gm/usr/share/sounds/sf2/FluidR3_GM.sf2");
     std::fs::create_dir_all(sf.parent().unwrap()).unwrap();
     std::fs::write(&sf, tiny_sf2()).unwrap();
@@ -341,6 +353,36 @@ fn builds_stems_from_wad_midi_lumps_and_resumes() {
         },
     ];
     std::fs::write(doom.join("freedoom2.wad"), wad::write(b"IWAD", &lumps)).unwrap();
+}
+
+#[test]
+fn rendered_stems_are_the_same_whatever_the_job_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    freedoom_fixture(&cache);
+    let (a, b) = (dir.path().join("j1"), dir.path().join("j2"));
+    assert!(build_jobs(&cache, &a, "freedoom", 1).status.success());
+    assert!(build_jobs(&cache, &b, "freedoom", 2).status.success());
+    let rows = manifest::read_jsonl(&a.join("manifest.jsonl")).unwrap();
+    assert_eq!(rows.len(), 6);
+    assert_eq!(
+        std::fs::read(a.join("manifest.jsonl")).unwrap(),
+        std::fs::read(b.join("manifest.jsonl")).unwrap()
+    );
+    for r in &rows {
+        assert!(
+            std::fs::read(a.join(&r.path)).unwrap() == std::fs::read(b.join(&r.path)).unwrap(),
+            "{} differs between -j 1 and -j 2",
+            r.path
+        );
+    }
+}
+
+#[test]
+fn builds_stems_from_wad_midi_lumps_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, out) = (dir.path().join("cache"), dir.path().join("corpus"));
+    freedoom_fixture(&cache);
 
     let o = build(&cache, &out, "freedoom");
     let stderr = String::from_utf8_lossy(&o.stderr);

@@ -82,6 +82,8 @@ pub fn package_version(package: &str) -> u32 {
         "gcin-voice" => 2,
         // kick04.ogg (a WAV in an unsupported format) became a drop instead of an error.
         "lmms-common" => 2,
+        // MMA's random timing/velocity/skips are seeded per groove (render/mma.rs).
+        "render-mma" => 2,
         _ => 1,
     }
 }
