@@ -10,7 +10,7 @@ use midly::{Format, Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, T
 use splitflow::data::manifest::{self, ClipRow, SPLITS};
 use splitflow::data::render::midi::{self, Msg};
 use splitflow::data::render::synth::{self, Font, RenderSettings};
-use splitflow::data::render::{procedural, wad};
+use splitflow::data::render::{procedural, sf3, wad};
 
 fn chunk(id: &[u8; 4], data: &[u8]) -> Vec<u8> {
     let mut v = id.to_vec();
@@ -58,15 +58,21 @@ fn tiny_sf2() -> Vec<u8> {
         };
         smpl.extend_from_slice(&v.to_le_bytes());
     }
+    tiny_font(2, &smpl, [0, 4400, 100, 4400, 44100], 1)
+}
+
+/// The SoundFont of [`tiny_sf2`] around other sample data: `ifil` major version `major`, the
+/// one sample header's start, end, loop start, loop end and rate, and its sample type.
+fn tiny_font(major: u8, smpl: &[u8], header: [u32; 5], kind: u16) -> Vec<u8> {
     let info = list(
         b"INFO",
         &[
-            chunk(b"ifil", &[2, 0, 1, 0]),
+            chunk(b"ifil", &[major, 0, 1, 0]),
             chunk(b"isng", b"EMU8000\0"),
             chunk(b"INAM", b"tiny\0\0"),
         ],
     );
-    let sdta = list(b"sdta", &[chunk(b"smpl", &smpl)]);
+    let sdta = list(b"sdta", &[chunk(b"smpl", smpl)]);
     let n = PRESETS.len() as u16;
     let (mut phdr, mut pbag, mut pgen) = (Vec::new(), Vec::new(), Vec::new());
     for (i, (bank, patch, name)) in PRESETS.iter().enumerate() {
@@ -95,10 +101,11 @@ fn tiny_sf2() -> Vec<u8> {
     // sampleModes = 1 (loop), then sampleID = 0 (last, as the format wants).
     let igen = [54u8, 0, 1, 0, 53, 0, 0, 0, 0, 0, 0, 0];
     let mut shdr = name20("sine");
-    for v in [0u32, 4400, 100, 4400, 44100] {
+    for v in header {
         shdr.extend_from_slice(&v.to_le_bytes());
     }
-    shdr.extend_from_slice(&[69, 0, 0, 0, 1, 0]); // root key 69, correction 0, link 0, mono
+    shdr.extend_from_slice(&[69, 0, 0, 0]); // root key 69, correction 0, link 0
+    shdr.extend_from_slice(&kind.to_le_bytes());
     shdr.extend(name20("EOS"));
     shdr.extend_from_slice(&[0; 26]);
     let pdta = list(
@@ -120,6 +127,80 @@ fn tiny_sf2() -> Vec<u8> {
     body.extend(sdta);
     body.extend(pdta);
     chunk(b"RIFF", &body)
+}
+
+/// A SoundFont 3 holding tests/fixtures/tone.ogg (a 44.1 kHz Vorbis tone) as its one
+/// compressed sample, with its loop at decoded frames 1000..3000 of the sample.
+#[test]
+fn sf3_samples_become_pcm_at_absolute_positions() {
+    let ogg = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tone.ogg")).unwrap();
+    let sf3 = tiny_font(3, &ogg, [0, ogg.len() as u32, 1000, 3000, 44100], 0x11);
+    assert!(sf3::is_sf3(&sf3) && !sf3::is_sf3(&tiny_sf2()));
+    let sf2 = sf3::to_sf2(Path::new("t.sf3"), &sf3).unwrap();
+    assert!(!sf3::is_sf3(&sf2));
+    let mut want = splitflow::audio::decode::AudioReader::open(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/tone.ogg"
+    )))
+    .unwrap()
+    .read_to_end()
+    .unwrap()
+    .swap_remove(0);
+    want.iter_mut().for_each(|v| *v = (*v * 32767.0).round());
+    let n = want.len();
+    // The sample header: start 0, end = decoded frames, loops as absolute positions, mono.
+    let at = |tag: &[u8]| sf2.windows(4).position(|w| w == tag).unwrap() + 8;
+    let sh = at(b"shdr");
+    let u32le = |o: usize| u32::from_le_bytes(sf2[o..o + 4].try_into().unwrap());
+    assert_eq!(
+        [u32le(sh + 20), u32le(sh + 24), u32le(sh + 28), u32le(sh + 32)],
+        [0, n as u32, 1000, 3000]
+    );
+    assert_eq!(u16::from_le_bytes([sf2[sh + 44], sf2[sh + 45]]), 1);
+    assert_eq!(&sf2[sh + 46..sh + 49], b"EOS");
+    // The PCM is the decoded tone (16-bit), then 46 zero samples.
+    let sm = at(b"smpl");
+    let size = u32le(sm - 4) as usize;
+    assert_eq!(size, 2 * (n + 46));
+    let pcm: Vec<f32> = sf2[sm..sm + size]
+        .chunks_exact(2)
+        .map(|w| f32::from(i16::from_le_bytes([w[0], w[1]])))
+        .collect();
+    assert_eq!(&pcm[..n], &want[..]);
+    assert!(pcm[n..].iter().all(|v| *v == 0.0));
+    assert!(want.iter().map(|v| v.abs()).fold(0.0, f32::max) > 1000.0);
+    // rustysynth loads it, and a note plays.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.sf3");
+    std::fs::write(&path, &sf3).unwrap();
+    let font = Font::load(&path).unwrap();
+    assert_eq!(font.presets().len(), PRESETS.len());
+    let voice = synth::melodic_voices(&font, 0..=7).swap_remove(0);
+    let events = [
+        midi::Event {
+            time: 0.0,
+            channel: 0,
+            msg: Msg::NoteOn { key: 69, vel: 100 },
+        },
+        midi::Event {
+            time: 0.5,
+            channel: 0,
+            msg: Msg::NoteOff { key: 69 },
+        },
+    ];
+    let settings = RenderSettings {
+        rate: 22050,
+        reverb: None,
+        tail_secs: 0.2,
+    };
+    let x = synth::render_part(&events, &voice, &settings).unwrap();
+    assert!(rms(&x, 22050.0, 0.05, 0.45) > 0.01);
+    // A corrupt stream is an error naming the file and the sample.
+    let mut bad = sf3.clone();
+    let s0 = bad.windows(4).position(|w| w == b"OggS").unwrap();
+    bad[s0..s0 + 200].fill(7);
+    let e = format!("{:#}", sf3::to_sf2(Path::new("bad.sf3"), &bad).unwrap_err());
+    assert!(e.contains("bad.sf3") && e.contains("sample 0 (sine)"), "{e}");
 }
 
 /// A format-1 MIDI file at 120 BPM (480 ticks a beat): a piano on channel 1 in 0-1 s, a bass
@@ -364,7 +445,7 @@ fn rendered_stems_are_the_same_whatever_the_job_count() {
     assert!(build_jobs(&cache, &a, "freedoom", 1).status.success());
     assert!(build_jobs(&cache, &b, "freedoom", 2).status.success());
     let rows = manifest::read_jsonl(&a.join("manifest.jsonl")).unwrap();
-    assert_eq!(rows.len(), 6);
+    assert_eq!(rows.len(), 9);
     assert_eq!(
         std::fs::read(a.join("manifest.jsonl")).unwrap(),
         std::fs::read(b.join("manifest.jsonl")).unwrap()
@@ -412,10 +493,11 @@ fn builds_stems_from_wad_midi_lumps_and_resumes() {
         let w = hound::WavReader::open(out.join(&r.path)).unwrap();
         assert_eq!((w.spec().channels, w.spec().sample_rate), (1, 22050));
     }
-    // Three parts, two presets each: six stems, one clip each.
-    assert_eq!(rows.len(), 6, "{rows:#?}");
+    // Three parts, three presets each (one bank here: the third is drawn): nine stems, one
+    // clip each.
+    assert_eq!(rows.len(), 9, "{rows:#?}");
     let done = std::fs::read_to_string(out.join("parts/render-freedoom.done")).unwrap();
-    assert!(done.contains("MUS lump") && done.contains("\"stems\": 6"), "{done}");
+    assert!(done.contains("MUS lump") && done.contains("\"stems\": 9"), "{done}");
     assert!(manifest::split_conflicts(&rows).is_empty());
 
     let o = build(&cache, &out, "freedoom");

@@ -238,9 +238,22 @@ impl AudioReader {
             bail!(err_at(path, "empty file (0 bytes)"));
         }
         let file = File::open(path).map_err(|e| err_at(path, format!("cannot open: {e}")))?;
-        let mss = MediaSourceStream::new(Box::new(file), Default::default());
+        Self::from_source(path, Box::new(file), path.extension().and_then(|e| e.to_str()))
+    }
+
+    /// Opens audio held in memory (an archive member, a SoundFont 3 sample); `name` is the
+    /// path errors and [`AudioInfo`] give, `ext` a format hint ("ogg").
+    pub fn from_bytes(name: &Path, bytes: Vec<u8>, ext: Option<&str>) -> Result<Self> {
+        if bytes.is_empty() {
+            bail!(err_at(name, "empty file (0 bytes)"));
+        }
+        Self::from_source(name, Box::new(std::io::Cursor::new(bytes)), ext)
+    }
+
+    fn from_source(path: &Path, source: Box<dyn symphonia::core::io::MediaSource>, ext: Option<&str>) -> Result<Self> {
+        let mss = MediaSourceStream::new(source, Default::default());
         let mut hint = Hint::new();
-        if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+        if let Some(ext) = ext {
             hint.with_extension(ext);
         }
         let probed = quiet_catch(AssertUnwindSafe(|| {

@@ -82,8 +82,9 @@ pub fn package_version(package: &str) -> u32 {
         "gcin-voice" => 2,
         // kick04.ogg (a WAV in an unsupported format) became a drop instead of an error.
         "lmms-common" => 2,
-        // MMA's random timing/velocity/skips are seeded per groove (render/mma.rs).
-        "render-mma" => 2,
+        // Three renders per part, the MuseScore_General bank beside FluidR3_GM; MMA's random
+        // timing/velocity/skips seeded per groove (render/mma.rs).
+        "render-procedural" | "render-freedoom" | "render-mma" => 3,
         _ => 1,
     }
 }

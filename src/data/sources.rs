@@ -157,6 +157,11 @@ pub const PACKAGES: &[Package] = &[
     ),
     synth("fluid-soundfont-gm", "MIT", "FluidR3_GM.sf2, General MIDI SoundFont"),
     synth(
+        "musescore-general-soundfont",
+        "MIT (parts public domain / CC0)",
+        "MuseScore_General_Full.sf3, a sampled General MIDI bank (Ogg Vorbis samples)",
+    ),
+    synth(
         "avldrums.lv2-soundfont",
         "CC-BY-SA-3.0",
         "two acoustic drum kits as .sf2",

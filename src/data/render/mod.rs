@@ -1,20 +1,23 @@
 //! Rendered instrument stems: MIDI parts played one instrument at a time through SoundFont
-//! presets (FluidR3_GM for melodic parts and its bank-128 kits, the two avldrums kits for
-//! drums), dry or with reverb, cut into labelled clips.
+//! presets of two General MIDI banks (FluidR3_GM and MuseScore_General, a different, sampled
+//! bank converted from SoundFont 3 by [`sf3`]: melodic presets and bank-128 kits), plus the two
+//! avldrums kits for drums, dry or with reverb, cut into labelled clips.
 //!
 //! Three *render sets*, each built and resumed like a package (`OUT/parts/render-*.jsonl` and
 //! `.done`): `render-procedural` (songs from [`procedural`]), `render-freedoom` (the `D_*`
 //! MIDI lumps of the Freedoom WADs, [`wad`]) and `render-mma` (MMA grooves over generated
 //! chord charts, [`mma`]). Every song is split into parts ([`midi::split_parts`]: one per
 //! channel and GM program), every part is rendered [`PRESETS_PER_PART`] times, each with a
-//! preset of its label's GM family (the first time the part's own program where the font has
-//! it) or a drum kit, dry or with rustysynth's reverb (chosen by a hash of the job). The split
+//! preset of its label's GM family (render k < number of banks: the part's own program in bank
+//! k where that bank has it; after that, and for drums, a preset or kit drawn by hash) or a
+//! drum kit, dry or with rustysynth's reverb (chosen by a hash of the job). The split
 //! group is the preset (font + program) or the kit family, so test presets and kits are never
 //! heard in training.
 
 pub mod midi;
 pub mod mma;
 pub mod procedural;
+pub mod sf3;
 pub mod synth;
 pub mod wad;
 
@@ -38,7 +41,7 @@ use crate::Result;
 pub const INSTRUMENT_LABELS: &[&str] = &["drums", "bass", "piano", "guitar", "strings", "winds"];
 
 /// Renders of each part (different presets).
-pub const PRESETS_PER_PART: usize = 2;
+pub const PRESETS_PER_PART: usize = 3;
 /// Procedural songs and their length, seconds.
 pub const PROCEDURAL_SONGS: u64 = 60;
 pub const PROCEDURAL_SECS: f64 = 40.0;
@@ -158,21 +161,25 @@ fn package_files(cache: &Path, package: &str, suffixes: &[&str], tmp: &Path) -> 
     Ok(out)
 }
 
-/// The voices for each label: melodic presets of the GM family from FluidR3_GM, drum kits
-/// from FluidR3_GM and the avldrums fonts.
+/// The voices for each label: melodic presets of the GM family from each bank, drum kits from
+/// each bank and the avldrums fonts.
 struct Voices {
     by_label: BTreeMap<&'static str, Vec<Voice>>,
+    /// The melodic banks, in the order renders use their own programs.
+    banks: Vec<String>,
 }
 
 impl Voices {
-    /// A voice for `part`: render `k` of it, hash `h`. The first render uses the part's own
-    /// program when the font has it at bank 0; others draw a group (program or kit family)
-    /// uniformly, then a preset in it.
+    /// A voice for `part`: render `k` of it, hash `h`. Render k < banks uses the part's own
+    /// program in bank k (at bank number 0) when it has it; others draw a group (program or
+    /// kit family) uniformly, then a preset in it.
     fn pick(&self, part: &Part, k: usize, h: u64) -> Option<&Voice> {
         let cands = self.by_label.get(part.label)?;
-        if k == 0
+        if let Some(font) = self.banks.get(k)
             && let Some(p) = part.program
-            && let Some(v) = cands.iter().find(|v| v.bank == 0 && v.patch == p)
+            && let Some(v) = cands
+                .iter()
+                .find(|v| v.font.name == *font && v.bank == 0 && v.patch == p)
         {
             return Some(v);
         }
@@ -184,21 +191,36 @@ impl Voices {
     }
 }
 
-fn load_voices(cache: &Path, tmp: &Path, rep: &mut PackageReport) -> Result<Voices> {
-    let fluid = package_files(cache, "fluid-soundfont-gm", &[".sf2"], tmp)?;
-    let (_, path) = fluid
+/// The first SoundFont of `package` whose path ends with `suffix` (or its first one).
+fn package_font(cache: &Path, package: &str, suffix: &str, tmp: &Path) -> Result<Font> {
+    let files = package_files(cache, package, &[".sf2", ".sf3"], tmp)?;
+    let (_, path) = files
         .iter()
-        .find(|(rel, _)| rel.ends_with("FluidR3_GM.sf2"))
-        .or(fluid.first())
-        .context("fluid-soundfont-gm: no .sf2 file")?;
-    let gm = Font::load(path)?;
-    let mut by_label: BTreeMap<&'static str, Vec<Voice>> = BTreeMap::new();
-    for l in INSTRUMENT_LABELS {
-        if *l != "drums" {
-            by_label.insert(l, synth::melodic_voices(&gm, midi::label_programs(l)));
-        }
+        .find(|(rel, _)| rel.ends_with(suffix))
+        .or(files.first())
+        .with_context(|| format!("{package}: no .sf2 or .sf3 file"))?;
+    Font::load(path)
+}
+
+fn load_voices(cache: &Path, tmp: &Path, rep: &mut PackageReport) -> Result<Voices> {
+    let mut fonts = vec![package_font(cache, "fluid-soundfont-gm", "FluidR3_GM.sf2", tmp)?];
+    match package_font(cache, "musescore-general-soundfont", "MuseScore_General_Full.sf3", tmp) {
+        Ok(f) => fonts.push(f),
+        Err(_) => count(rep, "MuseScore_General not in the cache", 1),
     }
-    let mut kits = synth::drum_kits(&gm);
+    let mut by_label: BTreeMap<&'static str, Vec<Voice>> = BTreeMap::new();
+    let mut kits = Vec::new();
+    for font in &fonts {
+        for l in INSTRUMENT_LABELS {
+            if *l != "drums" {
+                by_label
+                    .entry(l)
+                    .or_default()
+                    .extend(synth::melodic_voices(font, midi::label_programs(l)));
+            }
+        }
+        kits.extend(synth::drum_kits(font));
+    }
     match package_files(cache, "avldrums.lv2-soundfont", &[".sf2"], tmp) {
         Ok(files) => {
             for (_, f) in files {
@@ -210,7 +232,7 @@ fn load_voices(cache: &Path, tmp: &Path, rep: &mut PackageReport) -> Result<Voic
     by_label.insert("drums", kits);
     for (l, v) in &mut by_label {
         if v.is_empty() {
-            bail!("{}: the SoundFont has no preset for {l}", gm.name);
+            bail!("{}: the SoundFont has no preset for {l}", fonts[0].name);
         }
         v.sort_by(|a, b| {
             a.group
@@ -219,7 +241,10 @@ fn load_voices(cache: &Path, tmp: &Path, rep: &mut PackageReport) -> Result<Voic
                 .then(a.patch.cmp(&b.patch))
         });
     }
-    Ok(Voices { by_label })
+    Ok(Voices {
+        by_label,
+        banks: fonts.iter().map(|f| f.name.clone()).collect(),
+    })
 }
 
 /// A song with the id its rows name as source file.

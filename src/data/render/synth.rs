@@ -19,10 +19,16 @@ pub struct Font {
 }
 
 impl Font {
-    /// Loads an `.sf2` file (`.sf3` is not supported by rustysynth).
+    /// Loads an `.sf2` file, or an `.sf3` converted to SoundFont 2 first ([`super::sf3`]:
+    /// rustysynth reads only .sf2).
     pub fn load(path: &Path) -> Result<Font> {
-        let f = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-        let sf = SoundFont::new(&mut std::io::BufReader::new(f))
+        let bytes = std::fs::read(path).with_context(|| format!("{}: cannot open", path.display()))?;
+        let bytes = if super::sf3::is_sf3(&bytes) {
+            super::sf3::to_sf2(path, &bytes)?
+        } else {
+            bytes
+        };
+        let sf = SoundFont::new(&mut std::io::Cursor::new(&bytes))
             .map_err(|e| anyhow::anyhow!("{}: not a usable SoundFont: {e:?}", path.display()))?;
         let name = path
             .file_stem()
@@ -72,11 +78,13 @@ pub fn kit_family(name: &str) -> String {
     }
 }
 
-/// The melodic presets of `font` whose program is in `programs` (any bank below 128).
+/// The melodic presets of `font` whose program is in `programs` (any bank below 128), except
+/// MuseScore's "Expr." variants, whose loudness follows controller 2 (breath), which the MIDI
+/// parts do not send.
 pub fn melodic_voices(font: &Font, programs: std::ops::RangeInclusive<u8>) -> Vec<Voice> {
     font.presets()
         .into_iter()
-        .filter(|(bank, patch, _)| *bank < 128 && programs.contains(patch))
+        .filter(|(bank, patch, name)| *bank < 128 && programs.contains(patch) && !name.contains("Expr."))
         .map(|(bank, patch, name)| Voice {
             group: format!("{}/p{patch:03}", font.name),
             font: font.clone(),
@@ -88,10 +96,15 @@ pub fn melodic_voices(font: &Font, programs: std::ops::RangeInclusive<u8>) -> Ve
 }
 
 /// The drum kits of `font`: its bank-128 presets, or, for a font that is a single kit at bank
-/// 0 (the avldrums kits), that preset.
+/// 0 (the avldrums kits), that preset. A metronome and the marching kits (their own key maps,
+/// not the GM drum map the parts use) are left out.
 pub fn drum_kits(font: &Font) -> Vec<Voice> {
     let all = font.presets();
-    let kits: Vec<_> = all.iter().filter(|p| p.0 >= 128).cloned().collect();
+    let gm_kit = |name: &str| {
+        let n = name.to_ascii_lowercase();
+        !n.contains("metronome") && !n.contains("march")
+    };
+    let kits: Vec<_> = all.iter().filter(|p| p.0 >= 128 && gm_kit(&p.2)).cloned().collect();
     let kits = if kits.is_empty() && all.len() == 1 { all } else { kits };
     kits.into_iter()
         .map(|(bank, patch, name)| Voice {
