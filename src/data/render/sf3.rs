@@ -56,7 +56,7 @@ fn chunks(b: &[u8]) -> Result<Vec<Chunk<'_>>> {
             data: &b[at + 8..end],
         });
         at = end;
-        if size % 2 == 1 && b.get(at) == Some(&0) && is_id(b.get(at + 1..).unwrap_or(&[])) {
+        if !size.is_multiple_of(2) && b.get(at) == Some(&0) && is_id(b.get(at + 1..).unwrap_or(&[])) {
             at += 1;
         }
     }
@@ -67,7 +67,7 @@ fn write_chunk(out: &mut Vec<u8>, id: &[u8; 4], data: &[u8]) {
     out.extend_from_slice(id);
     out.extend_from_slice(&(data.len() as u32).to_le_bytes());
     out.extend_from_slice(data);
-    if data.len() % 2 == 1 {
+    if !data.len().is_multiple_of(2) {
         out.push(0);
     }
 }
@@ -85,7 +85,7 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 /// Names the last record of a `size`-byte record table (its 20-byte name first) `name`.
 fn name_terminal(table: &[u8], size: usize, name: &str) -> Vec<u8> {
     let mut t = table.to_vec();
-    if t.len() >= size && t.len() % size == 0 {
+    if t.len() >= size && t.len().is_multiple_of(size) {
         let last = t.len() - size;
         t[last..last + 20].fill(0);
         t[last..last + name.len()].copy_from_slice(name.as_bytes());
@@ -133,7 +133,7 @@ fn convert(name: &Path, sf3: &[u8]) -> Result<Vec<u8>> {
     let smpl = sdta.iter().find(|c| &c.id == b"smpl").context("no smpl chunk")?.data;
     let shdr = pdta.iter().find(|c| &c.id == b"shdr").context("no shdr chunk")?.data;
     ensure!(
-        shdr.len() >= SHDR && shdr.len() % SHDR == 0,
+        shdr.len() >= SHDR && shdr.len().is_multiple_of(SHDR),
         "shdr chunk of {} bytes",
         shdr.len()
     );
