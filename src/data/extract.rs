@@ -126,7 +126,12 @@ pub fn collect(package: &str, root: &Path, staging: &Path) -> Result<Collected> 
         let e = rules::ext(&path);
         if rules::ARCHIVE_EXTS.contains(&e.as_str()) {
             if rules::wants_archive(package, &path) {
-                if let Err(err) = collect_zip(package, &path, &file, staging, &mut c) {
+                let got = if e == "cat" {
+                    collect_cat(package, &path, &file, staging, &mut c)
+                } else {
+                    collect_zip(package, &path, &file, staging, &mut c)
+                };
+                if let Err(err) = got {
                     c.errors.push(format!("{err:#}"));
                 }
             } else {
@@ -145,6 +150,55 @@ pub fn collect(package: &str, root: &Path, staging: &Path) -> Result<Collected> 
         }
     }
     Ok(c)
+}
+
+/// The WAV entries of an OpenTTD sound catalogue (`.cat`): a table of `(offset | 0x8000_0000,
+/// size)` pairs (u32 little-endian; the first offset / 8 is the entry count), and at each
+/// offset a name-length byte, the name (a description with author and licence), then `size`
+/// bytes of RIFF/WAVE. Entry `i` is member `NN.wav` (two digits).
+pub fn cat_entries(bytes: &[u8]) -> Result<Vec<(String, &[u8])>> {
+    let word = |at: usize| -> Result<usize> {
+        let b = bytes.get(at..at + 4).context("truncated table")?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    let n = (word(0)? & 0x7fff_ffff) / 8;
+    anyhow::ensure!(n > 0 && n * 8 <= bytes.len(), "not a sound catalogue");
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let (at, size) = (word(i * 8)? & 0x7fff_ffff, word(i * 8 + 4)?);
+        if size == 0 {
+            continue;
+        }
+        let name_len = usize::from(*bytes.get(at).with_context(|| format!("entry {i}: offset {at} past the end"))?);
+        let start = at + 1 + name_len;
+        let data = bytes
+            .get(start..start + size)
+            .with_context(|| format!("entry {i}: {size} bytes at {start} past the end"))?;
+        out.push((format!("{i:02}.wav"), data));
+    }
+    Ok(out)
+}
+
+fn collect_cat(package: &str, path: &str, file: &Path, staging: &Path, c: &mut Collected) -> Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("{path}: cannot read"))?;
+    let entries = cat_entries(&bytes).with_context(|| format!("{path}: not an OpenTTD sound catalogue"))?;
+    for (i, (name, data)) in entries.into_iter().enumerate() {
+        let full = format!("{path}!{name}");
+        match rules::classify(package, &full) {
+            Decision::Keep { label, group } => {
+                let out = staging.join(format!("cat{i:06}.wav"));
+                std::fs::write(&out, data).with_context(|| format!("{}", out.display()))?;
+                c.members.push(Member {
+                    path: full,
+                    file: out,
+                    label,
+                    group,
+                });
+            }
+            Decision::Drop(why) => *c.drops.entry(why).or_default() += 1,
+        }
+    }
+    Ok(())
 }
 
 fn collect_zip(package: &str, path: &str, file: &Path, staging: &Path, c: &mut Collected) -> Result<()> {
@@ -177,4 +231,40 @@ fn collect_zip(package: &str, path: &str, file: &Path, staging: &Path, c: &mut C
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod cat_tests {
+    use super::*;
+
+    #[test]
+    fn sound_catalogue_entries_are_found_by_the_table() {
+        // Three entries: a WAV, an empty placeholder, a second WAV.
+        let wav = |tag: u8| {
+            let mut w = b"RIFF".to_vec();
+            w.extend_from_slice(&[4, 0, 0, 0, b'W', b'A', b'V', tag]);
+            w
+        };
+        let mut body = Vec::new();
+        let mut table = Vec::new();
+        for (i, data) in [wav(b'1'), Vec::new(), wav(b'2')].iter().enumerate() {
+            let at = 24 + body.len();
+            table.extend_from_slice(&((at as u32) | 0x8000_0000).to_le_bytes());
+            table.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            let name = format!("\"entry {i}\". License: CC0\0");
+            body.push(name.len() as u8);
+            body.extend_from_slice(name.as_bytes());
+            body.extend_from_slice(data);
+        }
+        table.extend(body);
+        let got = cat_entries(&table).unwrap();
+        let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["00.wav", "02.wav"]);
+        assert_eq!(got[0].1, &wav(b'1')[..]);
+        assert_eq!(got[1].1, &wav(b'2')[..]);
+        // A cut file is an error, not a short entry.
+        let e = cat_entries(&table[..table.len() - 3]).unwrap_err();
+        assert!(format!("{e:#}").contains("entry 2"), "{e:#}");
+        assert!(cat_entries(b"xx").is_err());
+    }
 }

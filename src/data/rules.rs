@@ -24,8 +24,9 @@ fn keep(label: &'static str, group: impl Into<String>) -> Decision {
 
 /// Audio file extensions the builder decodes.
 pub const AUDIO_EXTS: &[&str] = &["ogg", "wav", "flac"];
-/// Archive extensions whose members are examined.
-pub const ARCHIVE_EXTS: &[&str] = &["zip", "pk3"];
+/// Archive extensions whose members are examined: zips (warzone2100's `.wz` is one) and
+/// OpenTTD's sound catalogue `.cat` ([`crate::data::extract`]).
+pub const ARCHIVE_EXTS: &[&str] = &["zip", "pk3", "wz", "cat"];
 
 /// Lower-case extension of a path's last component.
 pub fn ext(path: &str) -> String {
@@ -55,6 +56,8 @@ pub fn wants_archive(package: &str, archive: &str) -> bool {
     match package {
         "0ad-data" => archive.ends_with("mods/public/public.zip"),
         "ufoai-music" => archive.ends_with("0music.pk3"),
+        "warzone2100-data" => archive.ends_with("warzone2100/base.wz"),
+        "openttd-opensfx" => archive.ends_with("opensfx/opensfx.cat"),
         _ => false,
     }
 }
@@ -127,6 +130,16 @@ pub fn classify(package: &str, path: &str) -> Decision {
         "megaglest-data" => megaglest(&lower, file),
         "supertuxkart-data" => supertuxkart(&lower, file),
         "0ad-data" => zero_ad(&lower, file),
+        "warzone2100-data" => warzone(&lower, file),
+        "openttd-opensfx" => openttd(&lower, file),
+        "widelands-data" => widelands(&lower, file),
+        "minetest-data" => {
+            if stem(&lower).starts_with("env_sounds_water") {
+                keep("water", file)
+            } else {
+                Decision::Drop("sound effect")
+            }
+        }
         _ => Decision::Drop("package has no rules"),
     }
 }
@@ -321,6 +334,59 @@ fn weather_or_animal(stem: &str, file: String) -> Option<Decision> {
     }
 }
 
+/// warzone2100-data (`base.wz!audio/...`, 11-22 kHz): vehicle engines (transporter and VTOL
+/// jets, treads, hover, construction vehicles) and the oil pump; the announcer (one voice:
+/// research, tutorial, countdown and extra lines; two later additions of unknown origin left
+/// out). The NEXUS voice (processed), taunts, radio chatter, weapons and the rest are dropped.
+fn warzone(p: &str, file: String) -> Decision {
+    const VEHICLES: &[&str] = &[
+        "tstart", "tland", "tflight", "thover", "tread", "con-move", "con-move-off", "con-shut-down", "vtol-move",
+        "vtolland", "vtoloff", "hovmove", "hovstart", "hovstop",
+    ];
+    let inner = p.rsplit('!').next().unwrap_or(p);
+    let s = stem(inner);
+    if (inner.starts_with("audio/sfx/vehicle/") && VEHICLES.contains(&s)) || inner == "audio/sfx/building/oilpump.ogg" {
+        return keep("engine", file);
+    }
+    let voice = ["audio/memressp/", "audio/tutorial/", "audio/countdown/", "audio/extra/"];
+    if voice.iter().any(|d| inner.starts_with(d)) && s != "power-transferred" && s != "lz-clear" {
+        return keep("speech", "warzone2100/announcer");
+    }
+    Decision::Drop("sound effect")
+}
+
+/// openttd-opensfx: members `opensfx.cat!NN.wav` by catalogue index (each entry names its
+/// recording and licence): vehicles and machines (propeller plane, jets, helicopter, bus and
+/// truck starts, mining machinery, jackhammer, saws, monorail), animals (sheep, cow, horse,
+/// tropical birds, monkeys), wind (52; 57 is the same bytes). Horn-dominated trains, horns,
+/// Toyland comedy vehicles, crowds and effects are dropped.
+fn openttd(p: &str, file: String) -> Decision {
+    let inner = p.rsplit('!').next().unwrap_or(p);
+    match stem(inner).parse::<u32>() {
+        Ok(8 | 9 | 11 | 24 | 25 | 27 | 28 | 33 | 40 | 56 | 59 | 61 | 71) => keep("engine", file),
+        Ok(36 | 37 | 38 | 66 | 68 | 72) => keep("animal", file),
+        Ok(52) => keep("wind", file),
+        _ => Decision::Drop("sound effect"),
+    }
+}
+
+/// widelands-data: `data/sound/animals/` (birds, boar, coyote, crickets, frog, moose, stag,
+/// wolf), farm animals (ox, sheep, horse, donkey) and the ducks of `data/world/critters/`;
+/// crafts, industry, military and jingles are dropped, and so is its music (not a listed
+/// music source).
+fn widelands(p: &str, file: String) -> Decision {
+    let s = stem(p);
+    let farm = ["ox_", "sheep_", "horse_", "donkey", "farm_animal_"];
+    if p.contains("/data/sound/animals/")
+        || (p.contains("/data/sound/farm/") && farm.iter().any(|f| s.starts_with(f)))
+        || p.contains("/data/world/critters/duck/")
+    {
+        keep("animal", file)
+    } else {
+        Decision::Drop("sound effect")
+    }
+}
+
 fn zero_ad(p: &str, file: String) -> Decision {
     let inner = p.rsplit('!').next().unwrap_or(p);
     let s = stem(inner);
@@ -426,6 +492,29 @@ mod tests {
 
     #[test]
     fn environment_and_instruments() {
+        let wz = "usr/share/games/warzone2100/base.wz!audio/";
+        assert_eq!(label("warzone2100-data", &format!("{wz}sfx/vehicle/tread.ogg")).unwrap().0, "engine");
+        assert_eq!(label("warzone2100-data", &format!("{wz}sfx/vehicle/cyber-move.ogg")), None);
+        assert_eq!(
+            label("warzone2100-data", &format!("{wz}memressp/research/rescomp.ogg")).unwrap(),
+            ("speech", "warzone2100/announcer".into())
+        );
+        assert_eq!(label("warzone2100-data", &format!("{wz}nexus/synthvoice.ogg")), None);
+        assert_eq!(label("warzone2100-data", &format!("{wz}memressp/trnsport/lz-clear.ogg")), None);
+        let cat = "usr/share/games/openttd/baseset/opensfx/opensfx.cat!";
+        assert_eq!(label("openttd-opensfx", &format!("{cat}08.wav")).unwrap().0, "engine");
+        assert_eq!(label("openttd-opensfx", &format!("{cat}37.wav")).unwrap().0, "animal");
+        assert_eq!(label("openttd-opensfx", &format!("{cat}52.wav")).unwrap().0, "wind");
+        assert_eq!(label("openttd-opensfx", &format!("{cat}57.wav")), None);
+        assert_eq!(label("openttd-opensfx", &format!("{cat}04.wav")), None);
+        let wl = "usr/share/games/widelands/data/";
+        assert_eq!(label("widelands-data", &format!("{wl}sound/animals/wolf_00.ogg")).unwrap().0, "animal");
+        assert_eq!(label("widelands-data", &format!("{wl}sound/farm/sheep_01.ogg")).unwrap().0, "animal");
+        assert_eq!(label("widelands-data", &format!("{wl}sound/farm/scythe_00.ogg")), None);
+        assert_eq!(label("widelands-data", &format!("{wl}music/ingame_00.ogg")), None);
+        let mt = "usr/share/games/minetest/games/minetest_game/mods/env_sounds/sounds/";
+        assert_eq!(label("minetest-data", &format!("{mt}env_sounds_water.1.ogg")).unwrap().0, "water");
+        assert_eq!(label("minetest-data", &format!("{mt}env_sounds_lava.1.ogg")), None);
         let z = "usr/share/games/0ad/mods/public/public.zip!audio/ambient/weather/";
         assert_eq!(label("0ad-data", &format!("{z}rain_01.ogg")).unwrap().0, "water");
         assert_eq!(label("0ad-data", &format!("{z}windgust.ogg")).unwrap().0, "wind");

@@ -155,6 +155,30 @@ pub const PACKAGES: &[Package] = &[
         &["water", "wind", "animal"],
         "public.zip: audio/ambient (rain, wind, rivers, waves) and audio/actor/fauna",
     ),
+    rec(
+        "minetest-data",
+        "CC-BY-SA-3.0",
+        &["water"],
+        "flowing-water loops of env_sounds",
+    ),
+    rec(
+        "openttd-opensfx",
+        "per entry: CC-BY-3.0, CC-BY-SA-3.0, CC0",
+        &["engine", "animal", "wind"],
+        "opensfx.cat: planes, jets, helicopter, buses, machinery; farm animals, birds; wind",
+    ),
+    rec(
+        "warzone2100-data",
+        "GPL-2+",
+        &["engine", "speech"],
+        "base.wz: vehicle engines (jets, treads, hover), the announcer voice (11 kHz)",
+    ),
+    rec(
+        "widelands-data",
+        "GPL-2+",
+        &["animal"],
+        "birds, boar, coyote, crickets, frog, moose, stag, wolf, farm animals, ducks",
+    ),
     synth("fluid-soundfont-gm", "MIT", "FluidR3_GM.sf2, General MIDI SoundFont"),
     synth(
         "musescore-general-soundfont",
@@ -183,7 +207,7 @@ pub fn package(name: &str) -> Option<&'static Package> {
 /// ([`crate::data::manifest::mark_heldout`]), so every label is scored on a recording chain
 /// (package, bank, studio) that the train split never hears. Instruments: the recorded
 /// samples of lmms-common and sonic-pi-samples (train hears rendered SoundFonts); drums:
-/// the hydrogen kits.
+/// the hydrogen kits; engine: OpenTTD's vehicles and machines.
 pub const HELDOUT: &[(&str, &[&str])] = &[
     (
         "speech",
@@ -193,7 +217,7 @@ pub const HELDOUT: &[(&str, &[&str])] = &[
     ("animal", &["supertuxkart-data"]),
     ("water", &["megaglest-data"]),
     ("wind", &["megaglest-data"]),
-    ("engine", &[]),
+    ("engine", &["openttd-opensfx"]),
     ("drums", &["hydrogen-drumkits"]),
     ("bass", &["lmms-common", "sonic-pi-samples"]),
     ("guitar", &["lmms-common", "sonic-pi-samples"]),
