@@ -36,7 +36,27 @@ use rubato::{Async, FixedAsync, PolynomialDegree, Resampler};
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
-use crate::data::sampler::SamplerConfig;
+
+/// The settings a [`Chain`] is drawn from: the augmentation fields of the sampler's
+/// configuration (`SamplerConfig::augment` in `sampler.rs`), documented there. A view, so this
+/// module does not depend on the sampler.
+#[derive(Clone, Copy, Debug)]
+pub struct Params<'a> {
+    pub lowpass_p: f32,
+    pub lowpass_hz: [f32; 2],
+    pub eq_p: f32,
+    pub eq_bands: usize,
+    pub eq_hz: [f32; 2],
+    pub eq_gain_db: [f32; 2],
+    pub randaugment_n: usize,
+    pub randaugment_m: f32,
+    pub ops: &'a [Op],
+    pub pitch_semitones: f32,
+    pub pitch_skip: &'a [String],
+    pub reverb_p: f32,
+    pub reverb_rt60: [f32; 2],
+    pub reverb_wet: [f32; 2],
+}
 
 /// The RandAugment operations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,10 +171,10 @@ impl Chain {
         }
     }
 
-    /// Draws a chain for a source of `label` from the augmentation fields of `p` (`lowpass_*`,
-    /// `eq_*`, `randaugment_*`, `ops`, `pitch_*`, `reverb_*`); the number of RNG calls depends
-    /// only on `p`, the label and the draws themselves.
-    pub fn draw(rng: &mut impl Rng, p: &SamplerConfig, label: &str) -> Chain {
+    /// Draws a chain for a source of `label` from `p` (`lowpass_*`, `eq_*`, `randaugment_*`,
+    /// `ops`, `pitch_*`, `reverb_*`); the number of RNG calls depends only on `p`, the label
+    /// and the draws themselves.
+    pub fn draw(rng: &mut impl Rng, p: &Params<'_>, label: &str) -> Chain {
         let mut c = Chain::identity();
         if rng.random::<f32>() < p.lowpass_p {
             c.steps.push(Step::LowPass {
@@ -408,6 +428,8 @@ fn change_speed(x: &[f32], speed: f64, out_len: usize) -> Result<Vec<f32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // Tests only: the chains are drawn from the sampler's real defaults.
+    use crate::data::sampler::SamplerConfig;
 
     fn tone(hz: f64, n: usize) -> Vec<f32> {
         (0..n)
@@ -535,7 +557,7 @@ mod tests {
         };
         let semis: Vec<f64> = (0..400)
             .map(|seed| {
-                let c = Chain::draw(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), &p, "piano");
+                let c = Chain::draw(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), &p.augment(), "piano");
                 12.0 * c.speed.log2()
             })
             .collect();
@@ -547,12 +569,20 @@ mod tests {
             ..p.clone()
         };
         for seed in 0..50 {
-            let c = Chain::draw(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), &skip, "bass");
+            let c = Chain::draw(
+                &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+                &skip.augment(),
+                "bass",
+            );
             assert_eq!(c.speed, 1.0);
-            let d = Chain::draw(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), &skip, "piano");
+            let d = Chain::draw(
+                &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+                &skip.augment(),
+                "piano",
+            );
             assert_eq!(
                 d,
-                Chain::draw(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), &p, "piano")
+                Chain::draw(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), &p.augment(), "piano")
             );
         }
         // Both off by default: no draw moves the speed and none adds a room.
@@ -561,7 +591,11 @@ mod tests {
             ..SamplerConfig::default()
         };
         for seed in 0..50 {
-            let c = Chain::draw(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), &off, "piano");
+            let c = Chain::draw(
+                &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+                &off.augment(),
+                "piano",
+            );
             assert_eq!(c.speed, 1.0);
             assert!(c.steps.iter().all(|s| !matches!(s, Step::Reverb { .. })));
         }
@@ -580,8 +614,8 @@ mod tests {
             ..SamplerConfig::default()
         };
         for seed in 0..20 {
-            let a = Chain::draw(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), &p, "piano");
-            let b = Chain::draw(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), &p, "piano");
+            let a = Chain::draw(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), &p.augment(), "piano");
+            let b = Chain::draw(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), &p.augment(), "piano");
             assert_eq!(a, b);
             assert!(a.steps.len() >= 3);
             let y = a.apply(tone(440.0, a.input_len(6615)), 6615, 22050).unwrap();

@@ -169,7 +169,11 @@ pub fn cat_entries(bytes: &[u8]) -> Result<Vec<(String, &[u8])>> {
         if size == 0 {
             continue;
         }
-        let name_len = usize::from(*bytes.get(at).with_context(|| format!("entry {i}: offset {at} past the end"))?);
+        let name_len = usize::from(
+            *bytes
+                .get(at)
+                .with_context(|| format!("entry {i}: offset {at} past the end"))?,
+        );
         let start = at + 1 + name_len;
         let data = bytes
             .get(start..start + size)

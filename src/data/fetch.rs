@@ -8,7 +8,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-use super::build::find_source;
+use super::part::find_source;
 use crate::Result;
 
 /// The outcome for one package.

@@ -130,6 +130,18 @@ pub fn classify(package: &str, path: &str) -> Decision {
         "megaglest-data" => megaglest(&lower, file),
         "supertuxkart-data" => supertuxkart(&lower, file),
         "0ad-data" => zero_ad(&lower, file),
+        p if p.starts_with("fretsonfire-songs-") => {
+            // .../songs/PACK/SONG/guitar.ogg: the recorded guitar stem of a real band
+            // recording; song.ogg (the rest of the band, maybe with rhythm guitar) has no
+            // single label.
+            let parts: Vec<&str> = path.split('/').collect();
+            match parts.iter().position(|s| *s == "songs") {
+                Some(i) if parts.len() == i + 4 && lower.ends_with("/guitar.ogg") => {
+                    keep("guitar", format!("fretsonfire/{}/{}", parts[i + 1], parts[i + 2]))
+                }
+                _ => Decision::Drop("band mix without a single label"),
+            }
+        }
         "warzone2100-data" => warzone(&lower, file),
         "openttd-opensfx" => openttd(&lower, file),
         "widelands-data" => widelands(&lower, file),
@@ -340,8 +352,20 @@ fn weather_or_animal(stem: &str, file: String) -> Option<Decision> {
 /// out). The NEXUS voice (processed), taunts, radio chatter, weapons and the rest are dropped.
 fn warzone(p: &str, file: String) -> Decision {
     const VEHICLES: &[&str] = &[
-        "tstart", "tland", "tflight", "thover", "tread", "con-move", "con-move-off", "con-shut-down", "vtol-move",
-        "vtolland", "vtoloff", "hovmove", "hovstart", "hovstop",
+        "tstart",
+        "tland",
+        "tflight",
+        "thover",
+        "tread",
+        "con-move",
+        "con-move-off",
+        "con-shut-down",
+        "vtol-move",
+        "vtolland",
+        "vtoloff",
+        "hovmove",
+        "hovstart",
+        "hovstop",
     ];
     let inner = p.rsplit('!').next().unwrap_or(p);
     let s = stem(inner);
@@ -492,15 +516,32 @@ mod tests {
 
     #[test]
     fn environment_and_instruments() {
+        let fof = "usr/share/games/fretsonfire/data/songs/sectoid/Metal madness/";
+        assert_eq!(
+            label("fretsonfire-songs-sectoid", &format!("{fof}guitar.ogg")).unwrap(),
+            ("guitar", "fretsonfire/sectoid/Metal madness".into())
+        );
+        assert_eq!(label("fretsonfire-songs-sectoid", &format!("{fof}song.ogg")), None);
         let wz = "usr/share/games/warzone2100/base.wz!audio/";
-        assert_eq!(label("warzone2100-data", &format!("{wz}sfx/vehicle/tread.ogg")).unwrap().0, "engine");
-        assert_eq!(label("warzone2100-data", &format!("{wz}sfx/vehicle/cyber-move.ogg")), None);
+        assert_eq!(
+            label("warzone2100-data", &format!("{wz}sfx/vehicle/tread.ogg"))
+                .unwrap()
+                .0,
+            "engine"
+        );
+        assert_eq!(
+            label("warzone2100-data", &format!("{wz}sfx/vehicle/cyber-move.ogg")),
+            None
+        );
         assert_eq!(
             label("warzone2100-data", &format!("{wz}memressp/research/rescomp.ogg")).unwrap(),
             ("speech", "warzone2100/announcer".into())
         );
         assert_eq!(label("warzone2100-data", &format!("{wz}nexus/synthvoice.ogg")), None);
-        assert_eq!(label("warzone2100-data", &format!("{wz}memressp/trnsport/lz-clear.ogg")), None);
+        assert_eq!(
+            label("warzone2100-data", &format!("{wz}memressp/trnsport/lz-clear.ogg")),
+            None
+        );
         let cat = "usr/share/games/openttd/baseset/opensfx/opensfx.cat!";
         assert_eq!(label("openttd-opensfx", &format!("{cat}08.wav")).unwrap().0, "engine");
         assert_eq!(label("openttd-opensfx", &format!("{cat}37.wav")).unwrap().0, "animal");
@@ -508,12 +549,27 @@ mod tests {
         assert_eq!(label("openttd-opensfx", &format!("{cat}57.wav")), None);
         assert_eq!(label("openttd-opensfx", &format!("{cat}04.wav")), None);
         let wl = "usr/share/games/widelands/data/";
-        assert_eq!(label("widelands-data", &format!("{wl}sound/animals/wolf_00.ogg")).unwrap().0, "animal");
-        assert_eq!(label("widelands-data", &format!("{wl}sound/farm/sheep_01.ogg")).unwrap().0, "animal");
+        assert_eq!(
+            label("widelands-data", &format!("{wl}sound/animals/wolf_00.ogg"))
+                .unwrap()
+                .0,
+            "animal"
+        );
+        assert_eq!(
+            label("widelands-data", &format!("{wl}sound/farm/sheep_01.ogg"))
+                .unwrap()
+                .0,
+            "animal"
+        );
         assert_eq!(label("widelands-data", &format!("{wl}sound/farm/scythe_00.ogg")), None);
         assert_eq!(label("widelands-data", &format!("{wl}music/ingame_00.ogg")), None);
         let mt = "usr/share/games/minetest/games/minetest_game/mods/env_sounds/sounds/";
-        assert_eq!(label("minetest-data", &format!("{mt}env_sounds_water.1.ogg")).unwrap().0, "water");
+        assert_eq!(
+            label("minetest-data", &format!("{mt}env_sounds_water.1.ogg"))
+                .unwrap()
+                .0,
+            "water"
+        );
         assert_eq!(label("minetest-data", &format!("{mt}env_sounds_lava.1.ogg")), None);
         let z = "usr/share/games/0ad/mods/public/public.zip!audio/ambient/weather/";
         assert_eq!(label("0ad-data", &format!("{z}rain_01.ogg")).unwrap().0, "water");

@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Result;
 use crate::data::LABELS;
-use crate::data::augment::{Chain, OPS, Op, uniform};
+use crate::data::augment::{Chain, OPS, Op, Params, uniform};
 use crate::data::manifest::{self, ClipRow};
 
 /// Labels that are parts of a full mix: never in one mixture with `music`.
@@ -144,6 +144,26 @@ impl Default for SamplerConfig {
 }
 
 impl SamplerConfig {
+    /// The augmentation settings, as [`Chain::draw`] takes them.
+    pub fn augment(&self) -> Params<'_> {
+        Params {
+            lowpass_p: self.lowpass_p,
+            lowpass_hz: self.lowpass_hz,
+            eq_p: self.eq_p,
+            eq_bands: self.eq_bands,
+            eq_hz: self.eq_hz,
+            eq_gain_db: self.eq_gain_db,
+            randaugment_n: self.randaugment_n,
+            randaugment_m: self.randaugment_m,
+            ops: &self.ops,
+            pitch_semitones: self.pitch_semitones,
+            pitch_skip: &self.pitch_skip,
+            reverb_p: self.reverb_p,
+            reverb_rt60: self.reverb_rt60,
+            reverb_wet: self.reverb_wet,
+        }
+    }
+
     /// Settings for evaluation mixtures (`data mixtures`, the quality benchmark): `seconds`
     /// long, no augmentation (no low-pass, EQ or RandAugment; plain query clips); the other
     /// ranges (interferers, gains, TIR) as the default.
@@ -486,7 +506,7 @@ impl MixtureSampler {
             let row = self.pick(rng, label, exclude);
             for _ in 0..TRIES {
                 let chain = if augment {
-                    Chain::draw(rng, &self.cfg, LABELS[label])
+                    Chain::draw(rng, &self.cfg.augment(), LABELS[label])
                 } else {
                     Chain::identity()
                 };

@@ -28,12 +28,12 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use self::midi::{Part, Song};
 use self::synth::{Font, RenderSettings, Voice};
-use super::build::{self, BuildOptions, Drops, PackageReport, Progress};
 use super::manifest::{ClipRow, fnv1a};
+pub use super::part::RenderStats;
+use super::part::{self, BuildOptions, Drops, PackageReport, Progress};
 use super::{clip, extract};
 use crate::Result;
 
@@ -107,17 +107,6 @@ pub const RENDER_SETS: &[RenderSet] = &[
     },
 ];
 
-/// Render-time figures of a set (kept in its done-marker).
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct RenderStats {
-    pub songs: usize,
-    pub stems: usize,
-    /// Seconds of stem audio rendered, and CPU seconds spent in the synthesizer (summed over
-    /// threads): their ratio is the speed per core in x realtime.
-    pub rendered_s: f64,
-    pub synth_cpu_s: f64,
-}
-
 /// The render sets selected by the options.
 pub fn selected_sets(opts: &BuildOptions) -> Vec<&'static RenderSet> {
     RENDER_SETS
@@ -138,7 +127,7 @@ pub fn selected_sets(opts: &BuildOptions) -> Vec<&'static RenderSet> {
 /// Files under a package source (extracted folder or `.deb`) whose package path ends with
 /// one of `suffixes`, extracted into `tmp` when needed.
 fn package_files(cache: &Path, package: &str, suffixes: &[&str], tmp: &Path) -> Result<Vec<(String, PathBuf)>> {
-    let src = build::find_source(cache, package)
+    let src = part::find_source(cache, package)
         .with_context(|| format!("{}: no {package}_*.deb (run `splitflow data fetch`)", cache.display()))?;
     let root = if src.is_dir() {
         src
@@ -358,7 +347,7 @@ struct Job<'a> {
 /// Builds one render set (see the module documentation) into `opts.out`.
 pub fn build_set(set: &RenderSet, opts: &BuildOptions, progress: &dyn Progress) -> Result<PackageReport> {
     let started = Instant::now();
-    let tmp = build::staging_dir(&opts.out, set.name)?;
+    let tmp = part::staging_dir(&opts.out, set.name)?;
     let mut rep = PackageReport {
         package: set.name.to_string(),
         ..Default::default()
@@ -413,7 +402,7 @@ pub fn build_set(set: &RenderSet, opts: &BuildOptions, progress: &dyn Progress) 
             .collect()
     });
     rep.render = Some(stats.into_inner().unwrap_or_else(|e| e.into_inner()));
-    build::finish_part(&opts.out, set.name, results, drops, rep, started)
+    part::finish_part(&opts.out, set.name, results, drops, rep, started)
 }
 
 fn render_job(
@@ -423,7 +412,7 @@ fn render_job(
     drops: &Drops,
     stats: &Mutex<RenderStats>,
 ) -> Result<Vec<ClipRow>> {
-    let count_drop = |why: &str| build::count_drop(drops, why);
+    let count_drop = |why: &str| part::count_drop(drops, why);
     let t0 = Instant::now();
     let settings = RenderSettings {
         rate: opts.rate,
@@ -451,7 +440,7 @@ fn render_job(
         thr,
         frame,
         (STEM_GAP_SECS / STEM_FRAME_SECS).round() as usize,
-        (build::TRIM_MARGIN_SECS * rate) as usize,
+        (part::TRIM_MARGIN_SECS * rate) as usize,
     );
     let label = j.part.label;
     let program = j
@@ -471,7 +460,7 @@ fn render_job(
         j.voice.patch,
         j.voice.name
     );
-    let stem = build::clip_stem(&source_file);
+    let stem = part::clip_stem(&source_file);
     let dir = opts.out.join("audio").join(label).join(set.name);
     std::fs::create_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
     let clip_len = (opts.clip_secs * rate).round() as usize;
