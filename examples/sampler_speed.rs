@@ -1,4 +1,4 @@
-//! Mixture sampler throughput: `cargo run --example sampler_speed -- CORPUS [SPLIT] [N]`.
+//! Mixture sampler throughput: `cargo run --example sampler_speed -- CORPUS [SPLIT] [N] [ONLY]`.
 //!
 //! Draws N examples (default 300) of the default config (3 s crops, 3 s query) from SPLIT
 //! (default train) with 1 and 2 threads, reading crops on demand, then the same with the split
@@ -82,6 +82,10 @@ fn main() -> splitflow::Result<()> {
     };
     runs.push(("read on demand, default + pitch ±3 + reverb 0.5", timbre, vec![1]));
     runs.push(("read on demand, every augmentation at full strength", full, vec![1]));
+    // A fourth argument keeps only the runs whose description contains it (e.g. "full").
+    if let Some(only) = args.get(3) {
+        runs.retain(|r| r.0.contains(only.as_str()));
+    }
     for (what, cfg, threads) in runs {
         let t = Instant::now();
         let secs = f64::from(cfg.seconds);

@@ -26,13 +26,12 @@
 //! samples to read, and [`Chain::apply`] returns exactly the crop length.
 //!
 //! Filters are the `biquad` crate's RBJ-cookbook biquads (f64 state: low cut-offs at 22 kHz
-//! put poles near the unit circle); resampling is rubato's polynomial resampler.
+//! put poles near the unit circle), run as one cascade per run of filters; the speed change
+//! is 4-point cubic interpolation.
 
-use anyhow::{Context, anyhow};
-use biquad::{Biquad, Coefficients, DirectForm2Transposed, Q_BUTTERWORTH_F64, ToHertz, Type};
+use anyhow::anyhow;
+use biquad::{Coefficients, Q_BUTTERWORTH_F64, ToHertz, Type};
 use rand::Rng;
-use rubato::audioadapter_buffers::direct::SequentialSliceOfVecs;
-use rubato::{Async, FixedAsync, PolynomialDegree, Resampler};
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
@@ -257,27 +256,44 @@ impl Chain {
         let mut y = if self.speed == 1.0 {
             x
         } else {
-            change_speed(&x, self.speed, out_len)?
+            change_speed(&x, self.speed, out_len)
         };
         y.resize(out_len, 0.0);
         let fs = f64::from(rate);
+        // Runs of consecutive filters are applied as one cascade, in one pass over the
+        // signal (the same arithmetic per filter, in the same order).
+        let mut cascade: Vec<Coefficients<f64>> = Vec::new();
         for step in &self.steps {
-            match *step {
+            let filters: &[(Type<f64>, f64, f64)] = &match *step {
                 Step::LowPass { hz } => {
                     let hz = hz.min(0.45 * fs);
-                    biquad_run(&mut y, Type::LowPass, fs, hz, Q_BUTTERWORTH_F64)?;
-                    biquad_run(&mut y, Type::LowPass, fs, hz, Q_BUTTERWORTH_F64)?;
+                    vec![
+                        (Type::LowPass, hz, Q_BUTTERWORTH_F64),
+                        (Type::LowPass, hz, Q_BUTTERWORTH_F64),
+                    ]
                 }
-                Step::Peak { hz, gain_db } => biquad_run(&mut y, Type::PeakingEQ(gain_db), fs, hz.min(0.45 * fs), 1.0)?,
-                Step::HighPass { hz } => biquad_run(&mut y, Type::HighPass, fs, hz, Q_BUTTERWORTH_F64)?,
-                Step::Shelf { high, gain_db } => {
-                    let (t, hz) = if high {
-                        (Type::HighShelf(gain_db), 3000.0_f64.min(0.45 * fs))
-                    } else {
-                        (Type::LowShelf(gain_db), 300.0)
-                    };
-                    biquad_run(&mut y, t, fs, hz, Q_BUTTERWORTH_F64)?;
+                Step::Peak { hz, gain_db } => vec![(Type::PeakingEQ(gain_db), hz.min(0.45 * fs), 1.0)],
+                Step::HighPass { hz } => vec![(Type::HighPass, hz, Q_BUTTERWORTH_F64)],
+                Step::Shelf { high, gain_db } => vec![if high {
+                    (Type::HighShelf(gain_db), 3000.0_f64.min(0.45 * fs), Q_BUTTERWORTH_F64)
+                } else {
+                    (Type::LowShelf(gain_db), 300.0, Q_BUTTERWORTH_F64)
+                }],
+                _ => Vec::new(),
+            };
+            if !filters.is_empty() {
+                for &(t, f0, q) in filters {
+                    cascade.push(
+                        Coefficients::<f64>::from_params(t, fs.hz(), f0.hz(), q)
+                            .map_err(|e| anyhow!("biquad {t:?} at {f0:.1} Hz (rate {fs}): {e:?}"))?,
+                    );
                 }
+                continue;
+            }
+            run_cascade(&mut y, &cascade);
+            cascade.clear();
+            match *step {
+                Step::LowPass { .. } | Step::Peak { .. } | Step::HighPass { .. } | Step::Shelf { .. } => {}
                 Step::Drive { k } => {
                     let peak = y.iter().fold(0.0f32, |a, v| a.max(v.abs()));
                     if k > 1e-3 && peak > 0.0 {
@@ -286,10 +302,19 @@ impl Chain {
                     }
                 }
                 Step::Tremolo { hz, depth, phase } => {
+                    // sin(w i + phase) by rotating a unit phasor (f64: drift ~1e-12 over a crop),
+                    // re-normalised every 4,096 samples.
                     let w = std::f64::consts::TAU * hz / fs;
+                    let (sw, cw) = w.sin_cos();
+                    let (mut sn, mut cs) = phase.sin_cos();
                     for (i, v) in y.iter_mut().enumerate() {
-                        let g = 1.0 - depth * 0.5 * (1.0 + (w * i as f64 + phase).sin());
+                        let g = 1.0 - depth * 0.5 * (1.0 + sn);
                         *v *= g as f32;
+                        (sn, cs) = (sn * cw + cs * sw, cs * cw - sn * sw);
+                        if i % 4096 == 4095 {
+                            let r = (sn * sn + cs * cs).sqrt();
+                            (sn, cs) = (sn / r, cs / r);
+                        }
                     }
                 }
                 Step::Echo { delay_s, feedback } => {
@@ -307,11 +332,7 @@ impl Chain {
                     seed,
                 } => {
                     let ir = room_response(fs, rt60, predelay_s, damp_hz.min(0.45 * fs), seed);
-                    let wet_sig = convolve(&y, &ir)?;
-                    let (dry, wet) = (1.0 - wet as f32, wet as f32);
-                    for (v, w) in y.iter_mut().zip(wet_sig) {
-                        *v = dry * *v + wet * w;
-                    }
+                    convolve_mix(&mut y, &ir, 1.0 - wet as f32, wet as f32)?;
                 }
                 Step::Dropout { start, len } => {
                     let n = y.len() as f64;
@@ -331,18 +352,29 @@ impl Chain {
                 }
             }
         }
+        run_cascade(&mut y, &cascade);
         Ok(y)
     }
 }
 
-fn biquad_run(y: &mut [f32], t: Type<f64>, fs: f64, f0: f64, q: f64) -> Result<()> {
-    let c = Coefficients::<f64>::from_params(t, fs.hz(), f0.hz(), q)
-        .map_err(|e| anyhow!("biquad {t:?} at {f0:.1} Hz (rate {fs}): {e:?}"))?;
-    let mut f = DirectForm2Transposed::<f64>::new(c);
-    for v in y.iter_mut() {
-        *v = f.run(f64::from(*v)) as f32;
+/// Runs `y` through the biquads of `cascade` in order (transposed direct form II, f64 state),
+/// all in one pass: each sample goes through every filter before the next sample, so the
+/// filters' recursions overlap in the pipeline instead of each taking a pass of its own.
+fn run_cascade(y: &mut [f32], cascade: &[Coefficients<f64>]) {
+    if cascade.is_empty() {
+        return;
     }
-    Ok(())
+    let mut st = vec![[0f64; 2]; cascade.len()];
+    for v in y.iter_mut() {
+        let mut x = f64::from(*v);
+        for (c, s) in cascade.iter().zip(st.iter_mut()) {
+            let out = c.b0 * x + s[0];
+            s[0] = c.b1 * x - c.a1 * out + s[1];
+            s[1] = c.b2 * x - c.a2 * out;
+            x = out;
+        }
+        *v = x as f32;
+    }
 }
 
 /// A synthetic room impulse response at `fs` Hz (see the module docs): `predelay_s` of
@@ -358,11 +390,12 @@ pub fn room_response(fs: f64, rt60: f64, predelay_s: f64, damp_hz: f64, seed: u6
     let k = -(1000f64.ln()) / tail as f64;
     let a = (-std::f64::consts::TAU * damp_hz / fs).exp();
     let mut ir = vec![0f32; pre + tail];
-    let mut state = 0f64;
-    for (n, v) in ir[pre..].iter_mut().enumerate() {
+    let (mut state, mut env, decay) = (0f64, 1f64, k.exp());
+    for v in ir[pre..].iter_mut() {
         let noise: f64 = StandardNormal.sample(&mut rng);
         state = (1.0 - a) * noise + a * state;
-        *v = (state * (k * n as f64).exp()) as f32;
+        *v = (state * env) as f32;
+        env *= decay;
     }
     let energy = ir.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>();
     if energy > 0.0 {
@@ -372,57 +405,109 @@ pub fn room_response(fs: f64, rt60: f64, predelay_s: f64, damp_hz: f64, seed: u6
     ir
 }
 
-/// The first `x.len()` samples of the linear convolution `x * h`, by one real FFT.
-fn convolve(x: &[f32], h: &[f32]) -> Result<Vec<f32>> {
+/// The buffers [`convolve_mix`] keeps per thread: time signal, the two spectra, FFT scratch.
+struct ConvBufs {
+    buf: Vec<f32>,
+    a: Vec<realfft::num_complex::Complex<f32>>,
+    spec_h: Vec<realfft::num_complex::Complex<f32>>,
+    scratch: Vec<realfft::num_complex::Complex<f32>>,
+}
+
+impl ConvBufs {
+    const fn new() -> ConvBufs {
+        ConvBufs {
+            buf: Vec::new(),
+            a: Vec::new(),
+            spec_h: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+}
+
+/// `y <- dry * y + wet * (y * h)[..y.len()]`: the first `y.len()` samples of the linear
+/// convolution, by real FFTs whose plans and buffers are kept per thread (fresh half-megabyte
+/// buffers per source cost page faults).
+fn convolve_mix(y: &mut [f32], h: &[f32], dry: f32, wet: f32) -> Result<()> {
     use realfft::RealFftPlanner;
-    if x.is_empty() || h.is_empty() {
-        return Ok(vec![0.0; x.len()]);
+    use realfft::num_complex::Complex;
+    use std::cell::RefCell;
+    if y.is_empty() || h.is_empty() {
+        y.iter_mut().for_each(|v| *v *= dry);
+        return Ok(());
     }
     thread_local! {
         // The planner keeps its plans: building one computes its twiddles (a quarter of the
         // sampler's time when planned afresh per source).
-        static PLANNER: std::cell::RefCell<RealFftPlanner<f32>> = std::cell::RefCell::new(RealFftPlanner::new());
+        static PLANNER: RefCell<RealFftPlanner<f32>> = RefCell::new(RealFftPlanner::new());
+        static BUFS: RefCell<ConvBufs> = const { RefCell::new(ConvBufs::new()) };
     }
-    let n = (x.len() + h.len() - 1).next_power_of_two();
+    let n = (y.len() + h.len() - 1).next_power_of_two();
     let (fwd, inv) = PLANNER.with(|p| {
         let mut p = p.borrow_mut();
         (p.plan_fft_forward(n), p.plan_fft_inverse(n))
     });
-    let spectrum = |v: &[f32]| -> Result<Vec<realfft::num_complex::Complex<f32>>> {
-        let mut buf = vec![0f32; n];
-        buf[..v.len()].copy_from_slice(v);
-        let mut out = fwd.make_output_vec();
-        fwd.process(&mut buf, &mut out)
-            .map_err(|e| anyhow!("reverb FFT: {e}"))?;
-        Ok(out)
-    };
-    let (a, b) = (spectrum(x)?, spectrum(h)?);
-    let mut prod: Vec<_> = a.iter().zip(&b).map(|(p, q)| p * q).collect();
-    let mut y = vec![0f32; n];
-    inv.process(&mut prod, &mut y)
-        .map_err(|e| anyhow!("reverb inverse FFT: {e}"))?;
-    let scale = 1.0 / n as f32;
-    y.truncate(x.len());
-    y.iter_mut().for_each(|v| *v *= scale);
-    Ok(y)
+    BUFS.with(|b| -> Result<()> {
+        let ConvBufs {
+            buf,
+            a,
+            spec_h,
+            scratch,
+        } = &mut *b.borrow_mut();
+        let zero = Complex::new(0.0, 0.0);
+        buf.resize(n, 0.0);
+        a.resize(n / 2 + 1, zero);
+        spec_h.resize(n / 2 + 1, zero);
+        scratch.resize(fwd.get_scratch_len().max(inv.get_scratch_len()), zero);
+        for (v, spec) in [(&*y, &mut *a), (h, &mut *spec_h)] {
+            buf[..v.len()].copy_from_slice(v);
+            buf[v.len()..].fill(0.0);
+            fwd.process_with_scratch(buf, spec, scratch)
+                .map_err(|e| anyhow!("reverb FFT: {e}"))?;
+        }
+        a.iter_mut().zip(spec_h.iter()).for_each(|(p, q)| *p *= q);
+        // The inverse wants real DC and Nyquist bins; rounding leaves tiny imaginary parts.
+        a[0].im = 0.0;
+        a[n / 2].im = 0.0;
+        inv.process_with_scratch(a, buf, scratch)
+            .map_err(|e| anyhow!("reverb inverse FFT: {e}"))?;
+        let g = wet / n as f32;
+        for (v, w) in y.iter_mut().zip(buf.iter()) {
+            *v = dry * *v + g * w;
+        }
+        Ok(())
+    })
 }
 
-/// Resamples `x` by `1 / speed` (so `speed > 1` plays faster and higher) to `out_len` samples.
-fn change_speed(x: &[f32], speed: f64, out_len: usize) -> Result<Vec<f32>> {
-    let chunk = x.len().max(1);
-    let mut r = Async::<f32>::new_poly(1.0 / speed, 1.0, PolynomialDegree::Cubic, chunk, 1, FixedAsync::Input)
-        .context("speed change resampler")?;
-    let want = r.process_all_needed_output_len(x.len());
-    let input = vec![x.to_vec()];
-    let mut out = vec![vec![0.0f32; want]];
-    let inp = SequentialSliceOfVecs::new(&input, 1, x.len()).context("speed change input")?;
-    let mut outp = SequentialSliceOfVecs::new_mut(&mut out, 1, want).context("speed change output")?;
-    let (_, written) = r
-        .process_all_into_buffer(&inp, &mut outp, x.len(), None)
-        .context("speed change")?;
-    let mut y = out.swap_remove(0);
-    y.truncate(written.min(out_len));
-    Ok(y)
+/// Resamples `x` by `1 / speed` (so `speed > 1` plays faster and higher) to `out_len` samples:
+/// output sample `i` is the cubic (4-point Lagrange) interpolation of `x` at `i * speed`, the
+/// edges held. No anti-aliasing filter (like a polynomial resampler): the shifts are small.
+fn change_speed(x: &[f32], speed: f64, out_len: usize) -> Vec<f32> {
+    if x.is_empty() {
+        return vec![0.0; out_len];
+    }
+    let last = x.len() as isize - 1;
+    const SIXTH: f32 = 1.0 / 6.0;
+    let lagrange = |f: f32, y: [f32; 4]| {
+        let (fm1, fm2, fp1) = (f - 1.0, f - 2.0, f + 1.0);
+        let (a, b) = (f * fm1, fp1 * fm2);
+        (-a * fm2 * y[0] + a * fp1 * y[3]) * SIXTH + (b * fm1 * y[1] - b * f * y[2]) * 0.5
+    };
+    (0..out_len)
+        .map(|i| {
+            let t = i as f64 * speed;
+            let k = t as isize;
+            let f = (t - k as f64) as f32;
+            let y = if k >= 1 && k + 2 <= last {
+                let j = k as usize;
+                [x[j - 1], x[j], x[j + 1], x[j + 2]]
+            } else {
+                // The edges: hold the first and last samples.
+                let at = |k: isize| x[k.clamp(0, last) as usize];
+                [at(k - 1), at(k), at(k + 1), at(k + 2)]
+            };
+            lagrange(f, y)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -506,14 +591,64 @@ mod tests {
     }
 
     #[test]
+    fn one_pass_cascade_and_phasor_tremolo_match_their_direct_forms() {
+        use biquad::{Biquad, DirectForm2Transposed};
+        let x: Vec<f32> = (0..20_000).map(|i| ((i * 7919 % 2003) as f32 / 1001.0) - 1.0).collect();
+        let fs = 22050.0;
+        let steps = vec![
+            Step::LowPass { hz: 5000.0 },
+            Step::Peak {
+                hz: 900.0,
+                gain_db: 6.0,
+            },
+            Step::Tremolo {
+                hz: 5.0,
+                depth: 0.5,
+                phase: 1.0,
+            },
+            Step::HighPass { hz: 150.0 },
+            Step::Shelf {
+                high: true,
+                gain_db: -4.0,
+            },
+        ];
+        let got = Chain { speed: 1.0, steps }.apply(x.clone(), x.len(), 22050).unwrap();
+        let run = |y: &mut Vec<f32>, t: Type<f64>, f0: f64, q: f64| {
+            let c = Coefficients::<f64>::from_params(t, fs.hz(), f0.hz(), q).unwrap();
+            let mut f = DirectForm2Transposed::<f64>::new(c);
+            y.iter_mut().for_each(|v| *v = f.run(f64::from(*v)) as f32);
+        };
+        let mut want = x.clone();
+        run(&mut want, Type::LowPass, 5000.0, Q_BUTTERWORTH_F64);
+        run(&mut want, Type::LowPass, 5000.0, Q_BUTTERWORTH_F64);
+        run(&mut want, Type::PeakingEQ(6.0), 900.0, 1.0);
+        let w = std::f64::consts::TAU * 5.0 / fs;
+        for (i, v) in want.iter_mut().enumerate() {
+            *v *= (1.0 - 0.25 * (1.0 + (w * i as f64 + 1.0).sin())) as f32;
+        }
+        run(&mut want, Type::HighPass, 150.0, Q_BUTTERWORTH_F64);
+        run(&mut want, Type::HighShelf(-4.0), 3000.0, Q_BUTTERWORTH_F64);
+        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+            assert!((a - b).abs() < 1e-5, "sample {i}: {a} vs {b}");
+        }
+    }
+
+    #[test]
     fn fft_convolution_matches_the_direct_sum() {
         let x: Vec<f32> = (0..300).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
         let h: Vec<f32> = (0..77).map(|i| ((i * 53 % 29) as f32 / 14.0) - 1.0).collect();
-        let y = convolve(&x, &h).unwrap();
-        assert_eq!(y.len(), x.len());
-        for (n, v) in y.iter().enumerate() {
-            let want: f32 = (0..=n.min(h.len() - 1)).map(|k| h[k] * x[n - k]).sum();
-            assert!((v - want).abs() < 1e-4, "sample {n}: {v} vs {want}");
+        // Twice on the same thread (the kept buffers must not leak into the next call), and
+        // a shorter signal after a longer one.
+        for len in [300, 300, 120] {
+            let x = &x[..len];
+            let mut y = x.to_vec();
+            convolve_mix(&mut y, &h, 0.25, 0.5).unwrap();
+            assert_eq!(y.len(), x.len());
+            for (n, v) in y.iter().enumerate() {
+                let conv: f32 = (0..=n.min(h.len() - 1)).map(|k| h[k] * x[n - k]).sum();
+                let want = 0.25 * x[n] + 0.5 * conv;
+                assert!((v - want).abs() < 1e-4, "sample {n}: {v} vs {want}");
+            }
         }
     }
 
