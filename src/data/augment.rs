@@ -297,8 +297,8 @@ impl Chain {
                 Step::Drive { k } => {
                     let peak = y.iter().fold(0.0f32, |a, v| a.max(v.abs()));
                     if k > 1e-3 && peak > 0.0 {
-                        let (k, norm) = (k as f32, peak / (k as f32).tanh());
-                        y.iter_mut().for_each(|v| *v = (k * *v / peak).tanh() * norm);
+                        let (k, norm) = (k as f32, peak / tanh_exp(k as f32));
+                        y.iter_mut().for_each(|v| *v = tanh_exp(k * *v / peak) * norm);
                     }
                 }
                 Step::Tremolo { hz, depth, phase } => {
@@ -355,6 +355,13 @@ impl Chain {
         run_cascade(&mut y, &cascade);
         Ok(y)
     }
+}
+
+/// tanh as `1 - 2 / (e^2x + 1)` with one `exp` (libm's `tanhf` goes through `expm1f` and was
+/// a tenth of the sampler's time at full strength); absolute error below 2e-7, ±1 at the
+/// extremes (an infinite `e^2x` gives 1, a zero one -1).
+fn tanh_exp(x: f32) -> f32 {
+    1.0 - 2.0 / ((2.0 * x).exp() + 1.0)
 }
 
 /// Runs `y` through the biquads of `cascade` in order (transposed direct form II, f64 state),
@@ -631,6 +638,15 @@ mod tests {
         for (i, (a, b)) in got.iter().zip(&want).enumerate() {
             assert!((a - b).abs() < 1e-5, "sample {i}: {a} vs {b}");
         }
+    }
+
+    #[test]
+    fn tanh_by_one_exp_matches_libm() {
+        for i in -2000..=2000 {
+            let x = i as f32 * 0.01;
+            assert!((tanh_exp(x) - x.tanh()).abs() < 2e-7, "{x}");
+        }
+        assert_eq!((tanh_exp(100.0), tanh_exp(-100.0)), (1.0, -1.0));
     }
 
     #[test]
