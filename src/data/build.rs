@@ -208,7 +208,11 @@ pub fn build_package(pkg: &Package, src: &Path, opts: &BuildOptions, progress: &
     } else {
         progress.stage(pkg.name, "extracting");
         let root = tmp.path().join("tree");
-        extract::extract_deb(src, pkg.name, &root)?;
+        if src.extension().is_some_and(|e| e == "tgz") {
+            extract::extract_tgz(src, pkg.name, &root)?;
+        } else {
+            extract::extract_deb(src, pkg.name, &root)?;
+        }
         root
     };
     progress.stage(pkg.name, "listing");

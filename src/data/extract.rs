@@ -86,6 +86,32 @@ pub fn extract_deb_matching(deb: &Path, dest: &Path, wants: &dyn Fn(&str) -> boo
     Ok(())
 }
 
+/// Extracts the wanted members of an npm tarball (`.tgz`: gzip over tar, members under
+/// `package/`) under `dest`.
+pub fn extract_tgz(tgz: &Path, package: &str, dest: &Path) -> Result<()> {
+    let f = File::open(tgz).with_context(|| format!("{}: cannot open", tgz.display()))?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::io::BufReader::new(f)));
+    (|| -> Result<()> {
+        for entry in archive.entries()? {
+            let mut entry = entry?;
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let path = entry.path()?.to_string_lossy().trim_start_matches("./").to_string();
+            if path.split('/').any(|c| c == "..") || !rules::wants_member(package, &path) {
+                continue;
+            }
+            let out = dest.join(&path);
+            if let Some(dir) = out.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            entry.unpack(&out).with_context(|| path.clone())?;
+        }
+        Ok(())
+    })()
+    .with_context(|| format!("{}: not a readable npm tarball", tgz.display()))
+}
+
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
     entries.sort_by_key(|e| e.file_name());

@@ -81,7 +81,8 @@ pub trait Progress: Sync {
 pub struct NoProgress;
 impl Progress for NoProgress {}
 
-/// The `.deb` of `package` in `cache`, or a folder `cache/package` holding its extracted tree.
+/// The `.deb` of `package` in `cache` (`.tgz` for an npm package: `PKG_VERSION.tgz`), or a
+/// folder `cache/package` holding its extracted tree.
 pub fn find_source(cache: &Path, package: &str) -> Option<PathBuf> {
     let dir = cache.join(package);
     if dir.is_dir() {
@@ -95,7 +96,7 @@ pub fn find_source(cache: &Path, package: &str) -> Option<PathBuf> {
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".deb"))
+                .is_some_and(|n| n.starts_with(&prefix) && (n.ends_with(".deb") || n.ends_with(".tgz")))
         })
         .collect();
     found.sort();

@@ -142,6 +142,14 @@ pub fn classify(package: &str, path: &str) -> Decision {
                 _ => Decision::Drop("band mix without a single label"),
             }
         }
+        "npm-piano-velocity10" => {
+            // package/audio/NOTEv10.ogg: one held note of the Salamander grand each.
+            if lower.starts_with("package/audio/") {
+                keep("piano", file)
+            } else {
+                Decision::Drop("not a note")
+            }
+        }
         "warzone2100-data" => warzone(&lower, file),
         "openttd-opensfx" => openttd(&lower, file),
         "widelands-data" => widelands(&lower, file),
@@ -522,6 +530,10 @@ mod tests {
             ("guitar", "fretsonfire/sectoid/Metal madness".into())
         );
         assert_eq!(label("fretsonfire-songs-sectoid", &format!("{fof}song.ogg")), None);
+        assert_eq!(
+            label("npm-piano-velocity10", "package/audio/F#3v10.ogg").unwrap(),
+            ("piano", "npm-piano-velocity10/F#3v10.ogg".into())
+        );
         let wz = "usr/share/games/warzone2100/base.wz!audio/";
         assert_eq!(
             label("warzone2100-data", &format!("{wz}sfx/vehicle/tread.ogg"))

