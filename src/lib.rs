@@ -40,3 +40,18 @@ pub fn tune_allocator() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn tune_allocator() {}
+
+/// Restores the default action of SIGPIPE (Rust ignores it, so a write to a closed pipe became
+/// a panic: `splitflow models | head -3` printed "failed printing to stdout: Broken pipe" and a
+/// backtrace). With the default, output into a closed pipe ends the process quietly, as
+/// coreutils and ripgrep do.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn quiet_broken_pipe() {
+    // SAFETY: resetting a signal disposition to its default; called first thing in main.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn quiet_broken_pipe() {}

@@ -1,4 +1,5 @@
 fn main() {
     splitflow::tune_allocator();
+    splitflow::quiet_broken_pipe();
     std::process::exit(splitflow::cli::main());
 }

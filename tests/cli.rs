@@ -257,6 +257,73 @@ fn never_overwrites_an_input() {
     assert_eq!(std::fs::read(tmp.path().join("song.wav")).unwrap(), before);
 }
 
+/// `--filename` may not leave `-o`: `..` through a folder that does not exist yet, `..` past
+/// the output folder, an absolute template. Nothing is written and the input is untouched.
+#[test]
+fn outputs_never_leave_the_output_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input_dir = tmp.path().join("in");
+    std::fs::create_dir_all(&input_dir).unwrap();
+    demo(&input_dir);
+    let song = input_dir.join("song.wav");
+    let before = std::fs::read(&song).unwrap();
+    let abs = format!("{}/{{track}}_abs.{{ext}}", tmp.path().display());
+    for (out, template) in [
+        (input_dir.join("new"), "../{track}.{ext}"),
+        (tmp.path().join("out2"), "{track}/../../../{track}_esc.{ext}"),
+        (tmp.path().join("out3"), "{track}/../../{track}_up.{ext}"),
+        (tmp.path().join("out4"), abs.as_str()),
+    ] {
+        let run = separate("drums", &out, &["--overwrite", "--filename", template], &[&song]);
+        assert_eq!(run.status.code(), Some(1), "{template}: {}", stderr(&run));
+        assert!(
+            stderr(&run).contains("outside the output folder"),
+            "{template}: {}",
+            stderr(&run)
+        );
+        assert_eq!(std::fs::read(&song).unwrap(), before, "{template}");
+    }
+    let mut left: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert!(left.iter().all(|n| !n.ends_with(".wav")), "{left:?}");
+    assert!(std::fs::read_dir(&input_dir).unwrap().count() <= 2, "written into in/");
+    // `..` that stays inside -o is fine.
+    let ok = tmp.path().join("ok");
+    let run = separate("drums", &ok, &["--filename", "{track}/../{track}_x.{ext}"], &[&song]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(ok.join("song_x.wav").is_file());
+}
+
+/// Output into a pipe closed early (`splitflow info ... | head -1`) ends quietly, no panic.
+#[test]
+fn a_closed_pipe_is_a_quiet_end() {
+    use std::io::BufRead;
+    // 3,000 lines (~400 KB) of `info --json`: far more than a pipe buffers, so the writer
+    // meets the closed pipe.
+    let tmp = tempfile::tempdir().unwrap();
+    demo(tmp.path());
+    let song = tmp.path().join("song.wav");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_splitflow"))
+        .args(["info", "--json"])
+        .args(std::iter::repeat_n(&song, 3000))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is dropped here: the pipe is closed with output still to come.
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!first.is_empty());
+    assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+}
+
 #[test]
 fn unknown_query_and_model_are_usage_errors() {
     let tmp = tempfile::tempdir().unwrap();

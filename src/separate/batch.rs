@@ -134,34 +134,45 @@ pub enum Planned {
     },
 }
 
-/// Canonical form of a path that may not exist yet (its parent may not either).
-fn normalise(p: &Path) -> PathBuf {
+/// Canonical form of a path that may not exist yet (nor its parents): made absolute, then
+/// walked component by component: `.` is dropped, every prefix that exists is canonicalised
+/// (symbolic links resolved) before a `..` steps up from it, and `..` below a missing folder
+/// removes that name. So `in/new/../a.wav` is `in/a.wav` whether or not `in/new` exists.
+pub fn normalise(p: &Path) -> PathBuf {
+    use std::path::Component;
     let abs = if p.is_absolute() {
         p.to_path_buf()
     } else {
         std::env::current_dir().unwrap_or_default().join(p)
     };
-    // Canonicalise the longest existing ancestor, then re-append the rest.
-    let mut existing = abs.as_path();
-    let mut rest = Vec::new();
-    while !existing.exists() {
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_os_string());
-                existing = parent;
+    let mut cur = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::Prefix(_) | Component::RootDir => cur.push(c.as_os_str()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if let Ok(real) = cur.canonicalize() {
+                    cur = real;
+                }
+                cur.pop();
             }
-            _ => break,
+            Component::Normal(name) => {
+                cur.push(name);
+                if let Ok(real) = cur.canonicalize() {
+                    cur = real;
+                }
+            }
         }
     }
-    let mut out = existing.canonicalize().unwrap_or_else(|_| existing.to_path_buf());
-    out.extend(rest.iter().rev());
-    out
+    cur
 }
 
-/// Plans a batch: output names, collisions between inputs, outputs that would overwrite an
-/// input, and existing outputs.
+/// Plans a batch: output names, outputs outside the output folder (a `--filename` with `..`
+/// or an absolute path), collisions between inputs, outputs that would overwrite an input, and
+/// existing outputs. Paths are compared in [`normalise`]d form, before anything is written.
 pub fn plan(files: &[PathBuf], query: &str, model: &str, opts: &BatchOptions) -> Vec<Planned> {
     let inputs: HashMap<PathBuf, &PathBuf> = files.iter().map(|f| (normalise(f), f)).collect();
+    let root = normalise(&opts.out_dir);
     let mut claimed: HashMap<PathBuf, PathBuf> = HashMap::new();
     files
         .iter()
@@ -174,6 +185,17 @@ pub fn plan(files: &[PathBuf], query: &str, model: &str, opts: &BatchOptions) ->
             let outputs: Vec<PathBuf> = std::iter::once(target.clone()).chain(residual.clone()).collect();
             for out in &outputs {
                 let key = normalise(out);
+                if !key.starts_with(&root) || key == root {
+                    return Planned::Fail {
+                        input: input.clone(),
+                        error: format!(
+                            "{}: output {} is outside the output folder {} (--filename must stay inside -o)",
+                            input.display(),
+                            key.display(),
+                            opts.out_dir.display()
+                        ),
+                    };
+                }
                 if let Some(src) = inputs.get(&key) {
                     return Planned::Fail {
                         input: input.clone(),
