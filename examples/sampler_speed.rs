@@ -44,6 +44,8 @@ fn rate(s: &MixtureSampler, n: u64, threads: u64) -> splitflow::Result<(f64, f64
 }
 
 fn main() -> splitflow::Result<()> {
+    // The allocator settings of the binary (and so of the trainer's workers).
+    splitflow::tune_allocator();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let corpus = args.first().map_or("/work/corpus", String::as_str);
     let split = args.get(1).map_or("train", String::as_str);

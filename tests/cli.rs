@@ -324,6 +324,29 @@ fn a_closed_pipe_is_a_quiet_end() {
     assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
 }
 
+/// Templates are checked before anything is written: target and residual on one path, an
+/// unknown placeholder, a non-WAV extension.
+#[test]
+fn bad_templates_fail_before_writing() {
+    let tmp = tempfile::tempdir().unwrap();
+    demo(tmp.path());
+    let song = tmp.path().join("song.wav");
+    let out = tmp.path().join("o");
+    let run = separate("drums", &out, &["--residual", "--filename", "{track}.{ext}"], &[&song]);
+    assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
+    assert!(stderr(&run).contains("target and the residual"), "{}", stderr(&run));
+    assert!(!out.join("song.wav").exists());
+    for (template, why) in [
+        ("{track}_{foo}.{ext}", "unknown placeholder {foo}"),
+        ("{track}.mp3", "must end in .{ext} or .wav"),
+    ] {
+        let run = separate("drums", &out, &["--filename", template], &[&song]);
+        assert_eq!(run.status.code(), Some(2), "{template}: {}", stderr(&run));
+        assert!(stderr(&run).contains(why), "{template}: {}", stderr(&run));
+    }
+    assert!(!out.exists() || std::fs::read_dir(&out).unwrap().count() == 0);
+}
+
 #[test]
 fn unknown_query_and_model_are_usage_errors() {
     let tmp = tempfile::tempdir().unwrap();

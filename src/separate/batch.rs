@@ -96,7 +96,12 @@ pub fn expand_template(template: &str, input: &Path, query: &str, model: &str) -
     )
 }
 
-/// Checks that a template names something usable.
+/// The placeholders [`expand_template`] knows.
+pub const PLACEHOLDERS: &[&str] = &["{track}", "{parent}", "{query}", "{model}", "{ext}"];
+
+/// Checks that a template names something usable: it has `{track}`, names a file, uses only
+/// known placeholders (an unknown one would be written literally), and ends in `.wav` or
+/// `.{ext}` (outputs are WAV: `{track}.mp3` would hold WAV bytes under an MP3 name).
 pub fn validate_template(template: &str) -> Result<(), String> {
     if !template.contains("{track}") {
         return Err(format!(
@@ -105,6 +110,27 @@ pub fn validate_template(template: &str) -> Result<(), String> {
     }
     if template.ends_with('/') || template.is_empty() {
         return Err(format!("--filename '{template}' must name a file"));
+    }
+    let mut rest = template;
+    while let Some(i) = rest.find('{') {
+        let tail = &rest[i..];
+        let Some(j) = tail.find('}') else {
+            return Err(format!("--filename '{template}': unclosed '{{'"));
+        };
+        let p = &tail[..=j];
+        if !PLACEHOLDERS.contains(&p) {
+            return Err(format!(
+                "--filename '{template}': unknown placeholder {p} (known: {})",
+                PLACEHOLDERS.join(" ")
+            ));
+        }
+        rest = &tail[j + 1..];
+    }
+    let lower = template.to_ascii_lowercase();
+    if !(lower.ends_with(".{ext}") || lower.ends_with(".wav")) {
+        return Err(format!(
+            "--filename '{template}' must end in .{{ext}} or .wav (outputs are WAV files)"
+        ));
     }
     Ok(())
 }
@@ -183,6 +209,16 @@ pub fn plan(files: &[PathBuf], query: &str, model: &str, opts: &BatchOptions) ->
                     .join(expand_template(&opts.template, input, &format!("no_{query}"), model))
             });
             let outputs: Vec<PathBuf> = std::iter::once(target.clone()).chain(residual.clone()).collect();
+            if outputs.len() == 2 && normalise(&outputs[0]) == normalise(&outputs[1]) {
+                return Planned::Fail {
+                    input: input.clone(),
+                    error: format!(
+                        "{}: the target and the residual would both be {} (add {{query}} to --filename)",
+                        input.display(),
+                        target.display()
+                    ),
+                };
+            }
             for out in &outputs {
                 let key = normalise(out);
                 if !key.starts_with(&root) || key == root {
