@@ -213,20 +213,34 @@ fn collect_cat(package: &str, path: &str, file: &Path, staging: &Path, c: &mut C
     let bytes = std::fs::read(file).with_context(|| format!("{path}: cannot read"))?;
     let entries = cat_entries(&bytes).with_context(|| format!("{path}: not an OpenTTD sound catalogue"))?;
     for (i, (name, data)) in entries.into_iter().enumerate() {
-        let full = format!("{path}!{name}");
-        match rules::classify(package, &full) {
-            Decision::Keep { label, group } => {
-                let out = staging.join(format!("cat{i:06}.wav"));
-                std::fs::write(&out, data).with_context(|| format!("{}", out.display()))?;
-                c.members.push(Member {
-                    path: full,
-                    file: out,
-                    label,
-                    group,
-                });
-            }
-            Decision::Drop(why) => *c.drops.entry(why).or_default() += 1,
+        let out = staging.join(format!("cat{i:06}.wav"));
+        add_member(package, format!("{path}!{name}"), out, c, |out| {
+            std::fs::write(out, data).with_context(|| format!("{}", out.display()))
+        })?;
+    }
+    Ok(())
+}
+
+/// Labels the archive member `full` and, when it is kept, writes it to `out` with `write` and
+/// adds it to `c`; a dropped member only counts its reason.
+fn add_member(
+    package: &str,
+    full: String,
+    out: PathBuf,
+    c: &mut Collected,
+    write: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
+    match rules::classify(package, &full) {
+        Decision::Keep { label, group } => {
+            write(&out)?;
+            c.members.push(Member {
+                path: full,
+                file: out,
+                label,
+                group,
+            });
         }
+        Decision::Drop(why) => *c.drops.entry(why).or_default() += 1,
     }
     Ok(())
 }
@@ -245,20 +259,12 @@ fn collect_zip(package: &str, path: &str, file: &Path, staging: &Path, c: &mut C
             continue;
         }
         let full = format!("{path}!{inner}");
-        match rules::classify(package, &full) {
-            Decision::Keep { label, group } => {
-                let out = staging.join(format!("zip{i:06}.{e}"));
-                let mut w = File::create(&out).with_context(|| format!("{}", out.display()))?;
-                std::io::copy(&mut m, &mut w).with_context(|| full.clone())?;
-                c.members.push(Member {
-                    path: full,
-                    file: out,
-                    label,
-                    group,
-                });
-            }
-            Decision::Drop(why) => *c.drops.entry(why).or_default() += 1,
-        }
+        let out = staging.join(format!("zip{i:06}.{e}"));
+        add_member(package, full.clone(), out, c, |out| {
+            let mut w = File::create(out).with_context(|| format!("{}", out.display()))?;
+            std::io::copy(&mut m, &mut w).with_context(|| full)?;
+            Ok(())
+        })?;
     }
     Ok(())
 }
