@@ -284,6 +284,8 @@ pub fn score_track(
     let mut refs: Vec<Planar> = Vec::new();
     let mut ests = Vec::new();
     let mut rate0 = 0;
+    // Sources whose reference is silent: every score of theirs is undefined.
+    let mut silent: Vec<usize> = Vec::new();
     for (j, (s, ((rate, r), (erate, e)))) in track.sources.iter().zip(loaded).enumerate() {
         if j == 0 {
             rate0 = rate;
@@ -302,6 +304,7 @@ pub fn score_track(
                 "{}: reference is all zeros: its scores are undefined (NaN)",
                 s.reference.display()
             ));
+            silent.push(j);
         }
         let e = conform(&s.estimate, e, erate, rate, r.len(), opts.resample)?;
         let e = fit_length(&s.estimate, e, crate::audio::frames(&r), &mut warnings);
@@ -422,6 +425,16 @@ pub fn score_track(
                 res.whole.insert(Metric::Sdri, metrics::sdri(r, e, mix)?);
             }
         }
+    }
+    // The formulas give finite numbers for a silent reference (-100 dB floors, a +5 dB
+    // "improvement" of one floor over another) that would skew every average: NaN instead,
+    // which the aggregates skip.
+    for &j in &silent {
+        let r = &mut results[j];
+        r.whole.values_mut().for_each(|v| *v = f64::NAN);
+        r.frames
+            .values_mut()
+            .for_each(|f| f.iter_mut().for_each(|v| *v = f64::NAN));
     }
     Ok(TrackResult {
         name: track.name.clone(),
