@@ -68,6 +68,28 @@ fn museval_reference_vectors_through_json() {
         .unwrap();
     assert!(run.status.success(), "{}", stderr(&run));
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    // An existing folder as --json PATH gets the folder layout, also for one track.
+    let folder = tmp.path().join("jsondir");
+    std::fs::create_dir_all(&folder).unwrap();
+    let run2 = splitflow()
+        .args(["score", "--quiet", "--metrics", "nsdr", "--references"])
+        .arg(tmp.path().join("ref"))
+        .arg("--estimates")
+        .arg(tmp.path().join("est"))
+        .arg("--json")
+        .arg(&folder)
+        .output()
+        .unwrap();
+    assert!(run2.status.success(), "{}", stderr(&run2));
+    assert!(folder.is_dir());
+    let names: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.contains(&"aggregate.json".to_string()) && names.len() == 2,
+        "{names:?}"
+    );
     // museval.evaluate(win=8000, hop=8000, mode="v4") per frame (tests/conformance).
     let want = [
         [

@@ -281,7 +281,7 @@ pub struct ScoreArgs {
     pub resample: bool,
 
     /// Write museval-compatible JSON: a file for one track, a folder (one file per track plus
-    /// aggregate.json) for several.
+    /// aggregate.json) for several, or whenever PATH is an existing folder or ends in '/'.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
     /// Write one CSV row per (track, source).

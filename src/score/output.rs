@@ -154,7 +154,12 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
 /// median and mean over tracks.
 pub fn write_json(path: &Path, results: &[TrackResult], metrics: &[Metric]) -> Result<()> {
     let pretty = |v: &Value| serde_json::to_vec_pretty(v).map_err(anyhow::Error::from);
-    if let [one] = results {
+    // A folder (one that exists, or a path ending in a separator) always gets the folder
+    // layout: one track must not replace the folder's name with a file.
+    let folder = path.is_dir() || path.as_os_str().to_string_lossy().ends_with(std::path::MAIN_SEPARATOR);
+    if let [one] = results
+        && !folder
+    {
         return write_atomic(path, &pretty(&track_json(one, metrics))?);
     }
     for t in results {
