@@ -217,8 +217,13 @@ fn the_same_inputs_give_the_same_corpus_whatever_the_job_count() {
 
 /// `splitflow data build` of the wesnoth music package alone.
 fn build_wesnoth(cache: &Path, out: &Path) -> std::process::Output {
+    build_one(cache, out, "wesnoth-1.16-music")
+}
+
+/// `splitflow data build` of one package.
+fn build_one(cache: &Path, out: &Path, package: &str) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_splitflow"))
-        .args(["data", "build", "--quiet", "--package", "wesnoth-1.16-music", "--cache"])
+        .args(["data", "build", "--quiet", "--package", package, "--cache"])
         .arg(cache)
         .arg("--out")
         .arg(out)
@@ -331,13 +336,7 @@ fn gcin_syllables_are_joined_and_empty_files_are_drops() {
     }
     // A WAV header without samples: a drop ("no audio"), not an error.
     write_wav(&root.join("zz/empty.wav"), 22050, 1, 0.0, 0.0, 0);
-    let o = Command::new(env!("CARGO_BIN_EXE_splitflow"))
-        .args(["data", "build", "--quiet", "--package", "gcin-voice", "--cache"])
-        .arg(&cache)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = build_one(&cache, &out, "gcin-voice");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let rows = manifest::read_jsonl(&out.join("manifest.jsonl")).unwrap();
     // 20 + 5 syllables (+ the empty file in the second batch): 0.34 s each with margins,
@@ -375,20 +374,7 @@ fn npm_tarballs_are_read_like_packages() {
         tar.append_data(&mut h, name, bytes.as_slice()).unwrap();
     }
     tar.into_inner().unwrap().finish().unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_splitflow"))
-        .args([
-            "data",
-            "build",
-            "--quiet",
-            "--package",
-            "npm-piano-velocity10",
-            "--cache",
-        ])
-        .arg(&cache)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = build_one(&cache, &out, "npm-piano-velocity10");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let rows = manifest::read_jsonl(&out.join("manifest.jsonl")).unwrap();
     let files: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.source_file.as_str()).collect();

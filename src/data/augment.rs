@@ -264,36 +264,29 @@ impl Chain {
         // signal (the same arithmetic per filter, in the same order).
         let mut cascade: Vec<Coefficients<f64>> = Vec::new();
         for step in &self.steps {
-            let filters: &[(Type<f64>, f64, f64)] = &match *step {
-                Step::LowPass { hz } => {
-                    let hz = hz.min(0.45 * fs);
-                    vec![
-                        (Type::LowPass, hz, Q_BUTTERWORTH_F64),
-                        (Type::LowPass, hz, Q_BUTTERWORTH_F64),
-                    ]
-                }
-                Step::Peak { hz, gain_db } => vec![(Type::PeakingEQ(gain_db), hz.min(0.45 * fs), 1.0)],
-                Step::HighPass { hz } => vec![(Type::HighPass, hz, Q_BUTTERWORTH_F64)],
-                Step::Shelf { high, gain_db } => vec![if high {
-                    (Type::HighShelf(gain_db), 3000.0_f64.min(0.45 * fs), Q_BUTTERWORTH_F64)
-                } else {
-                    (Type::LowShelf(gain_db), 300.0, Q_BUTTERWORTH_F64)
-                }],
-                _ => Vec::new(),
-            };
-            if !filters.is_empty() {
-                for &(t, f0, q) in filters {
-                    cascade.push(
-                        Coefficients::<f64>::from_params(t, fs.hz(), f0.hz(), q)
-                            .map_err(|e| anyhow!("biquad {t:?} at {f0:.1} Hz (rate {fs}): {e:?}"))?,
-                    );
-                }
-                continue;
+            if !step.is_filter() {
+                run_cascade(&mut y, &cascade);
+                cascade.clear();
             }
-            run_cascade(&mut y, &cascade);
-            cascade.clear();
             match *step {
-                Step::LowPass { .. } | Step::Peak { .. } | Step::HighPass { .. } | Step::Shelf { .. } => {}
+                Step::LowPass { hz } => {
+                    let lp = biquad(Type::LowPass, fs, hz.min(0.45 * fs), Q_BUTTERWORTH_F64)?;
+                    cascade.extend([lp, lp]);
+                }
+                Step::Peak { hz, gain_db } => {
+                    cascade.push(biquad(Type::PeakingEQ(gain_db), fs, hz.min(0.45 * fs), 1.0)?)
+                }
+                Step::HighPass { hz } => cascade.push(biquad(Type::HighPass, fs, hz, Q_BUTTERWORTH_F64)?),
+                Step::Shelf { high, gain_db } => cascade.push(if high {
+                    biquad(
+                        Type::HighShelf(gain_db),
+                        fs,
+                        3000.0_f64.min(0.45 * fs),
+                        Q_BUTTERWORTH_F64,
+                    )?
+                } else {
+                    biquad(Type::LowShelf(gain_db), fs, 300.0, Q_BUTTERWORTH_F64)?
+                }),
                 Step::Drive { k } => {
                     let peak = y.iter().fold(0.0f32, |a, v| a.max(v.abs()));
                     if k > 1e-3 && peak > 0.0 {
@@ -355,6 +348,22 @@ impl Chain {
         run_cascade(&mut y, &cascade);
         Ok(y)
     }
+}
+
+impl Step {
+    /// Whether the step is a biquad filter (run as part of a cascade).
+    fn is_filter(&self) -> bool {
+        matches!(
+            self,
+            Step::LowPass { .. } | Step::Peak { .. } | Step::HighPass { .. } | Step::Shelf { .. }
+        )
+    }
+}
+
+/// The RBJ-cookbook biquad of type `t` at `f0` Hz (rate `fs`, quality `q`).
+fn biquad(t: Type<f64>, fs: f64, f0: f64, q: f64) -> Result<Coefficients<f64>> {
+    Coefficients::<f64>::from_params(t, fs.hz(), f0.hz(), q)
+        .map_err(|e| anyhow!("biquad {t:?} at {f0:.1} Hz (rate {fs}): {e:?}"))
 }
 
 /// tanh as `1 - 2 / (e^2x + 1)` with one `exp` (libm's `tanhf` goes through `expm1f` and was

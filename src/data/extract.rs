@@ -54,24 +54,7 @@ pub fn extract_deb_matching(deb: &Path, dest: &Path, wants: &dyn Fn(&str) -> boo
         .with_context(|| format!("{}: cannot run dpkg-deb", deb.display()))?;
     let stdout = child.stdout.take().context("dpkg-deb: no stdout")?;
     let mut archive = tar::Archive::new(stdout);
-    let res = (|| -> Result<()> {
-        for entry in archive.entries()? {
-            let mut entry = entry?;
-            if !entry.header().entry_type().is_file() {
-                continue;
-            }
-            let path = entry.path()?.to_string_lossy().trim_start_matches("./").to_string();
-            if path.split('/').any(|c| c == "..") || !wants(&path) {
-                continue;
-            }
-            let out = dest.join(&path);
-            if let Some(dir) = out.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            entry.unpack(&out).with_context(|| path.clone())?;
-        }
-        Ok(())
-    })();
+    let res = unpack_matching(&mut archive, dest, wants);
     // Drain so that dpkg-deb never blocks on a full pipe, then check how it ended.
     drop(archive);
     let out = child.wait_with_output()?;
@@ -91,25 +74,33 @@ pub fn extract_deb_matching(deb: &Path, dest: &Path, wants: &dyn Fn(&str) -> boo
 pub fn extract_tgz(tgz: &Path, package: &str, dest: &Path) -> Result<()> {
     let f = File::open(tgz).with_context(|| format!("{}: cannot open", tgz.display()))?;
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::io::BufReader::new(f)));
-    (|| -> Result<()> {
-        for entry in archive.entries()? {
-            let mut entry = entry?;
-            if !entry.header().entry_type().is_file() {
-                continue;
-            }
-            let path = entry.path()?.to_string_lossy().trim_start_matches("./").to_string();
-            if path.split('/').any(|c| c == "..") || !rules::wants_member(package, &path) {
-                continue;
-            }
-            let out = dest.join(&path);
-            if let Some(dir) = out.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            entry.unpack(&out).with_context(|| path.clone())?;
+    unpack_matching(&mut archive, dest, &|path| rules::wants_member(package, path))
+        .with_context(|| format!("{}: not a readable npm tarball", tgz.display()))
+}
+
+/// Unpacks the regular files of a tar stream for which `wants(path)` holds (paths without the
+/// leading `./`; any path with a `..` component is skipped) under `dest`.
+fn unpack_matching<R: std::io::Read>(
+    archive: &mut tar::Archive<R>,
+    dest: &Path,
+    wants: &dyn Fn(&str) -> bool,
+) -> Result<()> {
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        if !entry.header().entry_type().is_file() {
+            continue;
         }
-        Ok(())
-    })()
-    .with_context(|| format!("{}: not a readable npm tarball", tgz.display()))
+        let path = entry.path()?.to_string_lossy().trim_start_matches("./").to_string();
+        if path.split('/').any(|c| c == "..") || !wants(&path) {
+            continue;
+        }
+        let out = dest.join(&path);
+        if let Some(dir) = out.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        entry.unpack(&out).with_context(|| path.clone())?;
+    }
+    Ok(())
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {

@@ -209,7 +209,9 @@ pub fn plan(files: &[PathBuf], query: &str, model: &str, opts: &BatchOptions) ->
                     .join(expand_template(&opts.template, input, &format!("no_{query}"), model))
             });
             let outputs: Vec<PathBuf> = std::iter::once(target.clone()).chain(residual.clone()).collect();
-            if outputs.len() == 2 && normalise(&outputs[0]) == normalise(&outputs[1]) {
+            // Each output's normalised path, computed once (it walks the file system).
+            let keys: Vec<PathBuf> = outputs.iter().map(|o| normalise(o)).collect();
+            if keys.len() == 2 && keys[0] == keys[1] {
                 return Planned::Fail {
                     input: input.clone(),
                     error: format!(
@@ -219,9 +221,8 @@ pub fn plan(files: &[PathBuf], query: &str, model: &str, opts: &BatchOptions) ->
                     ),
                 };
             }
-            for out in &outputs {
-                let key = normalise(out);
-                if !key.starts_with(&root) || key == root {
+            for (out, key) in outputs.iter().zip(&keys) {
+                if !key.starts_with(&root) || *key == root {
                     return Planned::Fail {
                         input: input.clone(),
                         error: format!(
@@ -232,7 +233,7 @@ pub fn plan(files: &[PathBuf], query: &str, model: &str, opts: &BatchOptions) ->
                         ),
                     };
                 }
-                if let Some(src) = inputs.get(&key) {
+                if let Some(src) = inputs.get(key) {
                     return Planned::Fail {
                         input: input.clone(),
                         error: format!(
@@ -243,7 +244,7 @@ pub fn plan(files: &[PathBuf], query: &str, model: &str, opts: &BatchOptions) ->
                         ),
                     };
                 }
-                if let Some(other) = claimed.get(&key) {
+                if let Some(other) = claimed.get(key) {
                     return Planned::Fail {
                         input: input.clone(),
                         error: format!(
@@ -255,8 +256,8 @@ pub fn plan(files: &[PathBuf], query: &str, model: &str, opts: &BatchOptions) ->
                     };
                 }
             }
-            for out in &outputs {
-                claimed.insert(normalise(out), input.clone());
+            for key in keys {
+                claimed.insert(key, input.clone());
             }
             let existing: Vec<&PathBuf> = outputs.iter().filter(|p| p.exists()).collect();
             if !existing.is_empty() && !opts.overwrite {
