@@ -92,11 +92,16 @@ fn parse_args() -> Result<Args> {
     })
 }
 
-/// Folder of a model given by bundled name or path.
+/// Folder of a model given by path or by bundled name (the checkout's models/NAME: the bench
+/// runs in the source tree).
 fn model_dir(name: &str) -> Result<PathBuf> {
-    splitflow::separate::model_folder(name)
-        .map(|(dir, _)| dir)
-        .with_context(|| format!("{name}: not a bundled model or a model folder (config.json + model.safetensors)"))
+    [
+        PathBuf::from(name),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(name),
+    ]
+    .into_iter()
+    .find(|dir| RunFiles::is_model(dir))
+    .with_context(|| format!("{name}: not a bundled model or a model folder (config.json + model.safetensors)"))
 }
 
 /// One evaluation mixture.

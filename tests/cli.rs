@@ -372,6 +372,7 @@ fn unknown_query_and_model_are_usage_errors() {
     assert_eq!(run.status.code(), Some(2));
     assert!(
         stderr(&run).contains("unknown model 'nope'")
+            && stderr(&run).contains("compiled in")
             && stderr(&run).contains("available: ")
             && stderr(&run).contains(splitflow::separate::DEFAULT_MODEL)
             && stderr(&run).contains("hpss"),
@@ -620,23 +621,45 @@ fn identity_at_native_rate_is_exact_for_float() {
     }
 }
 
-/// The bundled default model (models/splitflow-small-direct) end to end: `separate` without `--model`
-/// uses it (named in the summary), keeps the format, target + residual == input sample for
-/// sample, pulls the demo drums out better than the mixture, and handles a 0.5 s file;
-/// `splitflow models` marks it as the default.
+/// The installed binary alone: `splitflow` copied into an empty folder, run from another empty
+/// folder without `$SPLITFLOW_MODELS`, so nothing of the checkout (its models/ included) is
+/// found by path.
+fn installed_alone(tmp: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let bin = tmp.join("bin");
+    let work = tmp.join("work");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    let exe = bin.join("splitflow");
+    std::fs::copy(env!("CARGO_BIN_EXE_splitflow"), &exe).unwrap();
+    (exe, work)
+}
+
+/// The bundled default model (models/splitflow-small-direct, compiled in) end to end, run by the
+/// binary alone ([`installed_alone`]): `separate` without `--model` uses it (named in the
+/// summary), keeps the format, target + residual == input sample for sample, pulls the demo
+/// drums out better than the mixture, and handles a 0.5 s file; `splitflow models` marks it as
+/// the default and built in.
 #[test]
 fn bundled_default_model_separates_without_model_flag() {
     let tmp = tempfile::tempdir().unwrap();
+    let (exe, work) = installed_alone(tmp.path());
     let song = splitflow::demo::render(44_100, 4.0);
-    write_wav(&tmp.path().join("song.wav"), &song.mixture(), 44_100, 16, false);
+    write_wav(&work.join("song.wav"), &song.mixture(), 44_100, 16, false);
     let short = splitflow::demo::render(48_000, 0.5);
-    write_wav(&tmp.path().join("short.wav"), &short.mixture(), 48_000, 24, false);
-    let out = tmp.path().join("out");
-    let run = splitflow()
-        .args(["separate", "-q", "drums", "--residual", "-o"])
-        .arg(&out)
-        .arg(tmp.path().join("song.wav"))
-        .arg(tmp.path().join("short.wav"))
+    write_wav(&work.join("short.wav"), &short.mixture(), 48_000, 24, false);
+    let run = std::process::Command::new(&exe)
+        .current_dir(&work)
+        .env_remove("SPLITFLOW_MODELS")
+        .args([
+            "separate",
+            "-q",
+            "drums",
+            "--residual",
+            "-o",
+            "out",
+            "song.wav",
+            "short.wav",
+        ])
         .output()
         .unwrap();
     assert!(run.status.success(), "{}", stderr(&run));
@@ -645,8 +668,9 @@ fn bundled_default_model_separates_without_model_flag() {
         err.contains("2 separated") && err.contains(&format!("with model {}", splitflow::separate::DEFAULT_MODEL)),
         "{err}"
     );
+    let out = work.join("out");
     for (name, rate, bits, frames) in [("song", 44_100, 16, 4 * 44_100), ("short", 48_000, 24, 24_000)] {
-        let (in_spec, mix) = read_wav(&tmp.path().join(format!("{name}.wav")));
+        let (in_spec, mix) = read_wav(&work.join(format!("{name}.wav")));
         let (t_spec, target) = read_wav(&out.join(format!("{name}/drums.wav")));
         let (_, residual) = read_wav(&out.join(format!("{name}/no_drums.wav")));
         assert_eq!(t_spec, in_spec);
@@ -667,12 +691,64 @@ fn bundled_default_model_separates_without_model_flag() {
             );
         }
     }
-    let models = splitflow().arg("models").output().unwrap();
+    let models = std::process::Command::new(&exe)
+        .current_dir(&work)
+        .env_remove("SPLITFLOW_MODELS")
+        .arg("models")
+        .output()
+        .unwrap();
     let listing = String::from_utf8_lossy(&models.stdout);
     assert!(
-        listing.contains(&format!("{} (default)", splitflow::separate::DEFAULT_MODEL)),
+        listing.contains(&format!("{} (default)  (built in)", splitflow::separate::DEFAULT_MODEL))
+            && listing.contains("splitflow-small  (built in)"),
         "{listing}"
     );
+}
+
+/// `$SPLITFLOW_MODELS` adds model folders by name (and replaces a compiled-in one of the same
+/// name); an unknown name says where it was looked for.
+#[test]
+fn models_folder_from_the_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (exe, work) = installed_alone(tmp.path());
+    demo(&work);
+    let extra = tmp.path().join("extra");
+    let mine = extra.join("mine");
+    std::fs::create_dir_all(&mine).unwrap();
+    let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/splitflow-small-direct");
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(bundled.join(f), mine.join(f)).unwrap();
+    }
+    let run = |args: &[&str]| {
+        std::process::Command::new(&exe)
+            .current_dir(&work)
+            .env("SPLITFLOW_MODELS", &extra)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let listing = run(&["models"]);
+    let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+    assert!(
+        listing.contains(&format!("mine  ({})", mine.display())) && listing.contains("splitflow-small  (built in)"),
+        "{listing}"
+    );
+    let sep = run(&["separate", "-q", "drums", "--model", "mine", "-o", "out", "song.wav"]);
+    assert!(sep.status.success(), "{}", stderr(&sep));
+    assert!(stderr(&sep).contains("with model mine"), "{}", stderr(&sep));
+    assert!(work.join("out/song/drums.wav").is_file());
+
+    let missing = run(&["separate", "-q", "drums", "--model", "nope", "-o", "out2", "song.wav"]);
+    assert_eq!(missing.status.code(), Some(2));
+    let err = stderr(&missing);
+    assert!(
+        err.contains("unknown model 'nope'")
+            && err.contains(&format!("$SPLITFLOW_MODELS ({})", extra.display()))
+            && err.contains("mine"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!work.join("out2").exists());
 }
 
 /// What the bundled model must gain on the demo drums (SI-SDR, dB). Measured: +0.95 dB for the

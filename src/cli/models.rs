@@ -1,32 +1,30 @@
 //! `splitflow models`: the bundled models and their model-card figures.
 
 use super::args::ModelsArgs;
-use crate::separate::neural::bundled_models;
+use crate::separate::neural::{ModelSource, bundled_models};
 use crate::separate::{DEFAULT_MODEL, SEPARATORS};
 
 pub fn run(args: &ModelsArgs) -> i32 {
     let models = bundled_models();
     if args.json {
-        for (name, dir) in &models {
-            let card = std::fs::read_to_string(dir.join("card.json")).unwrap_or_else(|_| "{}".into());
-            let card: serde_json::Value = serde_json::from_str(&card).unwrap_or(serde_json::Value::Null);
-            println!("{}", serde_json::json!({ "name": name, "path": dir, "card": card }));
+        for m in &models {
+            let path = match &m.source {
+                ModelSource::Builtin(_) => serde_json::Value::Null,
+                ModelSource::Folder(dir) => serde_json::json!(dir),
+            };
+            let card = m.card().unwrap_or(serde_json::Value::Null);
+            let default = m.name == DEFAULT_MODEL;
+            println!(
+                "{}",
+                serde_json::json!({ "name": m.name, "default": default, "builtin": path.is_null(), "path": path, "card": card })
+            );
         }
         return 0;
     }
-    if models.is_empty() {
-        println!(
-            "no bundled neural models (looked in {})",
-            crate::separate::neural::models_dir().display()
-        );
-    }
-    for (name, dir) in &models {
-        let default = if name == DEFAULT_MODEL { " (default)" } else { "" };
-        println!("{name}{default}  {}", dir.display());
-        match std::fs::read_to_string(dir.join("card.json"))
-            .ok()
-            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-        {
+    for m in &models {
+        let default = if m.name == DEFAULT_MODEL { " (default)" } else { "" };
+        println!("{}{default}  ({})", m.name, m.location());
+        match m.card() {
             Some(card) => {
                 if let Some(summary) = card.get("summary").and_then(|v| v.as_object()) {
                     for (k, v) in summary {

@@ -64,12 +64,44 @@ impl PackageConfig {
     /// Reads and checks `config.json` of a package.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and checks the text of a `config.json`; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self> {
         let cfg: PackageConfig =
-            serde_json::from_str(&text).with_context(|| format!("{}: not a valid model config", path.display()))?;
+            serde_json::from_str(text).with_context(|| format!("{origin}: not a valid model config"))?;
         cfg.model
             .validate()
             .and_then(|_| cfg.objective.validate())
-            .with_context(|| format!("{}: invalid model config", path.display()))?;
+            .with_context(|| format!("{origin}: invalid model config"))?;
         Ok(cfg)
     }
 }
+
+/// A model package compiled into the binary: the bundled models of the checkout's `models/`
+/// travel inside `splitflow` itself, so an installed binary needs no data folder and never
+/// reads the source tree it was built from.
+pub struct Builtin {
+    pub name: &'static str,
+    /// Text of its `config.json`.
+    pub config: &'static str,
+    /// Text of its `card.json`.
+    pub card: &'static str,
+    /// Its `model.safetensors`.
+    pub weights: &'static [u8],
+}
+
+macro_rules! builtin {
+    ($name:literal) => {
+        Builtin {
+            name: $name,
+            config: include_str!(concat!("../../models/", $name, "/config.json")),
+            card: include_str!(concat!("../../models/", $name, "/card.json")),
+            weights: include_bytes!(concat!("../../models/", $name, "/model.safetensors")),
+        }
+    };
+}
+
+/// The bundled models (models/NAME in the checkout), in name order.
+pub const BUILTIN: &[Builtin] = &[builtin!("splitflow-small"), builtin!("splitflow-small-direct")];

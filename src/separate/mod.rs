@@ -53,8 +53,8 @@ pub fn by_name(name: &str) -> Result<Box<dyn Separator>> {
 }
 
 /// Builds a separator from a name: a built-in ([`SEPARATORS`]), a bundled model
-/// ([`neural::bundled_models`]) or the path of a model folder (`config.json` +
-/// `model.safetensors`, e.g. a training run).
+/// ([`neural::bundled_models`]: compiled in or under `$SPLITFLOW_MODELS`) or the path of a model
+/// folder (`config.json` + `model.safetensors`, e.g. a training run).
 pub fn load(name: &str, opts: &neural::FlowOptions) -> Result<Box<dyn Separator>> {
     let builtin = SEPARATORS.iter().any(|(n, _)| *n == name) || name.starts_with("identity@");
     if builtin {
@@ -64,44 +64,40 @@ pub fn load(name: &str, opts: &neural::FlowOptions) -> Result<Box<dyn Separator>
         );
         return by_name(name);
     }
-    if let Some((dir, short)) = model_folder(name) {
-        return Ok(Box::new(neural::FlowSeparator::load(&dir, &short, opts.clone())?));
-    }
-    let mut known: Vec<String> = neural::bundled_models().into_iter().map(|(n, _)| n).collect();
-    known.extend(SEPARATORS.iter().map(|(n, _)| n.to_string()));
-    anyhow::bail!(
-        "unknown model '{name}': not a bundled model, a built-in or a model folder (config.json + model.safetensors); available: {}",
-        known.join(", ")
-    )
-}
-
-/// The folder and display name of a neural model given as a bundled name
-/// ([`neural::bundled_models`]) or as the path of a model folder (`config.json` +
-/// `model.safetensors`, e.g. a training run; named by its last component).
-pub fn model_folder(name: &str) -> Option<(std::path::PathBuf, String)> {
-    if let Some((_, dir)) = neural::bundled_models().into_iter().find(|(n, _)| n == name) {
-        return Some((dir, name.to_string()));
+    if let Some(model) = neural::bundled_models().into_iter().find(|m| m.name == name) {
+        return Ok(Box::new(model.load(opts.clone())?));
     }
     let path = std::path::Path::new(name);
-    crate::model::package::RunFiles::is_model(path).then(|| {
+    if crate::model::package::RunFiles::is_model(path) {
         let short = path
             .file_name()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| name.into());
-        (path.to_path_buf(), short)
-    })
+        return Ok(Box::new(neural::FlowSeparator::load(path, &short, opts.clone())?));
+    }
+    let mut known: Vec<String> = neural::bundled_models().into_iter().map(|m| m.name).collect();
+    known.extend(SEPARATORS.iter().map(|(n, _)| n.to_string()));
+    let looked = match neural::models_env_dir() {
+        Some(dir) => format!("the models compiled in and in $SPLITFLOW_MODELS ({})", dir.display()),
+        None => "the models compiled in ($SPLITFLOW_MODELS is not set)".to_string(),
+    };
+    let as_path = if path.is_dir() {
+        format!("the folder {name} has no config.json")
+    } else {
+        format!("no model folder {name}")
+    };
+    anyhow::bail!(
+        "unknown model '{name}': not among {looked}, and {as_path}; available: {}",
+        known.join(", ")
+    )
 }
 
-/// The model `separate` uses without `--model`: the first bundled neural model, else HPSS.
+/// The model `separate` uses without `--model` (built into the binary, so always there).
 pub fn default_model() -> String {
-    neural::bundled_models()
-        .into_iter()
-        .map(|(n, _)| n)
-        .find(|n| n == DEFAULT_MODEL)
-        .unwrap_or_else(|| "hpss".into())
+    DEFAULT_MODEL.to_string()
 }
 
-/// Name of the bundled default model (models/NAME).
+/// Name of the bundled default model (models/NAME, compiled in).
 pub const DEFAULT_MODEL: &str = "splitflow-small-direct";
 
 /// What the user asks to extract.

@@ -26,7 +26,7 @@ use crate::audio::resample::resample;
 use crate::dsp::bands::Bands;
 use crate::flow::objectives::Objective;
 use crate::flow::sampling::{Sampler, combine};
-use crate::model::package::{PackageConfig, RunFiles};
+use crate::model::package::{BUILTIN, Builtin, PackageConfig, RunFiles};
 use crate::model::query::resolve_query;
 use crate::model::{ModelConfig, Network, candle_err};
 
@@ -111,6 +111,16 @@ impl FlowSeparator {
             .with_context(|| format!("{}: cannot read the weights", weights.display()))?;
         Self::from_parts(&cfg.model, &cfg.objective.objective, vb, name, opts)
             .with_context(|| format!("{}: weights do not match config.json", weights.display()))
+    }
+
+    /// Loads a model compiled into the binary.
+    pub fn load_builtin(model: &'static Builtin, opts: FlowOptions) -> Result<FlowSeparator> {
+        let origin = format!("built-in model {}", model.name);
+        let cfg = PackageConfig::parse(model.config, &origin)?;
+        let vb = VarBuilder::from_slice_safetensors(model.weights, DType::F32, &opts.device)
+            .with_context(|| format!("{origin}: cannot read the weights"))?;
+        Self::from_parts(&cfg.model, &cfg.objective.objective, vb, model.name, opts)
+            .with_context(|| format!("{origin}: weights do not match its config"))
     }
 
     /// Builds the separator from a config and a VarBuilder holding the weights.
@@ -289,23 +299,89 @@ impl Separator for FlowSeparator {
     }
 }
 
-/// Where bundled models live: `$SPLITFLOW_MODELS`, else `models/` of the source checkout the
-/// binary was built from.
-pub fn models_dir() -> PathBuf {
+/// `$SPLITFLOW_MODELS` when set: a folder whose model sub-folders (`config.json` +
+/// `model.safetensors`) are listed beside the built-in models and replace one of the same name.
+pub fn models_env_dir() -> Option<PathBuf> {
     std::env::var_os("SPLITFLOW_MODELS")
+        .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"))
 }
 
-/// Bundled flow models: sub-folders of [`models_dir`] holding a `config.json`.
-pub fn bundled_models() -> Vec<(String, PathBuf)> {
-    let mut out: Vec<(String, PathBuf)> = std::fs::read_dir(models_dir())
+/// Where a bundled model comes from.
+#[derive(Clone)]
+pub enum ModelSource {
+    /// Compiled into the binary ([`crate::model::package::BUILTIN`]).
+    Builtin(&'static Builtin),
+    /// A model folder under [`models_env_dir`].
+    Folder(PathBuf),
+}
+
+/// A model that `--model NAME` finds by name.
+#[derive(Clone)]
+pub struct BundledModel {
+    pub name: String,
+    pub source: ModelSource,
+}
+
+impl BundledModel {
+    /// Where it is, as `splitflow models` prints it.
+    pub fn location(&self) -> String {
+        match &self.source {
+            ModelSource::Builtin(_) => "built in".into(),
+            ModelSource::Folder(dir) => dir.display().to_string(),
+        }
+    }
+
+    /// Its `card.json`, parsed (`None` when absent or not JSON).
+    pub fn card(&self) -> Option<serde_json::Value> {
+        let text = match &self.source {
+            ModelSource::Builtin(b) => b.card.to_string(),
+            ModelSource::Folder(dir) => std::fs::read_to_string(dir.join("card.json")).ok()?,
+        };
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Its `config.json`, checked.
+    pub fn config(&self) -> Result<PackageConfig> {
+        match &self.source {
+            ModelSource::Builtin(b) => PackageConfig::parse(b.config, &format!("built-in model {}", b.name)),
+            ModelSource::Folder(dir) => PackageConfig::load(&RunFiles::new(dir).config()),
+        }
+    }
+
+    /// Loads it for separation.
+    pub fn load(&self, opts: FlowOptions) -> Result<FlowSeparator> {
+        match &self.source {
+            ModelSource::Builtin(b) => FlowSeparator::load_builtin(b, opts),
+            ModelSource::Folder(dir) => FlowSeparator::load(dir, &self.name, opts),
+        }
+    }
+}
+
+/// The models `--model NAME` finds by name, in name order: the built-in ones, then the model
+/// folders of [`models_env_dir`] (which replace a built-in one of the same name).
+pub fn bundled_models() -> Vec<BundledModel> {
+    let mut out: Vec<BundledModel> = BUILTIN
+        .iter()
+        .map(|b| BundledModel {
+            name: b.name.to_string(),
+            source: ModelSource::Builtin(b),
+        })
+        .collect();
+    let folders = models_env_dir()
+        .and_then(|dir| std::fs::read_dir(dir).ok())
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| RunFiles::is_model(&e.path()))
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
-        .collect();
-    out.sort();
+        .filter(|e| RunFiles::is_model(&e.path()));
+    for e in folders {
+        let model = BundledModel {
+            name: e.file_name().to_string_lossy().into_owned(),
+            source: ModelSource::Folder(e.path()),
+        };
+        out.retain(|m| m.name != model.name);
+        out.push(model);
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }
