@@ -206,6 +206,19 @@ fn dry_run_writes_nothing() {
     );
     assert!(text.contains("22050 Hz, 2 ch, 16-bit int"), "{text}");
     assert!(!out.exists());
+
+    // An input that cannot be decoded is listed as such and makes the dry run fail.
+    std::fs::write(tmp.path().join("bad.wav"), b"RIFF....WAVEjunk").unwrap();
+    let run = separate(
+        "drums",
+        &out,
+        &["--dry-run"],
+        &[&tmp.path().join("song.wav"), &tmp.path().join("bad.wav")],
+    );
+    assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("unreadable"));
+    assert!(stderr(&run).contains("bad.wav"), "{}", stderr(&run));
+    assert!(!out.exists());
 }
 
 #[test]
@@ -239,6 +252,165 @@ fn existing_outputs_are_kept_unless_asked() {
     let run = base().arg("--overwrite").output().unwrap();
     assert!(run.status.success(), "{}", stderr(&run));
     assert_eq!(read_wav(&target).0.sample_rate, 22_050);
+}
+
+/// `--skip-existing` completes an item that an interrupted run half did: the target is there,
+/// the residual is missing. Only the residual is written, the target's bytes stay, and the two
+/// still sum to the input (the separation is deterministic).
+#[test]
+fn skip_existing_completes_a_half_done_item() {
+    let tmp = tempfile::tempdir().unwrap();
+    demo(tmp.path());
+    let out = tmp.path().join("o");
+    let song = tmp.path().join("song.wav");
+    let run = separate("drums", &out, &["--residual"], &[&song]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let (target, residual) = (out.join("song/drums.wav"), out.join("song/no_drums.wav"));
+    let target_bytes = std::fs::read(&target).unwrap();
+    let residual_bytes = std::fs::read(&residual).unwrap();
+    std::fs::remove_file(&residual).unwrap();
+
+    let mut cmd = splitflow();
+    cmd.args([
+        "separate",
+        "--model",
+        "hpss",
+        "-q",
+        "drums",
+        "--residual",
+        "--skip-existing",
+        "-o",
+    ])
+    .arg(&out)
+    .arg(&song);
+    let run = cmd.output().unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("complete") && stderr(&run).contains("1 separated"),
+        "{}",
+        stderr(&run)
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), target_bytes);
+    assert_eq!(std::fs::read(&residual).unwrap(), residual_bytes);
+    let (_, mix) = read_wav(&song);
+    let (_, t) = read_wav(&target);
+    let (_, r) = read_wav(&residual);
+    for c in 0..2 {
+        for i in 0..mix[c].len() {
+            assert_eq!(t[c][i] + r[c][i], mix[c][i]);
+        }
+    }
+}
+
+/// Temp files under `dir` (any depth).
+fn temp_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    walk(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "tmp"))
+        .collect()
+}
+
+/// A batch of eight 20 s files with `--jobs 1`, started in the background; returns once the
+/// first temp file shows up under `out` (a file is being written).
+fn start_long_batch(dir: &Path, out: &Path) -> std::process::Child {
+    let song = splitflow::demo::render(44_100, 20.0);
+    let mut inputs = Vec::new();
+    for i in 0..8 {
+        let p = dir.join(format!("song{i}.wav"));
+        write_wav(&p, &song.mixture(), 44_100, 16, false);
+        inputs.push(p);
+    }
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_splitflow"))
+        .args([
+            "separate",
+            "--model",
+            "hpss",
+            "-q",
+            "drums",
+            "--residual",
+            "--jobs",
+            "1",
+            "-o",
+        ])
+        .arg(out)
+        .args(&inputs)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while temp_files(out).is_empty() {
+        assert!(start.elapsed().as_secs() < 120, "no temp file appeared");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child
+}
+
+/// SIGTERM (what `timeout`, `docker stop`, systemd and Slurm send) and SIGHUP stop a batch like
+/// Ctrl-C: exit status 130, the summary says how many files were not started, no temp file is
+/// left, and every output that exists is a whole WAV.
+#[cfg(unix)]
+#[test]
+fn sigterm_and_sighup_leave_no_temp_files() {
+    for signal in ["TERM", "HUP"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        let child = start_long_batch(tmp.path(), &out);
+        let kill = std::process::Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let done = child.wait_with_output().unwrap();
+        let err = stderr(&done);
+        assert_eq!(done.status.code(), Some(130), "SIG{signal}: {err}");
+        assert!(
+            err.contains("interrupted:") && err.contains("not started"),
+            "SIG{signal}: {err}"
+        );
+        assert!(temp_files(&out).is_empty(), "SIG{signal}: {:?}", temp_files(&out));
+        for f in walk(&out) {
+            assert_eq!(read_wav(&f).1[0].len(), 20 * 44_100, "{}", f.display());
+        }
+    }
+}
+
+/// After SIGKILL the temp file of the file being written stays; the next run (here with
+/// `--skip-existing`) removes it, says so, and completes the batch.
+#[cfg(unix)]
+#[test]
+fn temp_files_of_a_killed_run_are_removed_by_the_next() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let mut child = start_long_batch(tmp.path(), &out);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = temp_files(&out);
+    assert!(!left.is_empty());
+    let inputs: Vec<_> = (0..8).map(|i| tmp.path().join(format!("song{i}.wav"))).collect();
+    let run = splitflow()
+        .args([
+            "separate",
+            "--model",
+            "hpss",
+            "-q",
+            "drums",
+            "--residual",
+            "--skip-existing",
+            "-o",
+        ])
+        .arg(&out)
+        .args(&inputs)
+        .output()
+        .unwrap();
+    let err = stderr(&run);
+    assert!(run.status.success(), "{err}");
+    for t in &left {
+        assert!(err.contains(&format!("removed {}", t.display())), "{err}");
+    }
+    assert!(err.contains("stale temporary file(s) removed"), "{err}");
+    assert!(temp_files(&out).is_empty(), "{:?}", temp_files(&out));
+    assert_eq!(walk(&out).len(), 16);
 }
 
 #[test]

@@ -71,7 +71,7 @@ pub struct AtomicWavWriter {
 impl AtomicWavWriter {
     /// Starts writing `dest` (its parent folder is created if missing).
     ///
-    /// The temp file is `.<file name>.<random>.tmp` in the destination folder, so the final
+    /// The temp file is `.<file name>.<6 random letters/digits>.tmp` in the destination folder, so the final
     /// rename never crosses file systems.
     pub fn create(dest: &Path, spec: OutputSpec) -> Result<Self> {
         let hspec = spec.to_hound().with_context(|| dest.display().to_string())?;
@@ -85,8 +85,9 @@ impl AtomicWavWriter {
         std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
         let mut prefix = std::ffi::OsString::from(".");
         prefix.push(name);
+        prefix.push(".");
         let mut builder = tempfile::Builder::new();
-        builder.prefix(&prefix).suffix(".tmp");
+        builder.prefix(&prefix).suffix(".tmp").rand_bytes(TEMP_RANDOM_LEN);
         // tempfile creates 0600 files; an output should get the usual 0644 (less the umask).
         #[cfg(unix)]
         {
@@ -207,6 +208,43 @@ impl AtomicWavWriter {
         })?;
         Ok(())
     }
+}
+
+/// Length of the random part of a temp file's name (tempfile's default).
+const TEMP_RANDOM_LEN: usize = 6;
+
+/// Temp files that an [`AtomicWavWriter`] for `dest` leaves behind when its process is killed
+/// before it can clean up (SIGKILL, a power cut): `.<file name>.<6 letters or digits>.tmp`
+/// (or, from older versions, without the second dot)
+/// beside `dest`. A run about to write `dest` removes them ([`AtomicWavWriter::create`]
+/// names its own the same way, so only call this before writing).
+pub fn stale_temp_files(dest: &Path) -> Vec<PathBuf> {
+    let (Some(name), dir) = (dest.file_name(), dest.parent()) else {
+        return Vec::new();
+    };
+    let dir = match dir {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let prefix = format!(".{}", name.to_string_lossy());
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            // Before 2026-12-01 the random part followed the name without a dot.
+            n.strip_prefix(&prefix)
+                .map(|rest| rest.strip_prefix('.').unwrap_or(rest))
+                .and_then(|rest| rest.strip_suffix(".tmp"))
+                .is_some_and(|r| r.len() == TEMP_RANDOM_LEN && r.chars().all(|c| c.is_ascii_alphanumeric()))
+                && e.file_type().is_ok_and(|t| t.is_file())
+        })
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    found
 }
 
 /// Writes mono `x` as a 16-bit WAV at `rate` (atomically, replacing `path`): evaluation sets,

@@ -6,7 +6,7 @@ pub mod encode;
 pub mod resample;
 
 pub use decode::{AudioInfo, AudioReader};
-pub use encode::{AtomicWavWriter, OutputSpec};
+pub use encode::{AtomicWavWriter, OutputSpec, stale_temp_files};
 pub use resample::StreamResampler;
 
 use serde::Serialize;

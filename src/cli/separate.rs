@@ -116,7 +116,17 @@ pub fn run(args: &SeparateArgs) -> i32 {
     let mut skipped = 0;
     for p in plan {
         match p {
-            Planned::Run(job) => jobs.push(job),
+            Planned::Run(job) => {
+                if !args.quiet && !job.keep.is_empty() {
+                    let kept: Vec<String> = job.keep.iter().map(|k| k.display().to_string()).collect();
+                    eprintln!(
+                        "complete {} ({} exists; writing the missing output)",
+                        job.input.display(),
+                        kept.join(", ")
+                    );
+                }
+                jobs.push(job)
+            }
             Planned::Skip { input, outputs } => {
                 skipped += 1;
                 if !args.quiet {
@@ -139,7 +149,10 @@ pub fn run(args: &SeparateArgs) -> i32 {
                     let spec = crate::separate::file::default_output_spec(r.info(), &output_options(args));
                     format!("{} Hz, {} ch, {}", spec.sample_rate, spec.channels, spec.format)
                 }
-                Err(e) => format!("unreadable: {e:#}"),
+                Err(e) => {
+                    failures.push((job.input.clone(), format!("{e:#}")));
+                    format!("unreadable: {e:#}")
+                }
             };
             println!(
                 "{} -> {}{residual} [{format}]",
@@ -153,11 +166,15 @@ pub fn run(args: &SeparateArgs) -> i32 {
         return i32::from(!failures.is_empty());
     }
 
+    // SIGINT, SIGTERM (timeout, docker stop, systemd, Slurm) and SIGHUP: running files stop at
+    // the next block and delete their temp files, files not started are left, the summary is
+    // printed, and the exit status is 130.
     if let Err(e) = ctrlc::set_handler(|| {
         crate::separate::file::CANCELLED.store(true, std::sync::atomic::Ordering::Relaxed);
     }) {
-        eprintln!("warning: cannot install the Ctrl-C handler: {e}");
+        eprintln!("warning: cannot install the interrupt handler: {e}");
     }
+    let stale = remove_stale_temps(&jobs, args.quiet, &mut failures);
 
     let mp = if args.quiet {
         MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
@@ -172,6 +189,7 @@ pub fn run(args: &SeparateArgs) -> i32 {
     total_bar.enable_steady_tick(Duration::from_millis(250));
     let failures = Mutex::new(failures);
     let written = Mutex::new(0usize);
+    let not_started = Mutex::new(0usize);
     let pool = match rayon::ThreadPoolBuilder::new().num_threads(args.jobs as usize).build() {
         Ok(p) => p,
         Err(e) => {
@@ -183,6 +201,10 @@ pub fn run(args: &SeparateArgs) -> i32 {
     let out_opts = output_options(args);
     pool.install(|| {
         jobs.par_iter().for_each(|job| {
+            if cancelled() {
+                *not_started.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                return;
+            }
             let result = run_one(&*sep, &query, job, &out_opts, args.uncertainty, &mp);
             match result {
                 Ok(line) => {
@@ -217,14 +239,52 @@ pub fn run(args: &SeparateArgs) -> i32 {
         started.elapsed().as_secs_f64()
     );
     summary += &format!(" ({query_name} with model {model_name})");
-    if crate::separate::file::CANCELLED.load(std::sync::atomic::Ordering::Relaxed) {
-        summary += " (interrupted)";
+    if stale > 0 {
+        summary += &format!(", {stale} stale temporary file(s) removed");
+    }
+    let interrupted = cancelled();
+    if interrupted {
+        let left = not_started.into_inner().unwrap_or_else(|e| e.into_inner());
+        summary += &format!(" (interrupted: {left} not started; no partial file left)");
     }
     eprintln!("{summary}");
     for (_, e) in &failures {
         eprintln!("  failed: {e}");
     }
-    i32::from(!failures.is_empty())
+    if interrupted {
+        130
+    } else {
+        i32::from(!failures.is_empty())
+    }
+}
+
+fn cancelled() -> bool {
+    crate::separate::file::CANCELLED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Removes the temp files that a killed run (SIGKILL, power cut) left beside the outputs this
+/// run is about to write, saying so; returns how many went. One that cannot be removed is a
+/// failure of its input.
+fn remove_stale_temps(jobs: &[FileJob], quiet: bool, failures: &mut Vec<(std::path::PathBuf, String)>) -> usize {
+    let mut removed = 0;
+    for job in jobs {
+        let outputs = std::iter::once(&job.target).chain(&job.residual);
+        for temp in outputs.flat_map(|o| crate::audio::stale_temp_files(o)) {
+            match std::fs::remove_file(&temp) {
+                Ok(()) => {
+                    removed += 1;
+                    if !quiet {
+                        eprintln!("removed {} (left by an interrupted run)", temp.display());
+                    }
+                }
+                Err(e) => failures.push((
+                    job.input.clone(),
+                    format!("{}: cannot remove stale temporary file: {e}", temp.display()),
+                )),
+            }
+        }
+    }
+    removed
 }
 
 fn output_options(args: &SeparateArgs) -> OutputOptions {

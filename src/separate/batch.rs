@@ -149,7 +149,8 @@ pub struct BatchOptions {
 #[derive(Clone, Debug)]
 pub enum Planned {
     Run(FileJob),
-    /// All outputs exist and `--skip-existing` was given.
+    /// All outputs exist and `--skip-existing` was given (with some of them existing, the item
+    /// runs with those in [`FileJob::keep`]).
     Skip {
         input: PathBuf,
         outputs: Vec<PathBuf>,
@@ -267,6 +268,14 @@ pub fn plan(files: &[PathBuf], query: &str, model: &str, opts: &BatchOptions) ->
                         outputs,
                     };
                 }
+                if opts.skip_existing {
+                    // Half done (an interrupted run): write only what is missing.
+                    let keep = existing.into_iter().cloned().collect();
+                    return Planned::Run(FileJob {
+                        keep,
+                        ..FileJob::new(input.clone(), target, residual)
+                    });
+                }
                 return Planned::Fail {
                     input: input.clone(),
                     error: format!(
@@ -276,11 +285,7 @@ pub fn plan(files: &[PathBuf], query: &str, model: &str, opts: &BatchOptions) ->
                     ),
                 };
             }
-            Planned::Run(FileJob {
-                input: input.clone(),
-                target,
-                residual,
-            })
+            Planned::Run(FileJob::new(input.clone(), target, residual))
         })
         .collect()
 }

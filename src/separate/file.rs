@@ -41,6 +41,22 @@ pub struct FileJob {
     pub input: PathBuf,
     pub target: PathBuf,
     pub residual: Option<PathBuf>,
+    /// Outputs (the target, the residual) that already exist and are left as they are: an item
+    /// that an interrupted run half did, completed by `--skip-existing`. The separation still
+    /// runs (the residual is the mixture minus the target), only the missing files are written.
+    pub keep: Vec<PathBuf>,
+}
+
+impl FileJob {
+    /// A job writing every output.
+    pub fn new(input: PathBuf, target: PathBuf, residual: Option<PathBuf>) -> FileJob {
+        FileJob {
+            input,
+            target,
+            residual,
+            keep: Vec::new(),
+        }
+    }
 }
 
 /// What was done with one file.
@@ -94,7 +110,9 @@ struct Sink {
     mixture: Vec<VecDeque<f32>>,
     /// Output-rate conversion of (target, mixture); `None` when the rates agree.
     to_out: Option<(StreamResampler, StreamResampler)>,
-    target: AtomicWavWriter,
+    spec: OutputSpec,
+    /// `None` when the target is kept ([`FileJob::keep`]).
+    target: Option<AtomicWavWriter>,
     residual: Option<AtomicWavWriter>,
 }
 
@@ -103,8 +121,7 @@ impl Sink {
         if frames(target) == 0 {
             return Ok(());
         }
-        let spec = self.target.spec();
-        match spec.format {
+        match self.spec.format {
             SampleFormat::Int(bits) => {
                 let qt: Vec<Vec<i32>> = target
                     .iter()
@@ -124,7 +141,7 @@ impl Sink {
                         .collect();
                     res.write_i32(&qr)?;
                 }
-                self.target.write_i32(&qt)
+                self.target.as_mut().map_or(Ok(()), |t| t.write_i32(&qt))
             }
             SampleFormat::Float(_) => {
                 if let Some(res) = &mut self.residual {
@@ -135,7 +152,7 @@ impl Sink {
                         .collect();
                     res.write_f32(&r)?;
                 }
-                self.target.write_f32(target)
+                self.target.as_mut().map_or(Ok(()), |t| t.write_f32(target))
             }
         }
     }
@@ -174,7 +191,9 @@ impl Sink {
             let (t, m) = (rt.finish()?, rm.finish()?);
             self.write(&t, &m)?;
         }
-        self.target.finish(overwrite)?;
+        if let Some(t) = self.target {
+            t.finish(overwrite)?;
+        }
         if let Some(r) = self.residual {
             r.finish(overwrite)?;
         }
@@ -198,8 +217,14 @@ pub fn separate_file(
     let spec = default_output_spec(&info, opts);
     let proc_rate = sep.processing_rate().unwrap_or(rate);
 
-    let create =
-        |p: &Path| AtomicWavWriter::create(p, spec).with_context(|| format!("{}: cannot write output", p.display()));
+    let create = |p: &Path| -> Result<Option<AtomicWavWriter>> {
+        if job.keep.iter().any(|k| k == p) {
+            return Ok(None);
+        }
+        AtomicWavWriter::create(p, spec)
+            .map(Some)
+            .with_context(|| format!("{}: cannot write output", p.display()))
+    };
     let mut sink = Sink {
         mixture: vec![VecDeque::new(); channels],
         to_out: if spec.sample_rate == rate {
@@ -210,8 +235,9 @@ pub fn separate_file(
                 StreamResampler::new(rate, spec.sample_rate, channels)?,
             ))
         },
+        spec,
         target: create(&job.target)?,
-        residual: job.residual.as_deref().map(create).transpose()?,
+        residual: job.residual.as_deref().map(create).transpose()?.flatten(),
     };
     let mut down = StreamResampler::new(rate, proc_rate, channels)?;
     let mut up = StreamResampler::new(proc_rate, rate, channels)?;
