@@ -270,20 +270,7 @@ fn skip_existing_completes_a_half_done_item() {
     let residual_bytes = std::fs::read(&residual).unwrap();
     std::fs::remove_file(&residual).unwrap();
 
-    let mut cmd = splitflow();
-    cmd.args([
-        "separate",
-        "--model",
-        "hpss",
-        "-q",
-        "drums",
-        "--residual",
-        "--skip-existing",
-        "-o",
-    ])
-    .arg(&out)
-    .arg(&song);
-    let run = cmd.output().unwrap();
+    let run = rerun_skip_existing(&out, std::slice::from_ref(&song));
     assert!(run.status.success(), "{}", stderr(&run));
     assert!(
         stderr(&run).contains("complete") && stderr(&run).contains("1 separated"),
@@ -301,6 +288,20 @@ fn skip_existing_completes_a_half_done_item() {
         }
     }
 }
+
+/// `separate --model hpss -q drums --residual --skip-existing -o OUT INPUTS...`, not quiet.
+fn rerun_skip_existing(out: &Path, inputs: &[std::path::PathBuf]) -> std::process::Output {
+    splitflow()
+        .args(HPSS_DRUMS_RESIDUAL)
+        .args(["--skip-existing", "-o"])
+        .arg(out)
+        .args(inputs)
+        .output()
+        .unwrap()
+}
+
+/// The command line of the interruption tests.
+const HPSS_DRUMS_RESIDUAL: [&str; 6] = ["separate", "--model", "hpss", "-q", "drums", "--residual"];
 
 /// Temp files under `dir` (any depth).
 fn temp_files(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -321,17 +322,8 @@ fn start_long_batch(dir: &Path, out: &Path) -> std::process::Child {
         inputs.push(p);
     }
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_splitflow"))
-        .args([
-            "separate",
-            "--model",
-            "hpss",
-            "-q",
-            "drums",
-            "--residual",
-            "--jobs",
-            "1",
-            "-o",
-        ])
+        .args(HPSS_DRUMS_RESIDUAL)
+        .args(["--jobs", "1", "-o"])
         .arg(out)
         .args(&inputs)
         .stderr(std::process::Stdio::piped())
@@ -388,21 +380,7 @@ fn temp_files_of_a_killed_run_are_removed_by_the_next() {
     let left = temp_files(&out);
     assert!(!left.is_empty());
     let inputs: Vec<_> = (0..8).map(|i| tmp.path().join(format!("song{i}.wav"))).collect();
-    let run = splitflow()
-        .args([
-            "separate",
-            "--model",
-            "hpss",
-            "-q",
-            "drums",
-            "--residual",
-            "--skip-existing",
-            "-o",
-        ])
-        .arg(&out)
-        .args(&inputs)
-        .output()
-        .unwrap();
+    let run = rerun_skip_existing(&out, &inputs);
     let err = stderr(&run);
     assert!(run.status.success(), "{err}");
     for t in &left {
