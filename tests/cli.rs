@@ -666,10 +666,32 @@ fn info_describes_files_and_reports_bad_ones() {
     assert_eq!(v["sample_rate"], 48_000);
     assert_eq!(v["channels"], 2);
     assert_eq!(v["frames"], 72_000);
+    assert_eq!(v["decoded_frames"], 72_000);
+    assert_eq!(v["status"], "ok");
+
+    // info decodes to the end: a truncated file gets a row that says what is lost, and rc 1.
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let run = splitflow()
+        .arg("info")
+        .arg(tmp.path().join("a.wav"))
+        .arg(fixtures.join("truncated.mp3"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&run.stdout);
+    let header = text.lines().next().unwrap_or_default();
+    assert!(header.contains("sample format") && header.contains("status"), "{text}");
+    let row = text.lines().find(|l| l.contains("truncated.mp3")).unwrap_or_default();
+    assert!(
+        row.contains("lossy") && row.contains("damaged: the stream ends early from 0:00.210; 0.290 s of 0.500 s lost"),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l.contains("a.wav") && l.ends_with("ok")), "{text}");
 }
 
 /// The committed compressed fixtures through the whole CLI: good ones are separated with the
-/// right format, damaged lossless ones fail with their name, a truncated MP3 keeps what decodes.
+/// right format (AAC gapless: as long as its source), damaged ones fail with their name and
+/// leave no folder; `--allow-damaged` separates a truncated MP3 with a warning.
 #[test]
 fn compressed_fixtures_through_the_cli() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
@@ -682,12 +704,11 @@ fn compressed_fixtures_through_the_cli() {
         "tone_aac.m4a",
         "tone_alac.m4a",
         "tone.aiff",
-        "truncated.mp3",
     ];
     let mut cmd = splitflow();
     cmd.args(["separate", "--model", "hpss", "-q", "harmonic", "--quiet", "-o"])
         .arg(&out);
-    for f in good.iter().chain(&["corrupt.flac", "truncated.flac"]) {
+    for f in good.iter().chain(&["corrupt.flac", "truncated.flac", "truncated.mp3"]) {
         // Copies named after the format, so that tone.mp3 and tone.flac get separate outputs.
         let copy = tmp
             .path()
@@ -698,12 +719,14 @@ fn compressed_fixtures_through_the_cli() {
     let run = cmd.output().unwrap();
     assert_eq!(run.status.code(), Some(1));
     let err = stderr(&run);
-    assert!(err.contains("7 separated, 2 failed"), "{err}");
-    for bad in ["corrupt_flac.flac", "truncated_flac.flac"] {
+    assert!(err.contains("6 separated, 3 failed"), "{err}");
+    for bad in ["corrupt_flac", "truncated_flac", "truncated_mp3"] {
         assert!(
-            err.lines().any(|l| l.contains("failed:") && l.contains(bad)),
+            err.lines()
+                .any(|l| l.contains("failed:") && l.contains(bad) && l.contains("damaged:") && l.contains("s lost")),
             "{bad}: {err}"
         );
+        assert!(!out.join(bad).exists(), "{bad}: folder left behind");
     }
     // Lossless inputs keep their bit depth; lossy ones become 16-bit.
     let (alac, _) = read_wav(&out.join("tone_alac_m4a/harmonic.wav"));
@@ -715,6 +738,22 @@ fn compressed_fixtures_through_the_cli() {
     assert_eq!((flac.bits_per_sample, flac.sample_rate), (24, 48_000));
     let (mp3, _) = read_wav(&out.join("tone_mp3/harmonic.wav"));
     assert_eq!((mp3.bits_per_sample, mp3.sample_rate), (16, 44_100));
+    assert_eq!(p[0].len(), 22_050, "AAC keeps its encoder delay");
+
+    let run = splitflow()
+        .args(["separate", "--model", "hpss", "-q", "harmonic", "--allow-damaged", "-o"])
+        .arg(&out)
+        .arg(tmp.path().join("truncated_mp3.mp3"))
+        .output()
+        .unwrap();
+    let err = stderr(&run);
+    assert!(run.status.success(), "{err}");
+    assert!(
+        err.contains("warning: ") && err.contains("the stream ends early from 0:00.210; 0.290 s of 0.500 s lost"),
+        "{err}"
+    );
+    let (_, kept) = read_wav(&out.join("truncated_mp3/harmonic.wav"));
+    assert_eq!(kept[0].len(), 9_263);
 }
 
 #[test]

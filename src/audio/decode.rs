@@ -8,14 +8,18 @@
 //!   [`AudioReader::open`];
 //! - a file with a valid header and no frames fails in `open` with "contains no audio";
 //! - NaN or infinite samples fail with "contains NaN or infinite samples at frame N";
-//! - corrupt data in a lossless stream (PCM, FLAC, ALAC) is an error at the bad packet; in a
-//!   lossy stream (MP3, AAC, Vorbis) up to [`MAX_BAD_PACKETS`] consecutive bad packets are
-//!   skipped (as players do), more is an error, and so is a file where nothing decodes;
-//! - a truncated or corrupt lossless file (PCM, FLAC, ALAC) whose header states its length
-//!   decodes what is there, then fails at the end with "truncated or corrupt: decoded X of
-//!   the Y frames its header states" (a corrupt FLAC frame is skipped silently by the
-//!   demuxer, so the count is the only sign of it); a truncated lossy file (MP3, AAC,
-//!   Vorbis) decodes what is there and ends normally;
+//! - damage, one rule for every format ([`Damaged`]): undecodable packets, data the demuxer
+//!   skipped (a jump in the timestamps of lossless packets: a corrupt FLAC frame), and a stream that
+//!   ends before the length its header states (a truncated file; for lossy streams beyond a
+//!   tolerance, [`estimate_tolerance`], only where the length is an estimate: MP3 without a
+//!   LAME tag). By default ([`Damaged::Fail`]) the reader, at the first sign of damage,
+//!   reads on to the end without returning audio and then fails with where the damage starts
+//!   and how much is lost ("damaged: 3 undecodable packets (...) from 0:00.840; 1.160 s of
+//!   2.000 s lost"); [`Damaged::Keep`] (`separate --allow-damaged`) returns what decodes and
+//!   reports the same figures through [`AudioReader::damage`]; [`Damaged::KeepLossy`] is the
+//!   corpus build's rule (lossy streams keep what decodes, lossless ones must be whole). More
+//!   than [`MAX_BAD_PACKETS`] undecodable packets in a row end the stream there;
+//!   a file where nothing decodes is always an error;
 //! - a panic inside symphonia on malformed input is caught and reported as an error.
 
 use std::cell::Cell;
@@ -40,8 +44,103 @@ use crate::Result;
 pub const MIN_SAMPLE_RATE: u32 = 8000;
 /// Highest supported sample rate, in Hz.
 pub const MAX_SAMPLE_RATE: u32 = 192_000;
-/// Consecutive undecodable packets tolerated in a lossy stream before giving up.
+/// Undecodable packets in a row after which the rest of a stream counts as lost.
 pub const MAX_BAD_PACKETS: usize = 16;
+
+/// What a reader does with damaged audio (module docs, "Error policy").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Damaged {
+    /// Damage is an error naming the position and the duration lost (the default).
+    #[default]
+    Fail,
+    /// Keep what decodes; [`AudioReader::damage`] says what was lost.
+    Keep,
+    /// Lossy streams keep what decodes, damage in a lossless one is an error (the corpus
+    /// build's rule since data rules v1).
+    KeepLossy,
+}
+
+/// Frames a stream whose stated length is an estimate (an MP3 without a LAME tag: the length
+/// comes from the bitrate) may fall short of it without counting as damaged: 1 % of it plus
+/// 4,096 frames. Exact lengths (LAME-tagged MP3, Ogg granules, MP4 tables, lossless headers)
+/// have no tolerance.
+pub fn estimate_tolerance(stated: u64) -> u64 {
+    stated / 100 + 4096
+}
+
+/// What was lost in a damaged stream.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Damage {
+    /// Undecodable packets (skipped).
+    pub bad_packets: usize,
+    /// The first decoder error.
+    pub first_error: String,
+    /// Frames the demuxer skipped (jumps in the packet timestamps).
+    pub skipped_frames: u64,
+    /// Frames the undecodable packets held (their stated durations).
+    pub bad_frames: u64,
+    /// Frame (output position) where the damage starts.
+    pub at_frame: u64,
+    /// Frames decoded.
+    pub decoded: u64,
+    /// Frames lost: the stated length minus what decoded, or, without a stated length (or
+    /// when more), the bad packets' and the skipped data's frames.
+    pub lost_frames: u64,
+    /// The length the header states.
+    pub stated: Option<u64>,
+    /// The stream ended before its stated length (beyond the lossy tolerance).
+    pub ends_early: bool,
+    /// The file is cut where its true length is not stated (an Ogg file without its last
+    /// page): `lost_frames` is then only what is missing of the last page that is there.
+    pub cut: bool,
+}
+
+impl Damage {
+    /// One line: what, from where, how much lost (`rate` turns frames into seconds).
+    pub fn describe(&self, rate: u32) -> String {
+        let secs = |f: u64| f as f64 / f64::from(rate.max(1));
+        let mut what = Vec::new();
+        if self.bad_packets > 0 {
+            what.push(format!(
+                "{} undecodable packet{} ({})",
+                self.bad_packets,
+                if self.bad_packets == 1 { "" } else { "s" },
+                self.first_error
+            ));
+        }
+        if self.skipped_frames > 0 {
+            what.push(format!("{:.3} s of data skipped", secs(self.skipped_frames)));
+        }
+        if self.ends_early {
+            if self.bad_packets == 0 && !self.first_error.is_empty() {
+                what.push(format!("the stream ends early ({})", self.first_error));
+            } else {
+                what.push("the stream ends early".into());
+            }
+        }
+        if self.cut {
+            what.push("the file is cut (no end-of-stream page)".into());
+            return format!(
+                "damaged: {} at {}; the rest is lost",
+                what.join(", "),
+                clock(secs(self.decoded))
+            );
+        }
+        let of = self.stated.map(|n| format!(" of {:.3} s", secs(n))).unwrap_or_default();
+        format!(
+            "damaged: {} from {}; {:.3} s{of} lost",
+            what.join(", "),
+            clock(secs(self.at_frame)),
+            secs(self.lost_frames)
+        )
+    }
+}
+
+/// `m:ss.mmm`.
+fn clock(secs: f64) -> String {
+    let (m, s) = ((secs / 60.0).floor(), secs - 60.0 * (secs / 60.0).floor());
+    format!("{m:.0}:{s:06.3}")
+}
 
 thread_local! {
     /// Set while a symphonia call runs under [`quiet_catch`].
@@ -101,6 +200,8 @@ pub struct AudioReader {
     track_id: u32,
     /// Whether the codec is lossy (bad packets may be skipped).
     lossy: bool,
+    /// Whether the stated length is an estimate (MP3 without a LAME tag).
+    length_estimated: bool,
     /// The last decoded packet, planar; frames from `pos` on are not yet returned.
     buf: Planar,
     pos: usize,
@@ -108,6 +209,19 @@ pub struct AudioReader {
     decoded: u64,
     /// Set once the stream has ended or failed; later reads return 0 or the error.
     done: Option<std::result::Result<(), String>>,
+    policy: Damaged,
+    /// Damage seen so far (`bad_packets == 0 && skipped_frames == 0`: none yet).
+    damage: Damage,
+    /// Whether damage was seen (then with [`Damaged::Fail`] no more audio is returned).
+    damaged: bool,
+    /// Timestamp the next packet should have (gap detection); `None` before the first.
+    next_ts: Option<i64>,
+    /// The file is cut: its last Ogg page does not end the stream.
+    cut: bool,
+    /// Decoded frames still to drop at the start (MP4 encoder delay, [`super::mp4`]).
+    trim_skip: u64,
+    /// Frames to return at most (MP4 edit length); the rest is encoder padding.
+    trim_limit: Option<u64>,
 }
 
 impl std::fmt::Debug for AudioReader {
@@ -230,6 +344,11 @@ impl AudioReader {
     /// Decodes the first packet, so a file that holds no audio, or whose first packet is
     /// undecodable, fails here rather than on the first [`read`](Self::read).
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, Damaged::Fail)
+    }
+
+    /// [`open`](Self::open) with a damage policy.
+    pub fn open_with(path: &Path, policy: Damaged) -> Result<Self> {
         let meta = std::fs::metadata(path).map_err(|e| err_at(path, format!("cannot open: {e}")))?;
         if meta.is_dir() {
             bail!(err_at(path, "is a directory, not an audio file"));
@@ -238,19 +357,31 @@ impl AudioReader {
             bail!(err_at(path, "empty file (0 bytes)"));
         }
         let file = File::open(path).map_err(|e| err_at(path, format!("cannot open: {e}")))?;
-        Self::from_source(path, Box::new(file), path.extension().and_then(|e| e.to_str()))
+        Self::from_source(
+            path,
+            Box::new(file),
+            path.extension().and_then(|e| e.to_str()),
+            policy,
+            true,
+        )
     }
 
     /// Opens audio held in memory (an archive member, a SoundFont 3 sample); `name` is the
     /// path errors and [`AudioInfo`] give, `ext` a format hint ("ogg").
-    pub fn from_bytes(name: &Path, bytes: Vec<u8>, ext: Option<&str>) -> Result<Self> {
+    pub fn from_bytes(name: &Path, bytes: Vec<u8>, ext: Option<&str>, policy: Damaged) -> Result<Self> {
         if bytes.is_empty() {
             bail!(err_at(name, "empty file (0 bytes)"));
         }
-        Self::from_source(name, Box::new(std::io::Cursor::new(bytes)), ext)
+        Self::from_source(name, Box::new(std::io::Cursor::new(bytes)), ext, policy, false)
     }
 
-    fn from_source(path: &Path, source: Box<dyn symphonia::core::io::MediaSource>, ext: Option<&str>) -> Result<Self> {
+    fn from_source(
+        path: &Path,
+        source: Box<dyn symphonia::core::io::MediaSource>,
+        ext: Option<&str>,
+        policy: Damaged,
+        is_file: bool,
+    ) -> Result<Self> {
         let mss = MediaSourceStream::new(source, Default::default());
         let mut hint = Hint::new();
         if let Some(ext) = ext {
@@ -279,6 +410,7 @@ impl AudioReader {
             .clone();
         let track_id = track.id;
         let frames = track.num_frames;
+        let length_estimated = format.format_info().short_name == "mp3" && track.delay.is_none();
 
         let sample_rate = params
             .sample_rate
@@ -295,6 +427,25 @@ impl AudioReader {
         if frames == Some(0) {
             bail!(err_at(path, "contains no audio"));
         }
+        // Gapless MP4: the encoder delay and padding come off (symphonia keeps them).
+        let gapless = if is_file && container == "MP4" {
+            File::open(path)
+                .ok()
+                .and_then(|mut f| super::mp4::gapless(&mut f, sample_rate))
+        } else {
+            None
+        };
+        let frames = gapless.and_then(|g| g.length).or(frames);
+        // An Ogg file whose pages symphonia could not all read states no length: its last
+        // page does (a corrupt page then shows as a stream that ends early).
+        let ogg_last = match frames {
+            None if is_file && container == "Ogg" => {
+                File::open(path).ok().and_then(|mut f| super::ogg::last_page(&mut f))
+            }
+            _ => None,
+        };
+        let frames = frames.or(ogg_last.map(|p| p.granule));
+        let cut = ogg_last.is_some_and(|p| !p.end_of_stream);
 
         let codecs = symphonia::default::get_codecs();
         let short =
@@ -335,10 +486,18 @@ impl AudioReader {
             decoder,
             track_id,
             lossy,
+            length_estimated,
             buf: Vec::new(),
             pos: 0,
             decoded: 0,
             done: None,
+            policy,
+            damage: Damage::default(),
+            damaged: false,
+            next_ts: None,
+            cut,
+            trim_skip: gapless.map_or(0, |g| g.delay),
+            trim_limit: gapless.and_then(|g| g.length),
         };
         // Prime: decode the first packet (this also learns the channel count when the
         // container does not state it).
@@ -354,6 +513,29 @@ impl AudioReader {
     /// Information about the file.
     pub fn info(&self) -> &AudioInfo {
         &self.info
+    }
+
+    /// What damage the stream had, once it has been read to the end with a policy that keeps
+    /// what decodes (`None`: none, or not read to the end yet).
+    pub fn damage(&self) -> Option<&Damage> {
+        (self.damaged && matches!(self.done, Some(Ok(())))).then_some(&self.damage)
+    }
+
+    /// Whether damage in this stream is kept rather than an error.
+    fn keeps_damage(&self) -> bool {
+        match self.policy {
+            Damaged::Fail => false,
+            Damaged::Keep => true,
+            Damaged::KeepLossy => self.lossy,
+        }
+    }
+
+    /// Records damage starting at the current position.
+    fn note_damage(&mut self) {
+        if !self.damaged {
+            self.damaged = true;
+            self.damage.at_frame = self.decoded;
+        }
     }
 
     /// Decodes the rest of the file into memory (for whole-signal work such as scoring).
@@ -414,18 +596,26 @@ impl AudioReader {
 
     fn fill_inner(&mut self) -> Result<bool> {
         let path = self.info.path.clone();
-        let mut bad = 0usize;
-        let mut last_bad = String::new();
+        let mut bad_in_row = 0usize;
         loop {
             let at = self.decoded;
             let next = quiet_catch(AssertUnwindSafe(|| self.format.next_packet()));
             let packet = match next {
                 Ok(Ok(Some(p))) => p,
                 // End of stream; for chained Ogg streams, the first stream is the file.
-                Ok(Ok(None)) | Ok(Err(SymError::ResetRequired)) => return self.end(bad, &last_bad),
-                // The data ends early (truncated file): keep what was decoded.
+                Ok(Ok(None)) | Ok(Err(SymError::ResetRequired)) => return self.end(),
+                // The data ends early (truncated file): the length check in `end` sees it.
                 Ok(Err(SymError::IoError(e))) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    return self.end(bad, &last_bad);
+                    return self.end();
+                }
+                // The container breaks off after some audio: the rest counts as lost.
+                Ok(Err(e)) if at > 0 => {
+                    self.note_damage();
+                    if self.damage.first_error.is_empty() {
+                        self.damage.first_error = format!("container: {e}");
+                    }
+                    self.damage.ends_early = true;
+                    return self.end();
                 }
                 Ok(Err(e)) => bail!(err_at(&path, format!("cannot read audio at frame {at}: {e}"))),
                 Err(p) => bail!(err_at(
@@ -439,6 +629,17 @@ impl AudioReader {
             if packet.track_id != self.track_id {
                 continue;
             }
+            // A demuxer that meets a corrupt frame or page skips to the next one (FLAC, Ogg):
+            // the timestamps jump. (A packet's timestamps advance by its decoded length, delay
+            // and padding included.)
+            let pts = packet.pts.get();
+            if let Some(want) = self.next_ts
+                && pts > want
+            {
+                self.note_damage();
+                self.damage.skipped_frames += (pts - want) as u64;
+            }
+            self.next_ts = Some(pts.saturating_add(packet.block_dur().get().min(i64::MAX as u64) as i64));
             let decoded = quiet_catch(AssertUnwindSafe(|| {
                 self.decoder
                     .decode(&packet)
@@ -446,17 +647,29 @@ impl AudioReader {
             }));
             let (frames, channels) = match decoded {
                 Ok(Ok(x)) => x,
-                Ok(Err(e @ (SymError::DecodeError(_) | SymError::IoError(_)))) => {
-                    if !self.lossy {
-                        bail!(err_at(&path, format!("corrupt audio data at frame {at} ({e})")));
+                // Once audio has decoded, an "unsupported feature" is corrupt data too (a
+                // damaged AAC packet reads as a program config or a coupling element).
+                Ok(Err(e @ (SymError::DecodeError(_) | SymError::IoError(_))))
+                | Ok(Err(e @ SymError::Unsupported(_)))
+                    if at > 0 || !matches!(e, SymError::Unsupported(_)) =>
+                {
+                    self.note_damage();
+                    if self.damage.bad_packets == 0 {
+                        self.damage.first_error = e.to_string();
                     }
-                    bad += 1;
-                    last_bad = e.to_string();
-                    if bad > MAX_BAD_PACKETS {
-                        bail!(err_at(
-                            &path,
-                            format!("corrupt audio data at frame {at} ({bad} bad packets in a row: {e})")
-                        ));
+                    self.damage.bad_packets += 1;
+                    self.damage.bad_frames += packet.dur.get();
+                    bad_in_row += 1;
+                    if bad_in_row > MAX_BAD_PACKETS {
+                        if self.policy == Damaged::KeepLossy {
+                            // The corpus rule: such a file is left out.
+                            bail!(err_at(
+                                &path,
+                                format!("corrupt audio data at frame {at} ({bad_in_row} bad packets in a row: {e})")
+                            ));
+                        }
+                        // The rest of the stream counts as lost.
+                        return self.end();
                     }
                     continue;
                 }
@@ -469,6 +682,7 @@ impl AudioReader {
                     )
                 )),
             };
+            bad_in_row = 0;
             if frames == 0 {
                 continue;
             }
@@ -491,37 +705,93 @@ impl AudioReader {
                     format!("contains NaN or infinite samples at frame {}", at + i as u64)
                 ));
             }
-            self.decoded += frames as u64;
+            // Gapless trim: encoder delay off the front, padding off the end.
+            let start = self.trim_skip.min(frames as u64) as usize;
+            self.trim_skip -= start as u64;
+            let end = match self.trim_limit {
+                Some(limit) => frames.min(start + limit.saturating_sub(self.decoded) as usize),
+                None => frames,
+            };
+            if start > 0 || end < frames {
+                for c in &mut self.buf {
+                    c.truncate(end.max(start));
+                    c.drain(..start);
+                }
+            }
+            let kept = end.saturating_sub(start);
+            if kept == 0 {
+                if self.trim_limit.is_some_and(|l| self.decoded >= l) {
+                    return self.end();
+                }
+                continue;
+            }
+            self.decoded += kept as u64;
+            if self.damaged && !self.keeps_damage() {
+                // Failing: read on to measure the loss, return nothing more.
+                self.buf.iter_mut().for_each(Vec::clear);
+                continue;
+            }
             return Ok(true);
         }
     }
 
-    /// End of stream. An error when the stream ended on bad packets and nothing decoded, or
-    /// when a lossless stream decoded fewer frames than its header states (the file is
-    /// truncated, or the demuxer skipped a corrupt frame).
-    fn end(&mut self, bad: usize, last_bad: &str) -> Result<bool> {
+    /// End of stream: checks the length against the header, then fails on damage unless the
+    /// policy keeps it. Nothing decoded is always an error.
+    fn end(&mut self) -> Result<bool> {
         self.buf.iter_mut().for_each(Vec::clear);
         self.pos = 0;
-        if bad > 0 && self.decoded == 0 {
+        let stated = self.info.frames.filter(|&n| !self.length_is_placeholder(n));
+        let allowed_short = if self.length_estimated {
+            stated.map_or(0, estimate_tolerance)
+        } else {
+            0
+        };
+        if let Some(n) = stated
+            && self.decoded + allowed_short < n
+        {
+            self.note_damage();
+            // Where the damage started: the first bad packet, or here.
+            let explained = self.damage.skipped_frames + self.damage.bad_frames;
+            self.damage.ends_early |= explained + allowed_short < n - self.decoded;
+        }
+        if self.cut {
+            self.note_damage();
+            self.damage.cut = true;
+        }
+        if self.decoded == 0 && self.damaged {
             bail!(err_at(
                 &self.info.path,
-                format!("no decodable audio ({bad} bad packets: {last_bad})")
+                format!("no decodable audio ({})", self.summary())
             ));
         }
-        if let Some(stated) = self.info.frames
-            && !self.lossy
-            && self.decoded < stated
-            && !self.length_is_placeholder(stated)
-        {
-            bail!(err_at(
-                &self.info.path,
-                format!(
-                    "truncated or corrupt: decoded {} of the {stated} frames its header states",
-                    self.decoded
-                )
-            ));
+        if self.damaged {
+            self.damage.decoded = self.decoded;
+            self.damage.stated = stated;
+            let explained = self.damage.skipped_frames + self.damage.bad_frames;
+            self.damage.lost_frames = match stated {
+                Some(n) => n.saturating_sub(self.decoded).max(explained),
+                None => explained,
+            };
+            if !self.keeps_damage() {
+                bail!(err_at(
+                    &self.info.path,
+                    format!(
+                        "{} (separate --allow-damaged keeps what decodes)",
+                        self.damage.describe(self.info.sample_rate)
+                    )
+                ));
+            }
         }
         Ok(false)
+    }
+
+    /// The damage so far, for the "nothing decoded" error.
+    fn summary(&self) -> String {
+        if self.damage.bad_packets > 0 {
+            format!("{} bad packets: {}", self.damage.bad_packets, self.damage.first_error)
+        } else {
+            "the stream ends before any audio".into()
+        }
     }
 
     /// Whether a stated length is a streaming writer's "unknown length" placeholder (a WAV

@@ -3,9 +3,11 @@
 
 pub mod decode;
 pub mod encode;
+pub mod mp4;
+pub mod ogg;
 pub mod resample;
 
-pub use decode::{AudioInfo, AudioReader};
+pub use decode::{AudioInfo, AudioReader, Damage, Damaged};
 pub use encode::{AtomicWavWriter, OutputSpec, stale_temp_files};
 pub use resample::StreamResampler;
 

@@ -132,9 +132,15 @@ pub struct SeparateArgs {
     #[arg(short, long)]
     pub recursive: bool,
 
-    /// Skip inputs whose outputs all exist already.
+    /// Skip inputs whose outputs all exist already (and write the missing one of an item an
+    /// interrupted run half did).
     #[arg(long, conflicts_with = "overwrite")]
     pub skip_existing: bool,
+
+    /// Separate what decodes of a damaged input (undecodable packets, a truncated file) with a
+    /// warning saying where and how much is lost, instead of failing on it.
+    #[arg(long)]
+    pub allow_damaged: bool,
 
     /// Replace existing outputs (inputs are never overwritten).
     #[arg(long)]

@@ -175,6 +175,7 @@ pub fn run(args: &SeparateArgs) -> i32 {
         eprintln!("warning: cannot install the interrupt handler: {e}");
     }
     let stale = remove_stale_temps(&jobs, args.quiet, &mut failures);
+    let new_folders: Vec<Vec<std::path::PathBuf>> = jobs.iter().map(batch::folders_to_create).collect();
 
     let mp = if args.quiet {
         MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
@@ -207,8 +208,11 @@ pub fn run(args: &SeparateArgs) -> i32 {
             }
             let result = run_one(&*sep, &query, job, &out_opts, args.uncertainty, &mp);
             match result {
-                Ok(line) => {
+                Ok((line, warning)) => {
                     *written.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                    if let Some(w) = warning {
+                        say(&mp, w);
+                    }
                     if !args.quiet {
                         say(&mp, line);
                     }
@@ -226,6 +230,11 @@ pub fn run(args: &SeparateArgs) -> i32 {
         });
     });
     total_bar.finish_and_clear();
+    // Folders this run made that stayed empty (items that failed or never started) go
+    // again; deepest first, so a parent comes after its children.
+    let mut leftover: Vec<std::path::PathBuf> = new_folders.into_iter().flatten().collect();
+    leftover.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    batch::remove_empty_folders(&leftover);
 
     let failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
     let written = written.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -292,10 +301,16 @@ fn output_options(args: &SeparateArgs) -> OutputOptions {
         sample_rate: args.sample_rate,
         format: args.bit_depth,
         overwrite: args.overwrite,
+        damaged: if args.allow_damaged {
+            crate::audio::Damaged::Keep
+        } else {
+            crate::audio::Damaged::Fail
+        },
     }
 }
 
-/// Separates one file with its own progress bar; returns the line to print on success.
+/// Separates one file with its own progress bar; returns the line to print on success and,
+/// for a damaged input kept with `--allow-damaged`, a warning.
 fn run_one(
     sep: &dyn Separator,
     query: &Query,
@@ -303,7 +318,7 @@ fn run_one(
     opts: &OutputOptions,
     uncertainty: bool,
     mp: &MultiProgress,
-) -> crate::Result<String> {
+) -> crate::Result<(String, Option<String>)> {
     let name = job
         .input
         .file_name()
@@ -328,7 +343,7 @@ fn run_one(
     let mut picture = String::new();
     if uncertainty {
         let png = job.target.with_extension("uncertainty.png");
-        if write_uncertainty(sep, query, &job.input, &png)? {
+        if write_uncertainty(sep, query, &job.input, &png, opts.damaged)? {
             picture = format!(" + {}", png.display());
         } else {
             picture = " (no uncertainty picture: the model is not generative)".into();
@@ -339,11 +354,19 @@ fn run_one(
         .as_ref()
         .map(|r| format!(" + {}", r.display()))
         .unwrap_or_default();
-    Ok(format!(
+    let warning = report.damage.as_ref().map(|d| {
+        format!(
+            "warning: {}: {} (kept what decodes)",
+            job.input.display(),
+            d.describe(report.info.sample_rate)
+        )
+    });
+    let line = format!(
         "{} -> {}{residual}{picture} ({:.1} s audio, RTF {:.3})",
         job.input.display(),
         job.target.display(),
         report.frames as f64 / report.info.sample_rate as f64,
         report.real_time_factor()
-    ))
+    );
+    Ok((line, warning))
 }

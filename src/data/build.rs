@@ -262,7 +262,7 @@ pub fn build_package(pkg: &Package, src: &Path, opts: &BuildOptions, progress: &
 
 /// Decodes a file to mono at the corpus rate.
 fn decode_mono(m: &Member, rate: u32) -> Result<Vec<f32>> {
-    let mut reader = AudioReader::open(&m.file)?;
+    let mut reader = AudioReader::open_with(&m.file, crate::audio::Damaged::KeepLossy)?;
     let from = reader.info().sample_rate;
     let planar = reader.read_to_end()?;
     let x = clip::mono(&planar);

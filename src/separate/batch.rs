@@ -289,3 +289,28 @@ pub fn plan(files: &[PathBuf], query: &str, model: &str, opts: &BatchOptions) ->
         })
         .collect()
 }
+
+/// The folders that writing `job`'s outputs would create (they do not exist yet), deepest
+/// first: after the batch, those that stayed empty (items that failed) are removed.
+pub fn folders_to_create(job: &FileJob) -> Vec<PathBuf> {
+    let outputs = std::iter::once(&job.target).chain(&job.residual);
+    let mut missing: Vec<PathBuf> = outputs
+        .flat_map(|o| {
+            o.ancestors()
+                .skip(1)
+                .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        })
+        .map(Path::to_path_buf)
+        .collect();
+    missing.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    missing.dedup();
+    missing
+}
+
+/// Removes the folders of [`folders_to_create`] that are empty (after the whole batch, so no
+/// other item is writing into them).
+pub fn remove_empty_folders(folders: &[PathBuf]) {
+    for d in folders {
+        let _ = std::fs::remove_dir(d);
+    }
+}

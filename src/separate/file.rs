@@ -17,7 +17,7 @@ use super::{ChunkEngine, Query, Separator};
 use crate::Result;
 use crate::audio::encode::quantize;
 use crate::audio::{
-    AtomicWavWriter, AudioInfo, AudioReader, OutputSpec, Planar, SampleFormat, StreamResampler, frames,
+    AtomicWavWriter, AudioInfo, AudioReader, Damage, Damaged, OutputSpec, Planar, SampleFormat, StreamResampler, frames,
 };
 
 /// Frames decoded per read.
@@ -33,6 +33,8 @@ pub struct OutputOptions {
     pub sample_rate: Option<u32>,
     pub format: Option<SampleFormat>,
     pub overwrite: bool,
+    /// What to do with a damaged input (fail, or keep what decodes).
+    pub damaged: Damaged,
 }
 
 /// Where one input's outputs go.
@@ -68,6 +70,8 @@ pub struct FileReport {
     pub frames: u64,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// What a damaged input lost (with [`Damaged::Keep`]).
+    pub damage: Option<Damage>,
 }
 
 impl FileReport {
@@ -211,7 +215,7 @@ pub fn separate_file(
     progress: &dyn Fn(&AudioInfo, u64),
 ) -> Result<FileReport> {
     let start = std::time::Instant::now();
-    let mut reader = AudioReader::open(&job.input)?;
+    let mut reader = AudioReader::open_with(&job.input, opts.damaged)?;
     let info = reader.info().clone();
     let (rate, channels) = (info.sample_rate, info.channels);
     let spec = default_output_spec(&info, opts);
@@ -276,6 +280,7 @@ pub fn separate_file(
         spec,
         frames: total,
         seconds: start.elapsed().as_secs_f64(),
+        damage: reader.damage().cloned(),
     })
 }
 
@@ -283,8 +288,14 @@ pub fn separate_file(
 /// mask averaged over the samples and its per-bin spread (standard deviation over samples),
 /// computed on 10 s blocks (memory stays bounded). Returns `false` when the separator has no
 /// such picture.
-pub fn write_uncertainty(sep: &dyn Separator, query: &Query, input: &Path, png: &Path) -> Result<bool> {
-    let mut reader = AudioReader::open(input)?;
+pub fn write_uncertainty(
+    sep: &dyn Separator,
+    query: &Query,
+    input: &Path,
+    png: &Path,
+    damaged: Damaged,
+) -> Result<bool> {
+    let mut reader = AudioReader::open_with(input, damaged)?;
     let rate = reader.info().sample_rate;
     let channels = reader.info().channels;
     let block_len = (rate as usize) * 10;

@@ -155,7 +155,7 @@ fn convert(name: &Path, sf3: &[u8]) -> Result<Vec<u8>> {
                 );
                 let stream = smpl[start..end].to_vec();
                 let what = name.join(format!("sample {i} ({label})"));
-                let mut rd = AudioReader::from_bytes(&what, stream, Some("ogg"))?;
+                let mut rd = AudioReader::from_bytes(&what, stream, Some("ogg"), crate::audio::Damaged::KeepLossy)?;
                 let planar = rd.read_to_end()?;
                 let mono = planar.into_iter().next().unwrap_or_default();
                 let pcm = mono
