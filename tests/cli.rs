@@ -606,6 +606,29 @@ fn bad_inputs_fail_cleanly() {
             .unwrap(),
     );
     assert!(nan_err.contains("NaN") && nan_err.contains("500"), "{nan_err}");
+
+    // A codec the build cannot decode is named (it was "unsupported codec (0x1001)").
+    let opus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tone.opus");
+    let run = separate("drums", &d.join("o"), &[], &[&opus]);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(
+        stderr(&run).contains("tone.opus: unsupported codec: Opus"),
+        "{}",
+        stderr(&run)
+    );
+    // A back end this build lacks is named as the flag is spelled.
+    let run = splitflow()
+        .args(["separate", "--device", "cuda", "-q", "drums"])
+        .arg(d.join("full.wav"))
+        .output()
+        .unwrap();
+    if !run.status.success() {
+        assert!(
+            stderr(&run).contains("--device cuda:") && !stderr(&run).contains("Cuda"),
+            "{}",
+            stderr(&run)
+        );
+    }
 }
 
 #[test]
@@ -632,6 +655,15 @@ fn one_sample_and_eight_channels_are_processed() {
     assert_eq!(one[0][0] + res[0][0], (0.25f64 * 32768.0).round());
     let (s, p) = read_wav(&out.join("eight/drums.wav"));
     assert_eq!((s.channels, p[7].len()), (8, eight[0].len()));
+    // No real-time factor for files under a second (it measured start-up: "RTF 14519.9").
+    let run = splitflow()
+        .args(["separate", "--model", "hpss", "-q", "drums", "--overwrite", "-o"])
+        .arg(&out)
+        .arg(d.join("one.wav"))
+        .output()
+        .unwrap();
+    let err = stderr(&run);
+    assert!(err.contains("(0.0 s audio, ") && !err.contains("RTF"), "{err}");
 }
 
 #[test]

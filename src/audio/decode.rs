@@ -332,6 +332,29 @@ fn alac_bit_depth(params: &AudioCodecParameters) -> Option<u16> {
 }
 
 /// symphonia's short name for the codec of `params`, when a decoder is registered for it.
+/// "unsupported codec: Opus (convert it to FLAC or WAV first)" for a codec symphonia knows by
+/// id but cannot decode; the id for one it does not know.
+fn unsupported_codec(id: symphonia::core::codecs::audio::AudioCodecId) -> String {
+    use symphonia::core::codecs::audio::well_known::*;
+    let name = match id {
+        CODEC_ID_OPUS => "Opus",
+        CODEC_ID_SPEEX => "Speex",
+        CODEC_ID_MUSEPACK => "Musepack",
+        CODEC_ID_MP1 => "MPEG-1 Layer I",
+        CODEC_ID_MP2 => "MPEG-1 Layer II",
+        CODEC_ID_AC3 => "AC-3 (Dolby Digital)",
+        CODEC_ID_EAC3 => "E-AC-3 (Dolby Digital Plus)",
+        CODEC_ID_AC4 => "AC-4",
+        CODEC_ID_DCA => "DTS",
+        CODEC_ID_ATRAC1 | CODEC_ID_ATRAC3 | CODEC_ID_ATRAC3PLUS | CODEC_ID_ATRAC9 => "ATRAC",
+        CODEC_ID_WMA => "WMA",
+        CODEC_ID_RA10 | CODEC_ID_RA20 => "RealAudio",
+        CODEC_ID_ADPCM_G722 | CODEC_ID_ADPCM_G726 | CODEC_ID_ADPCM_G726LE => "G.72x ADPCM",
+        _ => return format!("unsupported codec (id {id}); convert it to FLAC or WAV first"),
+    };
+    format!("unsupported codec: {name} (this build cannot decode it; convert it to FLAC or WAV first)")
+}
+
 fn short_name_of(params: &AudioCodecParameters) -> Option<&'static str> {
     symphonia::default::get_codecs()
         .get_audio_decoder(params.codec)
@@ -448,8 +471,7 @@ impl AudioReader {
         let cut = ogg_last.is_some_and(|p| !p.end_of_stream);
 
         let codecs = symphonia::default::get_codecs();
-        let short =
-            short_name_of(&params).ok_or_else(|| err_at(path, format!("unsupported codec ({})", params.codec)))?;
+        let short = short_name_of(&params).ok_or_else(|| err_at(path, unsupported_codec(params.codec)))?;
         let made = quiet_catch(AssertUnwindSafe(|| {
             codecs.make_audio_decoder(&params, &AudioDecoderOptions::default())
         }));

@@ -46,12 +46,8 @@ impl Device {
             Device::Cuda => candle_core::Device::new_cuda(0),
             Device::Metal => candle_core::Device::new_metal(0),
         };
-        dev.map_err(|e| {
-            anyhow::anyhow!(
-                "--device {self:?}: {e} (build with `cargo build --release --features {}`)",
-                format!("{self:?}").to_lowercase()
-            )
-        })
+        let name = format!("{self:?}").to_lowercase();
+        dev.map_err(|e| anyhow::anyhow!("--device {name}: {e} (build with `cargo build --release --features {name}`)"))
     }
 }
 

@@ -361,12 +361,17 @@ fn run_one(
             d.describe(report.info.sample_rate)
         )
     });
+    let audio = report.frames as f64 / report.info.sample_rate as f64;
+    // A real-time factor of a file shorter than a second measures start-up, not speed.
+    let speed = if audio >= 1.0 {
+        format!(", RTF {:.3}", report.real_time_factor())
+    } else {
+        format!(", {:.2} s", report.seconds)
+    };
     let line = format!(
-        "{} -> {}{residual}{picture} ({:.1} s audio, RTF {:.3})",
+        "{} -> {}{residual}{picture} ({audio:.1} s audio{speed})",
         job.input.display(),
         job.target.display(),
-        report.frames as f64 / report.info.sample_rate as f64,
-        report.real_time_factor()
     );
     Ok((line, warning))
 }
