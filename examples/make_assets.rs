@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use splitflow::audio::{AtomicWavWriter, OutputSpec, SampleFormat};
+use splitflow::audio::{AtomicAudioWriter, OutputSpec, SampleFormat};
 
 fn main() -> splitflow::Result<()> {
     let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "assets/demo".into()));
@@ -19,7 +19,7 @@ fn main() -> splitflow::Result<()> {
         ("harmonic", song.harmonic.clone()),
     ] {
         let path = dir.join(format!("{name}.wav"));
-        let mut w = AtomicWavWriter::create(&path, spec)?;
+        let mut w = AtomicAudioWriter::create(&path, spec)?;
         w.write_f32(&audio)?;
         w.finish(true)?;
         println!("wrote {}", path.display());

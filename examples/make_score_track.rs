@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use splitflow::audio::{AtomicWavWriter, OutputSpec, SampleFormat};
+use splitflow::audio::{AtomicAudioWriter, OutputSpec, SampleFormat};
 
 fn main() -> splitflow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -57,7 +57,7 @@ fn main() -> splitflow::Result<()> {
             })
             .collect();
         for (kind, audio) in [("references", src), ("estimates", &est)] {
-            let mut w = AtomicWavWriter::create(&dir.join(kind).join("track").join(format!("s{k}.wav")), spec)?;
+            let mut w = AtomicAudioWriter::create(&dir.join(kind).join("track").join(format!("s{k}.wav")), spec)?;
             w.write_f32(audio)?;
             w.finish(true)?;
         }

@@ -162,13 +162,13 @@ pub fn render(rate: u32, seconds: f32) -> DemoSong {
 /// Writes `seconds` of the demo mixture as stereo 44.1 kHz 16-bit WAV (a 10 s rendering
 /// repeated, so memory stays small): long inputs for the benchmarks.
 pub fn write_long(path: &std::path::Path, seconds: f32) -> crate::Result<()> {
-    use crate::audio::{AtomicWavWriter, OutputSpec, SampleFormat};
+    use crate::audio::{AtomicAudioWriter, OutputSpec, SampleFormat};
     let spec = OutputSpec {
         sample_rate: 44_100,
         channels: 2,
         format: SampleFormat::Int(16),
     };
-    let mut w = AtomicWavWriter::create(path, spec)?;
+    let mut w = AtomicAudioWriter::create(path, spec)?;
     let piece = render(44_100, 10.0).mixture();
     let mut left = seconds;
     while left > 0.0 {

@@ -476,6 +476,89 @@ fn a_closed_pipe_is_a_quiet_end() {
 
 /// Templates are checked before anything is written: target and residual on one path, an
 /// unknown placeholder, a non-WAV extension.
+/// FLAC output: `--format flac` (and `{ext}`) or a `.flac` name; 24-bit and float inputs keep
+/// every bit through the identity model (float becomes 24-bit), target + residual = input;
+/// `--format mp3` and `--bit-depth 32` with FLAC are refused before anything is written.
+#[test]
+fn flac_output_by_format_or_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let song = splitflow::demo::render(44_100, 1.0);
+    let wav = tmp.path().join("song.wav");
+    write_wav(&wav, &song.mixture(), 44_100, 24, false);
+    let out = tmp.path().join("o");
+    let run = separate(
+        "x",
+        &out,
+        &["--model", "identity", "--format", "flac", "--residual"],
+        &[&wav],
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    let (_, mix) = read_wav(&wav);
+    let decode = |p: &Path| {
+        let mut r = splitflow::audio::AudioReader::open(p).unwrap();
+        assert_eq!(r.info().codec, "FLAC");
+        let bits = match r.info().sample_format {
+            Some(splitflow::audio::SampleFormat::Int(b)) => b,
+            f => panic!("{f:?}"),
+        };
+        let scale = (1u64 << (bits - 1)) as f64;
+        let x = r.read_to_end().unwrap();
+        let ints: Vec<Vec<f64>> = x
+            .iter()
+            .map(|c| c.iter().map(|&v| (f64::from(v) * scale).round()).collect())
+            .collect();
+        (bits, ints)
+    };
+    let (bits, target) = decode(&out.join("song/x.flac"));
+    let (_, residual) = decode(&out.join("song/no_x.flac"));
+    assert_eq!(bits, 24);
+    assert_eq!(target, mix);
+    assert!(residual.iter().flatten().all(|&v| v == 0.0));
+
+    // A float input through a .flac name: 24-bit.
+    let float = tmp.path().join("float.wav");
+    write_wav(&float, &song.mixture(), 44_100, 32, true);
+    let run = separate(
+        "x",
+        &out,
+        &["--model", "identity", "--filename", "{track}.flac"],
+        &[&float],
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    let (bits, x) = decode(&out.join("float.flac"));
+    assert_eq!(bits, 24);
+    let want = song.mixture();
+    let err = x[0]
+        .iter()
+        .zip(&want[0])
+        .map(|(a, b)| (a / 8_388_608.0 - f64::from(*b)).abs())
+        .fold(0.0, f64::max);
+    // Half a 24-bit step, plus the float rounding of the chunked identity.
+    assert!(err <= 1.5 / 8_388_608.0, "max error {err}");
+
+    let run = separate("x", &out, &["--model", "identity", "--format", "mp3"], &[&wav]);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(
+        stderr(&run).contains("'mp3' is not a format splitflow writes (wav, flac)"),
+        "{}",
+        stderr(&run)
+    );
+    let o2 = tmp.path().join("o2");
+    let run = separate(
+        "x",
+        &o2,
+        &["--model", "identity", "--format", "flac", "--bit-depth", "32"],
+        &[&wav],
+    );
+    assert_eq!(run.status.code(), Some(1));
+    assert!(
+        stderr(&run).contains("FLAC stores 8- to 24-bit integer samples"),
+        "{}",
+        stderr(&run)
+    );
+    assert!(!o2.exists(), "{:?}", walk(&o2));
+}
+
 #[test]
 fn bad_templates_fail_before_writing() {
     let tmp = tempfile::tempdir().unwrap();
@@ -488,7 +571,7 @@ fn bad_templates_fail_before_writing() {
     assert!(!out.join("song.wav").exists());
     for (template, why) in [
         ("{track}_{foo}.{ext}", "unknown placeholder {foo}"),
-        ("{track}.mp3", "must end in .{ext} or .wav"),
+        ("{track}.mp3", "must end in .{ext}, .wav or .flac"),
     ] {
         let run = separate("drums", &out, &["--filename", template], &[&song]);
         assert_eq!(run.status.code(), Some(2), "{template}: {}", stderr(&run));

@@ -1,5 +1,6 @@
-//! WAV output (hound), written atomically: a temp file beside the destination, renamed
-//! into place only when complete.
+//! Audio output, written atomically: a temp file beside the destination, renamed into place
+//! only when complete. WAV (hound) or FLAC ([`super::flac`], 8 to 24 bits), chosen by the
+//! destination's extension ([`FileFormat::of`]).
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -10,6 +11,40 @@ use tempfile::NamedTempFile;
 
 use super::SampleFormat;
 use crate::Result;
+
+/// The file formats outputs can be written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileFormat {
+    Wav,
+    Flac,
+}
+
+impl FileFormat {
+    /// All of them, for messages.
+    pub const ALL: [FileFormat; 2] = [FileFormat::Wav, FileFormat::Flac];
+
+    /// The file extension (also what `--format` takes).
+    pub fn ext(self) -> &'static str {
+        match self {
+            FileFormat::Wav => "wav",
+            FileFormat::Flac => "flac",
+        }
+    }
+
+    /// The format an extension names (`wav`, `wave`, `flac`; any case).
+    pub fn from_ext(ext: &str) -> Option<FileFormat> {
+        match ext.to_ascii_lowercase().as_str() {
+            "wav" | "wave" => Some(FileFormat::Wav),
+            "flac" => Some(FileFormat::Flac),
+            _ => None,
+        }
+    }
+
+    /// The format a destination path asks for by its extension.
+    pub fn of(path: &Path) -> Option<FileFormat> {
+        path.extension().and_then(|e| e.to_str()).and_then(FileFormat::from_ext)
+    }
+}
 
 /// Format of an output file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,26 +90,42 @@ pub fn quantize(x: f32, bits: u16) -> i32 {
     v.clamp(-scale, scale - 1.0) as i32
 }
 
-/// A WAV file being written to a temporary path; [`AtomicWavWriter::finish`] renames it to
+/// A WAV file being written to a temporary path; [`AtomicAudioWriter::finish`] renames it to
 /// its destination. Dropping it without `finish` deletes the temp file.
-pub struct AtomicWavWriter {
+pub struct AtomicAudioWriter {
     spec: OutputSpec,
     dest: PathBuf,
-    /// hound writes through a `BufWriter` over the temp file's handle; the
-    /// [`NamedTempFile`] itself owns the path and deletes it on drop.
-    writer: hound::WavWriter<BufWriter<File>>,
+    /// The encoder, writing through a handle of the temp file; the [`NamedTempFile`] itself
+    /// owns the path and deletes it on drop.
+    writer: Body,
     temp: NamedTempFile,
     /// Interleaving scratch buffer, reused between writes.
     scratch: Vec<i32>,
 }
 
-impl AtomicWavWriter {
-    /// Starts writing `dest` (its parent folder is created if missing).
+/// The encoder behind an [`AtomicAudioWriter`].
+enum Body {
+    Wav(hound::WavWriter<BufWriter<File>>),
+    Flac(Box<super::flac::FlacWriter>),
+}
+
+impl AtomicAudioWriter {
+    /// Starts writing `dest` (its parent folder is created if missing), as FLAC when its
+    /// extension is `.flac`, else as WAV.
     ///
     /// The temp file is `.<file name>.<6 random letters/digits>.tmp` in the destination folder, so the final
     /// rename never crosses file systems.
     pub fn create(dest: &Path, spec: OutputSpec) -> Result<Self> {
+        let flac = FileFormat::of(dest) == Some(FileFormat::Flac);
         let hspec = spec.to_hound().with_context(|| dest.display().to_string())?;
+        let flac_bits = match spec.format {
+            SampleFormat::Int(b) if flac && super::flac::BITS.contains(&b) => b,
+            f if flac => bail!(
+                "{}: FLAC stores 8- to 24-bit integer samples, not {f} (use --bit-depth 16 or 24, or a .wav name)",
+                dest.display()
+            ),
+            _ => 0,
+        };
         let name = dest
             .file_name()
             .with_context(|| format!("{}: not a file path", dest.display()))?;
@@ -101,8 +152,17 @@ impl AtomicWavWriter {
             .as_file()
             .try_clone()
             .with_context(|| format!("{}: cannot open temporary file", dest.display()))?;
-        let writer = hound::WavWriter::new(BufWriter::new(file), hspec)
-            .with_context(|| format!("{}: cannot write WAV header", dest.display()))?;
+        let writer = if flac {
+            Body::Flac(Box::new(
+                super::flac::FlacWriter::new(file, spec.sample_rate, spec.channels, flac_bits)
+                    .with_context(|| dest.display().to_string())?,
+            ))
+        } else {
+            Body::Wav(
+                hound::WavWriter::new(BufWriter::new(file), hspec)
+                    .with_context(|| format!("{}: cannot write WAV header", dest.display()))?,
+            )
+        };
         Ok(Self {
             spec,
             dest: dest.to_path_buf(),
@@ -144,18 +204,20 @@ impl AtomicWavWriter {
     /// Writes planar float frames (quantized for integer formats).
     pub fn write_f32(&mut self, planar: &[Vec<f32>]) -> Result<()> {
         let n = self.check_planar(planar)?;
-        let res = match self.spec.format {
-            SampleFormat::Float(_) => (0..n)
+        match (self.spec.format, &mut self.writer) {
+            (SampleFormat::Float(_), Body::Wav(w)) => (0..n)
                 .flat_map(|i| planar.iter().map(move |c| c[i]))
-                .try_for_each(|s| self.writer.write_sample(s)),
-            SampleFormat::Int(bits) => {
+                .try_for_each(|s| w.write_sample(s))
+                .map_err(anyhow::Error::from),
+            (SampleFormat::Float(_), Body::Flac(_)) => bail!("FLAC holds no float samples"),
+            (SampleFormat::Int(bits), _) => {
                 self.scratch.clear();
                 self.scratch
                     .extend((0..n).flat_map(|i| planar.iter().map(move |c| quantize(c[i], bits))));
                 self.write_scratch(bits)
             }
-        };
-        res.with_context(|| format!("{}: write failed", self.dest.display()))
+        }
+        .with_context(|| format!("{}: write failed", self.dest.display()))
     }
 
     /// Writes planar integer frames (integer formats only; values already in range).
@@ -175,13 +237,16 @@ impl AtomicWavWriter {
             .with_context(|| format!("{}: write failed", self.dest.display()))
     }
 
-    /// Writes the interleaved integers in `scratch` with the sample width hound expects.
-    fn write_scratch(&mut self, bits: u16) -> std::result::Result<(), hound::Error> {
-        let w = &mut self.writer;
-        match bits {
-            8 => self.scratch.iter().try_for_each(|&s| w.write_sample(s as i8)),
-            16 => self.scratch.iter().try_for_each(|&s| w.write_sample(s as i16)),
-            _ => self.scratch.iter().try_for_each(|&s| w.write_sample(s)),
+    /// Writes the interleaved integers in `scratch` (with the sample width hound expects).
+    fn write_scratch(&mut self, bits: u16) -> Result<()> {
+        match &mut self.writer {
+            Body::Wav(w) => match bits {
+                8 => self.scratch.iter().try_for_each(|&s| w.write_sample(s as i8)),
+                16 => self.scratch.iter().try_for_each(|&s| w.write_sample(s as i16)),
+                _ => self.scratch.iter().try_for_each(|&s| w.write_sample(s)),
+            }
+            .map_err(anyhow::Error::from),
+            Body::Flac(f) => f.write_interleaved(&self.scratch),
         }
     }
 
@@ -191,7 +256,11 @@ impl AtomicWavWriter {
         let Self { dest, writer, temp, .. } = self;
         let ctx = || format!("{}: cannot finish writing", dest.display());
         // Writes the final header and flushes the BufWriter into the temp file.
-        writer.finalize().with_context(ctx)?;
+        match writer {
+            Body::Wav(w) => w.finalize().map_err(anyhow::Error::from),
+            Body::Flac(f) => f.finish(),
+        }
+        .with_context(ctx)?;
         temp.as_file().sync_all().with_context(ctx)?;
         let res = if overwrite {
             temp.persist(&dest)
@@ -213,10 +282,10 @@ impl AtomicWavWriter {
 /// Length of the random part of a temp file's name (tempfile's default).
 const TEMP_RANDOM_LEN: usize = 6;
 
-/// Temp files that an [`AtomicWavWriter`] for `dest` leaves behind when its process is killed
+/// Temp files that an [`AtomicAudioWriter`] for `dest` leaves behind when its process is killed
 /// before it can clean up (SIGKILL, a power cut): `.<file name>.<6 letters or digits>.tmp`
 /// (or, from older versions, without the second dot)
-/// beside `dest`. A run about to write `dest` removes them ([`AtomicWavWriter::create`]
+/// beside `dest`. A run about to write `dest` removes them ([`AtomicAudioWriter::create`]
 /// names its own the same way, so only call this before writing).
 pub fn stale_temp_files(dest: &Path) -> Vec<PathBuf> {
     let (Some(name), dir) = (dest.file_name(), dest.parent()) else {
@@ -255,7 +324,7 @@ pub fn write_mono16(path: &Path, x: &[f32], rate: u32) -> Result<()> {
         channels: 1,
         format: SampleFormat::Int(16),
     };
-    let mut w = AtomicWavWriter::create(path, spec)?;
+    let mut w = AtomicAudioWriter::create(path, spec)?;
     w.write_f32(&[x.to_vec()])?;
     w.finish(true)
 }

@@ -3,12 +3,13 @@
 
 pub mod decode;
 pub mod encode;
+pub mod flac;
 pub mod mp4;
 pub mod ogg;
 pub mod resample;
 
 pub use decode::{AudioInfo, AudioReader, Damage, Damaged};
-pub use encode::{AtomicWavWriter, OutputSpec, stale_temp_files};
+pub use encode::{AtomicAudioWriter, FileFormat, OutputSpec, stale_temp_files};
 pub use resample::StreamResampler;
 
 use serde::Serialize;

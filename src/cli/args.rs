@@ -150,8 +150,13 @@ pub struct SeparateArgs {
     #[arg(long, value_name = "HZ", value_parser = clap::value_parser!(u32).range(8000..=192000))]
     pub sample_rate: Option<u32>,
 
+    /// Output file format, and what `{ext}` in --filename expands to: wav or flac. A name
+    /// ending in .wav or .flac in --filename decides for itself.
+    #[arg(long, value_name = "FORMAT", default_value = "wav", value_parser = parse_file_format)]
+    pub format: crate::audio::FileFormat,
+
     /// Output sample format: 8, 16, 24 (integer), 32 (float) or 32i (integer); default: the
-    /// input's (16 for lossy inputs).
+    /// input's (16 for lossy inputs; FLAC: 24 for float or 32-bit inputs).
     #[arg(long, value_name = "BITS", value_parser = parse_bit_depth)]
     pub bit_depth: Option<SampleFormat>,
 
@@ -211,6 +216,13 @@ pub struct ModelsArgs {
     /// Print the model cards as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_file_format(s: &str) -> Result<crate::audio::FileFormat, String> {
+    crate::audio::FileFormat::from_ext(s).ok_or_else(|| {
+        let all: Vec<&str> = crate::audio::FileFormat::ALL.iter().map(|f| f.ext()).collect();
+        format!("'{s}' is not a format splitflow writes ({})", all.join(", "))
+    })
 }
 
 fn parse_bit_depth(s: &str) -> Result<SampleFormat, String> {

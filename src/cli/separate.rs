@@ -107,6 +107,7 @@ pub fn run(args: &SeparateArgs) -> i32 {
     let opts = BatchOptions {
         out_dir: args.out.clone(),
         template: args.filename.clone(),
+        ext: args.format.ext().to_string(),
         residual: args.residual,
         skip_existing: args.skip_existing,
         overwrite: args.overwrite,
@@ -146,7 +147,7 @@ pub fn run(args: &SeparateArgs) -> i32 {
                 .unwrap_or_default();
             let format = match AudioReader::open(&job.input) {
                 Ok(r) => {
-                    let spec = crate::separate::file::default_output_spec(r.info(), &output_options(args));
+                    let spec = crate::separate::file::output_spec(r.info(), &output_options(args), &job.target);
                     format!("{} Hz, {} ch, {}", spec.sample_rate, spec.channels, spec.format)
                 }
                 Err(e) => {

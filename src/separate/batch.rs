@@ -72,8 +72,8 @@ fn scan_dir(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> std::io::Res
 
 /// Expands an output template for one input. Placeholders: `{track}` (input file name without
 /// extension), `{parent}` (name of the input's folder), `{query}` (the query, or `no_QUERY`
-/// for the residual), `{model}`, `{ext}` (`wav`).
-pub fn expand_template(template: &str, input: &Path, query: &str, model: &str) -> PathBuf {
+/// for the residual), `{model}`, `{ext}` (the output format's extension, `wav` or `flac`).
+pub fn expand_template(template: &str, input: &Path, query: &str, model: &str, ext: &str) -> PathBuf {
     let stem = input
         .file_stem()
         .map_or_else(|| "audio".into(), |s| s.to_string_lossy());
@@ -92,7 +92,7 @@ pub fn expand_template(template: &str, input: &Path, query: &str, model: &str) -
             .replace("{parent}", &parent)
             .replace("{query}", query)
             .replace("{model}", model)
-            .replace("{ext}", "wav"),
+            .replace("{ext}", ext),
     )
 }
 
@@ -100,8 +100,9 @@ pub fn expand_template(template: &str, input: &Path, query: &str, model: &str) -
 pub const PLACEHOLDERS: &[&str] = &["{track}", "{parent}", "{query}", "{model}", "{ext}"];
 
 /// Checks that a template names something usable: it has `{track}`, names a file, uses only
-/// known placeholders (an unknown one would be written literally), and ends in `.wav` or
-/// `.{ext}` (outputs are WAV: `{track}.mp3` would hold WAV bytes under an MP3 name).
+/// known placeholders (an unknown one would be written literally), and ends in `.{ext}`,
+/// `.wav` or `.flac` (the formats outputs are written in: `{track}.mp3` would have held WAV
+/// bytes under an MP3 name).
 pub fn validate_template(template: &str) -> Result<(), String> {
     if !template.contains("{track}") {
         return Err(format!(
@@ -126,10 +127,10 @@ pub fn validate_template(template: &str) -> Result<(), String> {
         }
         rest = &tail[j + 1..];
     }
-    let lower = template.to_ascii_lowercase();
-    if !(lower.ends_with(".{ext}") || lower.ends_with(".wav")) {
+    let writable = template.ends_with(".{ext}") || crate::audio::FileFormat::of(Path::new(template)).is_some();
+    if !writable {
         return Err(format!(
-            "--filename '{template}' must end in .{{ext}} or .wav (outputs are WAV files)"
+            "--filename '{template}' must end in .{{ext}}, .wav or .flac (the formats splitflow writes)"
         ));
     }
     Ok(())
@@ -140,6 +141,8 @@ pub fn validate_template(template: &str) -> Result<(), String> {
 pub struct BatchOptions {
     pub out_dir: PathBuf,
     pub template: String,
+    /// What `{ext}` expands to (`--format`).
+    pub ext: String,
     pub residual: bool,
     pub skip_existing: bool,
     pub overwrite: bool,
@@ -204,10 +207,17 @@ pub fn plan(files: &[PathBuf], query: &str, model: &str, opts: &BatchOptions) ->
     files
         .iter()
         .map(|input| {
-            let target = opts.out_dir.join(expand_template(&opts.template, input, query, model));
+            let target = opts
+                .out_dir
+                .join(expand_template(&opts.template, input, query, model, &opts.ext));
             let residual = opts.residual.then(|| {
-                opts.out_dir
-                    .join(expand_template(&opts.template, input, &format!("no_{query}"), model))
+                opts.out_dir.join(expand_template(
+                    &opts.template,
+                    input,
+                    &format!("no_{query}"),
+                    model,
+                    &opts.ext,
+                ))
             });
             let outputs: Vec<PathBuf> = std::iter::once(target.clone()).chain(residual.clone()).collect();
             // Each output's normalised path, computed once (it walks the file system).

@@ -17,7 +17,8 @@ use super::{ChunkEngine, Query, Separator};
 use crate::Result;
 use crate::audio::encode::quantize;
 use crate::audio::{
-    AtomicWavWriter, AudioInfo, AudioReader, Damage, Damaged, OutputSpec, Planar, SampleFormat, StreamResampler, frames,
+    AtomicAudioWriter, AudioInfo, AudioReader, Damage, Damaged, OutputSpec, Planar, SampleFormat, StreamResampler,
+    frames,
 };
 
 /// Frames decoded per read.
@@ -100,6 +101,20 @@ pub fn default_output_spec(info: &AudioInfo, opts: &OutputOptions) -> OutputSpec
     }
 }
 
+/// The format of an output at `dest`: [`default_output_spec`], except that FLAC, which holds
+/// 8- to 24-bit integers, gets 24-bit for float and 32-bit inputs unless `--bit-depth` says
+/// otherwise (then the writer refuses what FLAC cannot hold).
+pub fn output_spec(info: &AudioInfo, opts: &OutputOptions, dest: &Path) -> OutputSpec {
+    let mut spec = default_output_spec(info, opts);
+    if crate::audio::FileFormat::of(dest) == Some(crate::audio::FileFormat::Flac)
+        && opts.format.is_none()
+        && matches!(spec.format, SampleFormat::Float(_) | SampleFormat::Int(32))
+    {
+        spec.format = SampleFormat::Int(24);
+    }
+    spec
+}
+
 /// Appends `src` to `dst` channel by channel.
 fn append(dst: &mut Planar, src: Planar) {
     for (d, s) in dst.iter_mut().zip(src) {
@@ -116,8 +131,8 @@ struct Sink {
     to_out: Option<(StreamResampler, StreamResampler)>,
     spec: OutputSpec,
     /// `None` when the target is kept ([`FileJob::keep`]).
-    target: Option<AtomicWavWriter>,
-    residual: Option<AtomicWavWriter>,
+    target: Option<AtomicAudioWriter>,
+    residual: Option<AtomicAudioWriter>,
 }
 
 impl Sink {
@@ -218,14 +233,14 @@ pub fn separate_file(
     let mut reader = AudioReader::open_with(&job.input, opts.damaged)?;
     let info = reader.info().clone();
     let (rate, channels) = (info.sample_rate, info.channels);
-    let spec = default_output_spec(&info, opts);
+    let spec = output_spec(&info, opts, &job.target);
     let proc_rate = sep.processing_rate().unwrap_or(rate);
 
-    let create = |p: &Path| -> Result<Option<AtomicWavWriter>> {
+    let create = |p: &Path| -> Result<Option<AtomicAudioWriter>> {
         if job.keep.iter().any(|k| k == p) {
             return Ok(None);
         }
-        AtomicWavWriter::create(p, spec)
+        AtomicAudioWriter::create(p, spec)
             .map(Some)
             .with_context(|| format!("{}: cannot write output", p.display()))
     };
