@@ -1061,3 +1061,170 @@ fn models_folder_from_the_environment() {
 /// corpus set, docs/model.md "Quality"; the demo is one synthetic song), +6.90 dB (-2.93 ->
 /// +3.97 dB) for the corpus-v2 default (8,000 steps, docs/training.md run 8).
 const MIN_BUNDLED_DRUMS_GAIN_DB: f64 = 5.0;
+
+/// N shards of a batch cover every file exactly once, for several N (more shards than files
+/// included), whatever order the files come in.
+#[test]
+fn shards_cover_every_file_exactly_once() {
+    use splitflow::separate::shard::Shard;
+    for files in [0usize, 1, 7, 50] {
+        let list: Vec<std::path::PathBuf> = (0..files).rev().map(|i| format!("in/f{i:03}.wav").into()).collect();
+        for count in [1usize, 2, 3, 8, 64] {
+            let mut seen: Vec<std::path::PathBuf> = Vec::new();
+            let mut sizes = Vec::new();
+            for index in 0..count {
+                let part = Shard { index, count }.select(list.clone());
+                sizes.push(part.len());
+                seen.extend(part);
+            }
+            seen.sort();
+            let mut want = list.clone();
+            want.sort();
+            assert_eq!(seen, want, "{files} files, {count} shards");
+            let (lo, hi) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+            assert!(hi - lo <= 1, "{files} files, {count} shards: {sizes:?}");
+        }
+    }
+    assert_eq!("2/4".parse::<Shard>(), Ok(Shard { index: 2, count: 4 }));
+    for bad in ["4/4", "1", "a/3", "0/0", "-1/2"] {
+        assert!(bad.parse::<Shard>().is_err(), "{bad}");
+    }
+    fn env<'a>(pairs: &'a [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    }
+    let slurm = [
+        ("SLURM_ARRAY_TASK_ID", "5"),
+        ("SLURM_ARRAY_TASK_COUNT", "4"),
+        ("SLURM_ARRAY_TASK_MIN", "3"),
+    ];
+    assert_eq!(Shard::from_env(None, env(&slurm)), Ok(Shard { index: 2, count: 4 }));
+    let k8s = [("JOB_COMPLETION_INDEX", "1")];
+    assert_eq!(Shard::from_env(Some(3), env(&k8s)), Ok(Shard { index: 1, count: 3 }));
+    assert!(Shard::from_env(None, env(&k8s)).unwrap_err().contains("--shards"));
+    assert!(
+        Shard::from_env(None, env(&[]))
+            .unwrap_err()
+            .contains("neither SLURM_ARRAY_TASK_ID")
+    );
+}
+
+/// `separate --model hpss -q drums --quiet --skip-existing -o` (the output folder follows).
+const HPSS_DRUMS_QUIET_SKIP: [&str; 8] = [
+    "separate",
+    "--model",
+    "hpss",
+    "-q",
+    "drums",
+    "--quiet",
+    "--skip-existing",
+    "-o",
+];
+
+/// `--shard` through the CLI: three shard runs (one through `--shard auto` and Slurm's
+/// variables) write every output once, and their `--log` lines, concatenated, name each input
+/// once with status ok and the outputs written; a rerun logs them as skipped.
+#[test]
+fn sharded_runs_and_their_logs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let song = splitflow::demo::render(22_050, 1.2);
+    let inputs: Vec<std::path::PathBuf> = (0..5)
+        .map(|i| {
+            let p = tmp.path().join(format!("t{i}.wav"));
+            write_wav(&p, &song.mixture(), 22_050, 16, false);
+            p
+        })
+        .collect();
+    let out = tmp.path().join("out");
+    for i in 0..3 {
+        let log = tmp.path().join(format!("shard{i}.jsonl"));
+        let mut cmd = splitflow();
+        cmd.args(["separate", "--model", "hpss", "-q", "drums", "--quiet", "-o"])
+            .arg(&out)
+            .arg("--log")
+            .arg(&log)
+            .args(&inputs);
+        if i == 2 {
+            cmd.args(["--shard", "auto"])
+                .env("SLURM_ARRAY_TASK_ID", "2")
+                .env("SLURM_ARRAY_TASK_COUNT", "3");
+        } else {
+            cmd.args(["--shard", &format!("{i}/3")]);
+        }
+        let run = cmd.output().unwrap();
+        assert!(run.status.success(), "{}", stderr(&run));
+        assert!(stderr(&run).contains(&format!("[shard {i}/3]")), "{}", stderr(&run));
+    }
+    assert_eq!(walk(&out).len(), 5, "{:?}", walk(&out));
+    let mut lines = Vec::new();
+    for i in 0..3 {
+        lines.extend(
+            std::fs::read_to_string(tmp.path().join(format!("shard{i}.jsonl")))
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()),
+        );
+    }
+    let mut named: Vec<String> = lines.iter().map(|v| v["input"].as_str().unwrap().to_string()).collect();
+    named.sort();
+    let mut want: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
+    want.sort();
+    assert_eq!(named, want);
+    for v in &lines {
+        assert_eq!(v["status"], "ok", "{v}");
+        assert_eq!(v["model"], "hpss");
+        assert_eq!(v["query"], "drums");
+        let out0 = v["outputs"][0].as_str().unwrap();
+        assert!(Path::new(out0).is_file(), "{v}");
+        assert!(
+            v["seconds"].as_f64().unwrap() > 0.0 && v["rtf"].as_f64().is_some(),
+            "{v}"
+        );
+    }
+    let log = tmp.path().join("again.jsonl");
+    let run = splitflow()
+        .args(HPSS_DRUMS_QUIET_SKIP)
+        .arg(&out)
+        .arg("--log")
+        .arg(&log)
+        .args(&inputs)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let again = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(again.lines().count(), 5);
+    assert!(again.lines().all(|l| l.contains("\"status\":\"skipped\"")), "{again}");
+
+    let run = splitflow()
+        .args(["separate", "--model", "hpss", "-q", "drums", "--shard", "auto", "-o"])
+        .arg(&out)
+        .args(&inputs)
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .env_remove("JOB_COMPLETION_INDEX")
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert!(stderr(&run).contains("--shard auto: neither"), "{}", stderr(&run));
+
+    // Two inputs with one output, in different shards: as in one run, the second is refused
+    // (not skipped as "existing" after the first shard wrote it).
+    let (a, b) = (tmp.path().join("a/t.wav"), tmp.path().join("b/t.wav"));
+    for p in [&a, &b] {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::copy(&inputs[0], p).unwrap();
+    }
+    let o = tmp.path().join("o");
+    let shard = |i: usize| {
+        splitflow()
+            .args(HPSS_DRUMS_QUIET_SKIP)
+            .arg(&o)
+            .args(["--shard", &format!("{i}/2")])
+            .arg(&a)
+            .arg(&b)
+            .output()
+            .unwrap()
+    };
+    assert!(shard(0).status.success());
+    let second = shard(1);
+    assert_eq!(second.status.code(), Some(1));
+    assert!(stderr(&second).contains("is also the output of"), "{}", stderr(&second));
+}

@@ -146,6 +146,21 @@ pub struct SeparateArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Process only shard I of N (0-based) of the sorted input list, so N runs share a batch;
+    /// `auto` reads a Slurm job array's or a Kubernetes Indexed Job's index (docs/scale-out.md).
+    #[arg(long, value_name = "I/N|auto")]
+    pub shard: Option<String>,
+
+    /// The number of shards for `--shard auto` where the environment does not say
+    /// (Kubernetes: the job's completions).
+    #[arg(long, value_name = "N", requires = "shard", value_parser = clap::value_parser!(u32).range(1..))]
+    pub shards: Option<u32>,
+
+    /// Append one JSON line per input (input, outputs, status, error, seconds, RTF, model,
+    /// query) to FILE.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub log: Option<PathBuf>,
+
     /// Output sample rate in Hz (default: the input's).
     #[arg(long, value_name = "HZ", value_parser = clap::value_parser!(u32).range(8000..=192000))]
     pub sample_rate: Option<u32>,

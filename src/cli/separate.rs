@@ -11,7 +11,9 @@ use super::args::SeparateArgs;
 use crate::audio::{AudioInfo, AudioReader};
 use crate::separate::batch::{self, BatchOptions, Planned};
 use crate::separate::file::{FileJob, OutputOptions, separate_file, write_uncertainty};
+use crate::separate::log::{BatchLog, Entry, Status, unix_now};
 use crate::separate::neural::FlowOptions;
+use crate::separate::shard::Shard;
 use crate::separate::{Negated, Query, Separator, default_model, load};
 
 /// Prints through the progress bars when they are drawn, else straight to stderr.
@@ -104,6 +106,54 @@ pub fn run(args: &SeparateArgs) -> i32 {
     }
 
     let (files, mut failures) = batch::collect_inputs(&args.inputs, args.recursive);
+    let shard = match shard_of(args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    // A shard plans the whole batch (so that two inputs with one output collide in every
+    // shard alike, not only in the one that holds both) and runs its own slice of it.
+    let (files, mine) = match shard {
+        Some(s) => {
+            let mut all = files;
+            all.sort();
+            all.dedup();
+            let mine: std::collections::HashSet<std::path::PathBuf> = s.select(all.clone()).into_iter().collect();
+            (all, Some(mine))
+        }
+        None => (files, None),
+    };
+    let log = match args.log.as_deref().map(BatchLog::open).transpose() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return 2;
+        }
+    };
+    let entry =
+        |input: &std::path::Path, outputs: Vec<std::path::PathBuf>, status: Status, error: Option<String>| Entry {
+            input: input.to_path_buf(),
+            outputs,
+            status,
+            error,
+            warning: None,
+            seconds: None,
+            rtf: None,
+            audio_seconds: None,
+            model: model_name.clone(),
+            query: query_name.clone(),
+            shard: shard.map(|s| s.to_string()),
+            unix_time: unix_now(),
+        };
+    let write_log = |e: Entry| {
+        if let Some(l) = &log
+            && let Err(err) = l.append(&e)
+        {
+            eprintln!("warning: {err:#}");
+        }
+    };
     let opts = BatchOptions {
         out_dir: args.out.clone(),
         template: args.filename.clone(),
@@ -112,7 +162,9 @@ pub fn run(args: &SeparateArgs) -> i32 {
         skip_existing: args.skip_existing,
         overwrite: args.overwrite,
     };
-    let plan = batch::plan(&files, &query_name, &model_name, &opts);
+    let plan = batch::plan(&files, &query_name, &model_name, &opts)
+        .into_iter()
+        .filter(|p| mine.as_ref().is_none_or(|m| m.contains(p.input())));
     let mut jobs = Vec::new();
     let mut skipped = 0;
     for p in plan {
@@ -132,6 +184,9 @@ pub fn run(args: &SeparateArgs) -> i32 {
                 skipped += 1;
                 if !args.quiet {
                     eprintln!("skip {} ({} exists)", input.display(), outputs[0].display());
+                }
+                if !args.dry_run {
+                    write_log(entry(&input, outputs, Status::Skipped, None));
                 }
             }
             Planned::Fail { input, error } => failures.push((input, error)),
@@ -176,6 +231,10 @@ pub fn run(args: &SeparateArgs) -> i32 {
         eprintln!("warning: cannot install the interrupt handler: {e}");
     }
     let stale = remove_stale_temps(&jobs, args.quiet, &mut failures);
+    // Inputs that failed before running (missing, colliding outputs, ...).
+    for (input, error) in &failures {
+        write_log(entry(input, Vec::new(), Status::Failed, Some(error.clone())));
+    }
     let new_folders: Vec<Vec<std::path::PathBuf>> = jobs.iter().map(batch::folders_to_create).collect();
 
     let mp = if args.quiet {
@@ -203,24 +262,43 @@ pub fn run(args: &SeparateArgs) -> i32 {
     let out_opts = output_options(args);
     pool.install(|| {
         jobs.par_iter().for_each(|job| {
+            let outputs: Vec<std::path::PathBuf> = std::iter::once(&job.target).chain(&job.residual).cloned().collect();
             if cancelled() {
                 *not_started.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                write_log(entry(&job.input, outputs, Status::Interrupted, None));
                 return;
             }
+            let started = Instant::now();
             let result = run_one(&*sep, &query, job, &out_opts, args.uncertainty, &mp);
             match result {
-                Ok((line, warning)) => {
+                Ok(done) => {
                     *written.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-                    if let Some(w) = warning {
-                        say(&mp, w);
+                    if let Some(w) = &done.warning {
+                        say(&mp, w.clone());
                     }
                     if !args.quiet {
-                        say(&mp, line);
+                        say(&mp, done.line.clone());
                     }
+                    write_log(Entry {
+                        seconds: Some(done.seconds),
+                        rtf: (done.audio_seconds >= 1.0).then(|| done.seconds / done.audio_seconds),
+                        audio_seconds: Some(done.audio_seconds),
+                        warning: done.warning,
+                        ..entry(&job.input, outputs, Status::Ok, None)
+                    });
                 }
                 Err(e) => {
                     let msg = format!("{e:#}");
                     say(&mp, format!("error: {msg}"));
+                    let status = if cancelled() {
+                        Status::Interrupted
+                    } else {
+                        Status::Failed
+                    };
+                    write_log(Entry {
+                        seconds: Some(started.elapsed().as_secs_f64()),
+                        ..entry(&job.input, outputs, status, Some(msg.clone()))
+                    });
                     failures
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -249,6 +327,9 @@ pub fn run(args: &SeparateArgs) -> i32 {
         started.elapsed().as_secs_f64()
     );
     summary += &format!(" ({query_name} with model {model_name})");
+    if let Some(s) = shard {
+        summary += &format!(" [shard {s}]");
+    }
     if stale > 0 {
         summary += &format!(", {stale} stale temporary file(s) removed");
     }
@@ -310,8 +391,26 @@ fn output_options(args: &SeparateArgs) -> OutputOptions {
     }
 }
 
-/// Separates one file with its own progress bar; returns the line to print on success and,
-/// for a damaged input kept with `--allow-damaged`, a warning.
+/// What `run_one` reports of a separated file.
+struct Done {
+    /// The line to print.
+    line: String,
+    /// For a damaged input kept with `--allow-damaged`.
+    warning: Option<String>,
+    audio_seconds: f64,
+    seconds: f64,
+}
+
+/// The shard `--shard` (and `--shards`) ask for.
+fn shard_of(args: &SeparateArgs) -> Result<Option<Shard>, String> {
+    match args.shard.as_deref() {
+        None => Ok(None),
+        Some("auto") => Shard::from_env(args.shards.map(|n| n as usize), |k| std::env::var(k).ok()).map(Some),
+        Some(spec) => spec.parse().map(Some),
+    }
+}
+
+/// Separates one file with its own progress bar.
 fn run_one(
     sep: &dyn Separator,
     query: &Query,
@@ -319,7 +418,7 @@ fn run_one(
     opts: &OutputOptions,
     uncertainty: bool,
     mp: &MultiProgress,
-) -> crate::Result<(String, Option<String>)> {
+) -> crate::Result<Done> {
     let name = job
         .input
         .file_name()
@@ -374,5 +473,10 @@ fn run_one(
         job.input.display(),
         job.target.display(),
     );
-    Ok((line, warning))
+    Ok(Done {
+        line,
+        warning,
+        audio_seconds: audio,
+        seconds: report.seconds,
+    })
 }

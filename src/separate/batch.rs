@@ -164,6 +164,16 @@ pub enum Planned {
     },
 }
 
+impl Planned {
+    /// The input it is about.
+    pub fn input(&self) -> &Path {
+        match self {
+            Planned::Run(job) => &job.input,
+            Planned::Skip { input, .. } | Planned::Fail { input, .. } => input,
+        }
+    }
+}
+
 /// Canonical form of a path that may not exist yet (nor its parents): made absolute, then
 /// walked component by component: `.` is dropped, every prefix that exists is canonicalised
 /// (symbolic links resolved) before a `..` steps up from it, and `..` below a missing folder

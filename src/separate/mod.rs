@@ -5,8 +5,10 @@ pub mod batch;
 pub mod engine;
 pub mod file;
 pub mod hpss;
+pub mod log;
 pub mod neural;
 pub mod rnnoise;
+pub mod shard;
 
 pub use engine::{ChunkEngine, Segment, separate_all};
 pub use hpss::Hpss;
