@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar};
 
 use crate::audio::encode::write_mono16;
 use crate::data::build::{self, BuildOptions, PackageReport, Progress};
@@ -331,11 +331,7 @@ struct Bars {
 
 impl Bars {
     fn say(&self, line: String) {
-        if self.mp.is_hidden() {
-            eprintln!("{line}");
-        } else {
-            let _ = self.mp.println(line);
-        }
+        super::progress::say(&self.mp, line);
     }
     fn with_bar(&self, f: impl FnOnce(&ProgressBar)) {
         if let Some(b) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
@@ -351,10 +347,7 @@ impl Progress for Bars {
             b.finish_and_clear();
         }
         let b = self.mp.add(ProgressBar::new_spinner().with_prefix(package.to_string()));
-        b.set_style(
-            ProgressStyle::with_template("{prefix:>30!} {spinner} {msg} {elapsed}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
+        b.set_style(super::progress::spinner("{prefix:>30!} {spinner} {msg} {elapsed}"));
         b.set_message(what.to_string());
         b.enable_steady_tick(Duration::from_millis(250));
         *slot = Some(b);
@@ -367,11 +360,10 @@ impl Progress for Bars {
         let b = self
             .mp
             .add(ProgressBar::new(files as u64).with_prefix(package.to_string()));
-        b.set_style(
-            ProgressStyle::with_template("{prefix:>30!} [{bar:30}] {pos}/{len} files, {elapsed}, eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
+        b.set_style(super::progress::bar(
+            "{prefix:>30!} [{bar:30}] {pos}/{len} files, {elapsed}, eta {eta}",
+            "=> ",
+        ));
         b.enable_steady_tick(Duration::from_millis(250));
         *slot = Some(b);
     }
@@ -456,11 +448,7 @@ fn run_build(args: &BuildArgs) -> i32 {
         ),
     };
     let bars = Bars {
-        mp: MultiProgress::with_draw_target(if args.quiet {
-            ProgressDrawTarget::hidden()
-        } else {
-            ProgressDrawTarget::stderr()
-        }),
+        mp: super::progress::multi(args.quiet),
         bar: Mutex::new(None),
         quiet: args.quiet,
         errors: Mutex::new(0),

@@ -5,6 +5,7 @@ pub mod args;
 pub mod data;
 mod info;
 mod models;
+mod progress;
 mod score;
 mod separate;
 mod train;

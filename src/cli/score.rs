@@ -2,7 +2,7 @@
 
 use std::sync::Mutex;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget};
 use rayon::prelude::*;
 
 use super::args::ScoreArgs;
@@ -84,11 +84,10 @@ pub fn run(args: &ScoreArgs) -> i32 {
     } else {
         ProgressBar::with_draw_target(Some(tracks.len() as u64), ProgressDrawTarget::stderr())
     };
-    bar.set_style(
-        ProgressStyle::with_template("scoring [{bar:30}] {pos}/{len} tracks, {elapsed} elapsed, eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("## "),
-    );
+    bar.set_style(super::progress::bar(
+        "scoring [{bar:30}] {pos}/{len} tracks, {elapsed} elapsed, eta {eta}",
+        "## ",
+    ));
     let errors = Mutex::new(Vec::new());
     let work = || -> Vec<TrackResult> {
         tracks

@@ -4,10 +4,11 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
 use super::args::SeparateArgs;
+use super::progress::{self, say};
 use crate::audio::{AudioInfo, AudioReader};
 use crate::separate::batch::{self, BatchOptions, Planned};
 use crate::separate::file::{FileJob, OutputOptions, separate_file, write_uncertainty};
@@ -16,25 +17,15 @@ use crate::separate::neural::FlowOptions;
 use crate::separate::shard::Shard;
 use crate::separate::{Negated, Query, Separator, default_model, load};
 
-/// Prints through the progress bars when they are drawn, else straight to stderr.
-fn say(mp: &MultiProgress, line: String) {
-    if mp.is_hidden() {
-        eprintln!("{line}");
-    } else {
-        let _ = mp.println(line);
-    }
-}
-
 fn file_style() -> ProgressStyle {
-    ProgressStyle::with_template("{prefix:>24!} [{bar:30}] {percent:>3}% {msg}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ")
+    progress::bar("{prefix:>24!} [{bar:30}] {percent:>3}% {msg}", "=> ")
 }
 
 fn batch_style() -> ProgressStyle {
-    ProgressStyle::with_template("{prefix:>24!} [{bar:30}] {pos}/{len} files, {elapsed} elapsed, eta {eta}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("## ")
+    progress::bar(
+        "{prefix:>24!} [{bar:30}] {pos}/{len} files, {elapsed} elapsed, eta {eta}",
+        "## ",
+    )
 }
 
 /// The separator and query the flags ask for.
@@ -237,11 +228,7 @@ pub fn run(args: &SeparateArgs) -> i32 {
     }
     let new_folders: Vec<Vec<std::path::PathBuf>> = jobs.iter().map(batch::folders_to_create).collect();
 
-    let mp = if args.quiet {
-        MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
-    } else {
-        MultiProgress::with_draw_target(ProgressDrawTarget::stderr())
-    };
+    let mp = progress::multi(args.quiet);
     let total_bar = mp.add(
         ProgressBar::new(jobs.len() as u64)
             .with_style(batch_style())
