@@ -136,8 +136,8 @@ impl Damage {
     }
 }
 
-/// `m:ss.mmm`.
-fn clock(secs: f64) -> String {
+/// A time as `m:ss.mmm` (damage positions, `splitflow info`'s durations).
+pub fn clock(secs: f64) -> String {
     let (m, s) = ((secs / 60.0).floor(), secs - 60.0 * (secs / 60.0).floor());
     format!("{m:.0}:{s:06.3}")
 }

@@ -129,10 +129,7 @@ impl AtomicAudioWriter {
         let name = dest
             .file_name()
             .with_context(|| format!("{}: not a file path", dest.display()))?;
-        let dir = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
+        let dir = folder_of(dest);
         std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
         let mut prefix = std::ffi::OsString::from(".");
         prefix.push(name);
@@ -279,6 +276,14 @@ impl AtomicAudioWriter {
     }
 }
 
+/// The folder a file path lies in (`.` for a bare name): where its temp file goes.
+fn folder_of(dest: &Path) -> &Path {
+    match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
 /// Length of the random part of a temp file's name (tempfile's default).
 const TEMP_RANDOM_LEN: usize = 6;
 
@@ -288,13 +293,10 @@ const TEMP_RANDOM_LEN: usize = 6;
 /// beside `dest`. A run about to write `dest` removes them ([`AtomicAudioWriter::create`]
 /// names its own the same way, so only call this before writing).
 pub fn stale_temp_files(dest: &Path) -> Vec<PathBuf> {
-    let (Some(name), dir) = (dest.file_name(), dest.parent()) else {
+    let Some(name) = dest.file_name() else {
         return Vec::new();
     };
-    let dir = match dir {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let dir = folder_of(dest);
     let prefix = format!(".{}", name.to_string_lossy());
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
         .into_iter()

@@ -3,12 +3,8 @@
 //! gets a row with the same figures that make `separate` refuse it, and the exit status 1.
 
 use super::args::InfoArgs;
+use crate::audio::decode::clock;
 use crate::audio::{AudioInfo, AudioReader, Damage, Damaged};
-
-fn clock(s: f64) -> String {
-    let (m, s) = ((s / 60.0).floor(), s - 60.0 * (s / 60.0).floor());
-    format!("{m:.0}:{s:06.3}")
-}
 
 /// One file, decoded to the end.
 struct Row {

@@ -226,7 +226,7 @@ pub fn run(args: &SeparateArgs) -> i32 {
     for (input, error) in &failures {
         write_log(entry(input, Vec::new(), Status::Failed, Some(error.clone())));
     }
-    let new_folders: Vec<Vec<std::path::PathBuf>> = jobs.iter().map(batch::folders_to_create).collect();
+    let new_folders: Vec<std::path::PathBuf> = jobs.iter().flat_map(batch::folders_to_create).collect();
 
     let mp = progress::multi(args.quiet);
     let total_bar = mp.add(
@@ -249,7 +249,7 @@ pub fn run(args: &SeparateArgs) -> i32 {
     let out_opts = output_options(args);
     pool.install(|| {
         jobs.par_iter().for_each(|job| {
-            let outputs: Vec<std::path::PathBuf> = std::iter::once(&job.target).chain(&job.residual).cloned().collect();
+            let outputs: Vec<std::path::PathBuf> = job.outputs().cloned().collect();
             if cancelled() {
                 *not_started.lock().unwrap_or_else(|e| e.into_inner()) += 1;
                 write_log(entry(&job.input, outputs, Status::Interrupted, None));
@@ -296,11 +296,8 @@ pub fn run(args: &SeparateArgs) -> i32 {
         });
     });
     total_bar.finish_and_clear();
-    // Folders this run made that stayed empty (items that failed or never started) go
-    // again; deepest first, so a parent comes after its children.
-    let mut leftover: Vec<std::path::PathBuf> = new_folders.into_iter().flatten().collect();
-    leftover.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-    batch::remove_empty_folders(&leftover);
+    // Folders this run made that stayed empty (items that failed or never started) go again.
+    batch::remove_empty_folders(new_folders);
 
     let failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
     let written = written.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -346,8 +343,7 @@ fn cancelled() -> bool {
 fn remove_stale_temps(jobs: &[FileJob], quiet: bool, failures: &mut Vec<(std::path::PathBuf, String)>) -> usize {
     let mut removed = 0;
     for job in jobs {
-        let outputs = std::iter::once(&job.target).chain(&job.residual);
-        for temp in outputs.flat_map(|o| crate::audio::stale_temp_files(o)) {
+        for temp in job.outputs().flat_map(|o| crate::audio::stale_temp_files(o)) {
             match std::fs::remove_file(&temp) {
                 Ok(()) => {
                     removed += 1;

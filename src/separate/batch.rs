@@ -310,26 +310,25 @@ pub fn plan(files: &[PathBuf], query: &str, model: &str, opts: &BatchOptions) ->
         .collect()
 }
 
-/// The folders that writing `job`'s outputs would create (they do not exist yet), deepest
-/// first: after the batch, those that stayed empty (items that failed) are removed.
+/// The folders that writing `job`'s outputs would create (they do not exist yet): after the
+/// batch, those that stayed empty (items that failed) are removed.
 pub fn folders_to_create(job: &FileJob) -> Vec<PathBuf> {
-    let outputs = std::iter::once(&job.target).chain(&job.residual);
-    let mut missing: Vec<PathBuf> = outputs
+    job.outputs()
         .flat_map(|o| {
             o.ancestors()
                 .skip(1)
                 .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
         })
         .map(Path::to_path_buf)
-        .collect();
-    missing.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-    missing.dedup();
-    missing
+        .collect()
 }
 
-/// Removes the folders of [`folders_to_create`] that are empty (after the whole batch, so no
-/// other item is writing into them).
-pub fn remove_empty_folders(folders: &[PathBuf]) {
+/// Removes those of `folders` ([`folders_to_create`] of every item) that are empty, deepest
+/// first so a parent comes after its children; after the whole batch, so no other item is
+/// writing into them.
+pub fn remove_empty_folders(mut folders: Vec<PathBuf>) {
+    folders.sort_by(|a, b| b.components().count().cmp(&a.components().count()).then(a.cmp(b)));
+    folders.dedup();
     for d in folders {
         let _ = std::fs::remove_dir(d);
     }

@@ -60,6 +60,11 @@ impl FileJob {
             keep: Vec::new(),
         }
     }
+
+    /// Its outputs: the target, then the residual if any.
+    pub fn outputs(&self) -> impl Iterator<Item = &PathBuf> {
+        std::iter::once(&self.target).chain(&self.residual)
+    }
 }
 
 /// What was done with one file.
