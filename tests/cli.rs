@@ -565,15 +565,12 @@ fn bad_templates_fail_before_writing() {
     demo(tmp.path());
     let song = tmp.path().join("song.wav");
     let out = tmp.path().join("o");
-    let run = separate("drums", &out, &["--residual", "--filename", "{track}.{ext}"], &[&song]);
-    assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
-    assert!(stderr(&run).contains("target and the residual"), "{}", stderr(&run));
-    assert!(!out.join("song.wav").exists());
     for (template, why) in [
+        ("{track}.{ext}", "must contain {query}: each file gets 2 outputs"),
         ("{track}_{foo}.{ext}", "unknown placeholder {foo}"),
         ("{track}.mp3", "must end in .{ext}, .wav or .flac"),
     ] {
-        let run = separate("drums", &out, &["--filename", template], &[&song]);
+        let run = separate("drums", &out, &["--residual", "--filename", template], &[&song]);
         assert_eq!(run.status.code(), Some(2), "{template}: {}", stderr(&run));
         assert!(stderr(&run).contains(why), "{template}: {}", stderr(&run));
     }
@@ -1227,4 +1224,141 @@ fn sharded_runs_and_their_logs() {
     let second = shard(1);
     assert_eq!(second.status.code(), Some(1));
     assert!(stderr(&second).contains("is also the output of"), "{}", stderr(&second));
+}
+
+/// `--query a,b,c` decodes once and writes one output per query, each equal to what that
+/// query gives alone; the residual `rest` is the mixture minus every target, exactly.
+#[test]
+fn several_queries_in_one_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let song = demo(tmp.path());
+    let input = tmp.path().join("song.wav");
+    let model = ["--model", splitflow::separate::DEFAULT_MODEL];
+    let out = tmp.path().join("many");
+    let log = tmp.path().join("log.jsonl");
+    let mut extra = vec!["--residual", "--log", log.to_str().unwrap()];
+    extra.extend(model);
+    let run = separate("drums, Bass,speech", &out, &extra, &[&input]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(walk(&out).len(), 4, "{:?}", walk(&out));
+    let (_, mix) = read_wav(&input);
+    let mut sum = vec![vec![0i64; mix[0].len()]; 2];
+    for q in ["drums", "bass", "speech"] {
+        let (_, many) = read_wav(&out.join(format!("song/{q}.wav")));
+        let alone_dir = tmp.path().join(format!("alone-{q}"));
+        let run = separate(q, &alone_dir, &model, &[&input]);
+        assert!(run.status.success(), "{}", stderr(&run));
+        let (_, alone) = read_wav(&alone_dir.join(format!("song/{q}.wav")));
+        // Batched network passes may round differently: at most one 16-bit step.
+        let worst = many
+            .iter()
+            .flatten()
+            .zip(alone.iter().flatten())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(worst <= 1.0, "{q}: differs from the query alone by {worst} steps");
+        for c in 0..2 {
+            for (s, v) in sum[c].iter_mut().zip(&many[c]) {
+                *s += *v as i64;
+            }
+        }
+        if q == "drums" {
+            let (base, est) = drums_si_sdr(&song, mix.clone(), many);
+            assert!(est > base + 1.0, "drums {est:.2} dB vs mixture {base:.2} dB");
+        }
+    }
+    let (_, rest) = read_wav(&out.join("song/rest.wav"));
+    for c in 0..2 {
+        for i in 0..mix[c].len() {
+            assert_eq!(sum[c][i] + rest[c][i] as i64, mix[c][i] as i64, "channel {c} frame {i}");
+        }
+    }
+    let line: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&log).unwrap().trim()).unwrap();
+    assert_eq!(line["query"], "drums,bass,speech");
+    assert_eq!(line["outputs"].as_array().unwrap().len(), 4);
+
+    // `all`: every label the model has (hpss: percussive and harmonic, which sum to the input).
+    let all = tmp.path().join("all");
+    let run = separate("all", &all, &["--residual"], &[&input]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let (_, p) = read_wav(&all.join("song/percussive.wav"));
+    let (_, h) = read_wav(&all.join("song/harmonic.wav"));
+    let (_, rest) = read_wav(&all.join("song/rest.wav"));
+    assert!(
+        rest.iter().flatten().all(|v| v.abs() <= 2.0),
+        "hpss parts do not sum to the input"
+    );
+    assert!(p[0].iter().zip(&h[0]).any(|(a, b)| a != b));
+
+    // Several clips by example, several exclusions.
+    let clips = tmp.path().join("clips");
+    std::fs::create_dir(&clips).unwrap();
+    write_wav(&clips.join("kick.wav"), &song.drums, 22_050, 16, false);
+    write_wav(&clips.join("keys.wav"), &song.mixture(), 22_050, 16, false);
+    let like = tmp.path().join("like");
+    let run = splitflow()
+        .args(["separate", "--quiet", "--like"])
+        .arg(clips.join("kick.wav"))
+        .arg("--like")
+        .arg(clips.join("keys.wav"))
+        .arg("-o")
+        .arg(&like)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(like.join("song/like-kick.wav").is_file() && like.join("song/like-keys.wav").is_file());
+    let ex = tmp.path().join("ex");
+    let run = splitflow()
+        .args([
+            "separate",
+            "--quiet",
+            "--model",
+            "hpss",
+            "--exclude",
+            "drums,harmonic",
+            "-o",
+        ])
+        .arg(&ex)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let (_, no_drums) = read_wav(&ex.join("song/all_but_drums.wav"));
+    // hpss: everything but the percussive part is the harmonic part.
+    let worst = no_drums[0]
+        .iter()
+        .zip(&h[0])
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(worst <= 2.0, "all_but_drums differs from harmonic by {worst}");
+    assert!(ex.join("song/all_but_harmonic.wav").is_file());
+
+    // Usage errors, before anything is written.
+    let bad = tmp.path().join("bad");
+    for (query, extra, why) in [
+        ("drums,drums", vec![], "query 'drums' is given twice"),
+        ("drums,", vec![], "empty label"),
+        ("all,drums", vec![], "'all' stands alone"),
+        (
+            "drums,harmonic",
+            vec!["--filename", "{track}.{ext}"],
+            "must contain {query}",
+        ),
+        ("drums,bass", vec![], "hpss cannot separate 'bass'"),
+        ("all", vec!["--model", "identity"], "no label list"),
+    ] {
+        let run = separate(query, &bad, &extra, &[&input]);
+        assert_eq!(run.status.code(), Some(2), "{query}: {}", stderr(&run));
+        assert!(stderr(&run).contains(why), "{query}: {}", stderr(&run));
+    }
+    let run = splitflow()
+        .args(["separate", "--model", "hpss", "--exclude", "all", "-o"])
+        .arg(&bad)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2), "{}", stderr(&run));
+    assert!(stderr(&run).contains("use --query all"), "{}", stderr(&run));
+    assert!(!bad.exists());
 }

@@ -1,7 +1,10 @@
 //! The chunked engine reproduces what the separator computes, for any length and chunking.
 
 use splitflow::Result;
-use splitflow::separate::{ChunkEngine, Identity, Query, Segment, Separator, separate_all};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use splitflow::audio::Planar;
+use splitflow::separate::{ChunkEngine, Identity, Query, Segment, Separator, separate_all, separate_all_many};
 
 /// Deterministic pseudo-random audio (xorshift), so the tests need no fixtures.
 fn noise(channels: usize, frames: usize, seed: u64) -> Vec<Vec<f32>> {
@@ -59,20 +62,21 @@ fn streaming_in_random_pieces_equals_one_shot() {
     let q = Query::from_label("x");
     let x = noise(2, 7_777, 3);
     let whole = separate_all(&Gain(0.5), &q, &x, RATE, SEG).unwrap();
-    let mut engine = ChunkEngine::with_segment(&Gain(0.5), &q, RATE, 2, SEG);
+    let qs = [q];
+    let mut engine = ChunkEngine::with_segment(&Gain(0.5), &qs, RATE, 2, SEG);
     let mut out = vec![Vec::new(); 2];
     let mut pos = 0;
     let mut step = 1;
     while pos < 7_777 {
         let end = (pos + step).min(7_777);
         let piece: Vec<Vec<f32>> = x.iter().map(|c| c[pos..end].to_vec()).collect();
-        for (o, p) in out.iter_mut().zip(engine.push(&piece).unwrap()) {
+        for (o, p) in out.iter_mut().zip(engine.push(&piece).unwrap().remove(0)) {
             o.extend(p);
         }
         pos = end;
         step = step * 3 % 1_237 + 1;
     }
-    for (o, p) in out.iter_mut().zip(engine.finish().unwrap()) {
+    for (o, p) in out.iter_mut().zip(engine.finish().unwrap().remove(0)) {
         o.extend(p);
     }
     assert_eq!(max_err(&whole, &out), 0.0);
@@ -84,11 +88,12 @@ fn streaming_in_random_pieces_equals_one_shot() {
 fn output_lags_input_by_at_most_one_segment() {
     let q = Query::from_label("x");
     let id = Identity::default();
-    let mut engine = ChunkEngine::with_segment(&id, &q, RATE, 1, SEG);
+    let qs = [q];
+    let mut engine = ChunkEngine::with_segment(&id, &qs, RATE, 1, SEG);
     let mut emitted = 0;
     for i in 1..=40usize {
         let out = engine.push(&noise(1, 250, i as u64)).unwrap();
-        emitted += out[0].len();
+        emitted += out[0][0].len();
         assert!(
             i * 250 - emitted <= engine.segment_frames(),
             "lag too large at block {i}"
@@ -133,7 +138,8 @@ fn segments_crossfade_without_jumps() {
 fn rejects_wrong_channel_count() {
     let q = Query::from_label("x");
     let id = Identity::default();
-    let mut engine = ChunkEngine::with_segment(&id, &q, RATE, 2, SEG);
+    let qs = [q];
+    let mut engine = ChunkEngine::with_segment(&id, &qs, RATE, 2, SEG);
     let err = engine.push(&noise(1, 10, 1)).unwrap_err();
     assert!(err.to_string().contains("expects 2 channels"), "{err}");
 }
@@ -149,5 +155,73 @@ impl Separator for Gain {
     }
     fn separate(&self, chunk: &[Vec<f32>], _: u32, _: &Query) -> Result<Vec<Vec<f32>>> {
         Ok(chunk.iter().map(|c| c.iter().map(|v| v * self.0).collect()).collect())
+    }
+}
+
+/// Scales by the number its query names and counts the segments it is asked about, so a test
+/// can tell one pass for all queries from one pass per query.
+#[derive(Default)]
+struct LabelGain {
+    calls: AtomicUsize,
+}
+impl Separator for LabelGain {
+    fn name(&self) -> &str {
+        "label-gain"
+    }
+    fn check_query(&self, _: &Query) -> Result<()> {
+        Ok(())
+    }
+    fn separate(&self, chunk: &[Vec<f32>], _: u32, q: &Query) -> Result<Vec<Vec<f32>>> {
+        let g: f32 = q.label().unwrap_or("1").parse()?;
+        Ok(chunk.iter().map(|c| c.iter().map(|v| v * g).collect()).collect())
+    }
+    fn separate_many(&self, chunk: &[Vec<f32>], rate: u32, queries: &[Query]) -> Result<Vec<Planar>> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        queries.iter().map(|q| self.separate(chunk, rate, q)).collect()
+    }
+}
+
+/// [`LabelGain`] at a processing rate of 800 Hz: the file pipeline resamples around it.
+#[derive(Default)]
+struct At800(LabelGain);
+impl Separator for At800 {
+    fn name(&self) -> &str {
+        "at-800"
+    }
+    fn processing_rate(&self) -> Option<u32> {
+        Some(800)
+    }
+    fn check_query(&self, _: &Query) -> Result<()> {
+        Ok(())
+    }
+    fn separate(&self, c: &[Vec<f32>], r: u32, q: &Query) -> Result<Vec<Vec<f32>>> {
+        self.0.separate(c, r, q)
+    }
+    fn separate_many(&self, c: &[Vec<f32>], r: u32, queries: &[Query]) -> Result<Vec<Planar>> {
+        self.0.separate_many(c, r, queries)
+    }
+}
+
+#[test]
+fn several_queries_in_one_pass_equal_one_at_a_time() {
+    let x = noise(2, 4_321, 9);
+    let queries: Vec<Query> = ["0.25", "2", "-1"].iter().map(|l| Query::from_label(l)).collect();
+    let (plain, resampled) = (LabelGain::default(), At800::default());
+    let many = separate_all_many(&plain, &queries, &x, RATE, SEG).unwrap();
+    // 4,321 frames in segments of 1,000 with hop 850: 5 segments, each asked once for all
+    // three queries.
+    assert_eq!(plain.calls.load(Ordering::Relaxed), 5);
+    let many_resampled = separate_all_many(&resampled, &queries, &x, RATE, SEG).unwrap();
+    for (i, q) in queries.iter().enumerate() {
+        assert_eq!(max_err(&separate_all(&plain, q, &x, RATE, SEG).unwrap(), &many[i]), 0.0);
+        let one = separate_all(&resampled, q, &x, RATE, SEG).unwrap();
+        assert_eq!(
+            max_err(&one, &many_resampled[i]),
+            0.0,
+            "query {q:?} through the resamplers"
+        );
+        let g: f32 = q.label().unwrap().parse().unwrap();
+        let want: Vec<Vec<f32>> = x.iter().map(|c| c.iter().map(|v| v * g).collect()).collect();
+        assert!(max_err(&want, &many[i]) <= 1e-5, "query {q:?}");
     }
 }

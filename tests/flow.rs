@@ -573,3 +573,27 @@ fn signal_loss_scores_the_masked_mixture_and_learns_outside_the_range() {
         "the gradient must push every bin with a positive target up: {grad:?}"
     );
 }
+
+#[test]
+fn batched_rows_start_from_the_noise_each_row_gets_alone() {
+    let field = |z: &Tensor, r: &Tensor, t: &Tensor| {
+        let mut shape = vec![1usize; z.rank()];
+        shape[0] = r.elem_count();
+        let rt = (r + t)?.reshape(shape)?;
+        z.tanh()?.broadcast_mul(&(rt * 0.8)?.exp()?)
+    };
+    let one = [1, 2, 8];
+    for sampler in ["euler:3", "meanflow:1", "direct"] {
+        let s: Sampler = sampler.parse().unwrap();
+        let alone = s.draw_with_temperature(&field, &one, 5, 2, 0.7, &CPU).unwrap();
+        let rows = s.draw_rows(&field, &one, 4, 5, 2, 0.7, &CPU).unwrap();
+        assert_eq!(rows.len(), 2);
+        for (a, r) in alone.iter().zip(&rows) {
+            assert_eq!(r.dims(), &[4, 2, 8], "{sampler}");
+            for row in 0..4 {
+                let r = r.narrow(0, row, 1).unwrap();
+                assert_eq!(max_abs_diff(a, &r), 0.0, "{sampler}, row {row}");
+            }
+        }
+    }
+}

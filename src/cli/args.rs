@@ -60,16 +60,19 @@ pub struct SeparateArgs {
 
     /// What to extract: a label (speech, music, drums, bass, piano, guitar, strings, winds,
     /// water, wind, engine, animal) or a word for one (`vocals`, `rain`, `car`, ...); hpss
-    /// answers `percussive`/`drums` and `harmonic`.
-    #[arg(short, long, value_name = "LABEL")]
+    /// answers `percussive`/`drums` and `harmonic`. Several, comma-separated
+    /// (`drums,bass,speech`), or `all` for every label of the model: one decode and one pass
+    /// per file, one output per query.
+    #[arg(short, long, value_name = "LABEL[,LABEL...]|all")]
     pub query: Option<String>,
 
-    /// Query by example: extract what sounds like this clip.
-    #[arg(long, value_name = "CLIP")]
-    pub like: Option<PathBuf>,
+    /// Query by example: extract what sounds like this clip (repeat for several clips).
+    #[arg(long, value_name = "CLIP", action = clap::ArgAction::Append)]
+    pub like: Vec<PathBuf>,
 
-    /// Negative query: keep everything except this source.
-    #[arg(long, value_name = "LABEL")]
+    /// Negative query: keep everything except this source (comma-separated for several, one
+    /// output each).
+    #[arg(long, value_name = "LABEL[,LABEL...]")]
     pub exclude: Option<String>,
 
     /// Output folder.
@@ -77,11 +80,12 @@ pub struct SeparateArgs {
     pub out: PathBuf,
 
     /// Output path under DIR; placeholders {track}, {parent}, {query}, {model}, {ext}.
-    /// The residual uses `no_QUERY` for {query}.
+    /// The residual uses `no_QUERY` for {query} after one query, `rest` after several.
     #[arg(long, value_name = "TEMPLATE", default_value = DEFAULT_TEMPLATE)]
     pub filename: String,
 
-    /// Also write the residual (input minus target; the two sum to the input).
+    /// Also write the residual: the input minus the target (minus the sum of the targets with
+    /// several queries); targets and residual sum to the input.
     #[arg(long)]
     pub residual: bool,
 

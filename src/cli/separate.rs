@@ -28,14 +28,35 @@ fn batch_style() -> ProgressStyle {
     )
 }
 
-/// The separator and query the flags ask for.
+/// The separator and queries the flags ask for.
 struct Setup {
     sep: Box<dyn Separator>,
-    query: Query,
-    /// {query} in output names.
-    query_name: String,
+    queries: Vec<Query>,
+    /// {query} of each output, in the order of `queries`.
+    query_names: Vec<String>,
     /// {model} in output names.
     model_name: String,
+}
+
+/// The labels of a comma-separated list (`all`: every label the separator has).
+fn label_list(text: &str, flag: &str, sep: &dyn Separator) -> crate::Result<Vec<String>> {
+    let items: Vec<String> = text.split(',').map(|s| s.trim().to_lowercase()).collect();
+    anyhow::ensure!(
+        items.iter().all(|s| !s.is_empty()),
+        "{flag} '{text}': empty label in the list"
+    );
+    if items.iter().any(|s| s == "all") {
+        anyhow::ensure!(items.len() == 1, "{flag} '{text}': 'all' stands alone");
+        anyhow::ensure!(flag == "--query", "{flag} all would leave nothing; use --query all");
+        let labels = sep.labels();
+        anyhow::ensure!(
+            !labels.is_empty(),
+            "model '{}' has no label list for --query all; name the queries",
+            sep.name()
+        );
+        return Ok(labels);
+    }
+    Ok(items)
 }
 
 fn setup(args: &SeparateArgs) -> crate::Result<Setup> {
@@ -50,21 +71,46 @@ fn setup(args: &SeparateArgs) -> crate::Result<Setup> {
     };
     let model = args.model.clone().unwrap_or_else(default_model);
     let mut sep = load(&model, &flow)?;
-    let query = match (&args.query, &args.like, &args.exclude) {
-        (Some(q), _, _) => Query::from_label(q),
-        (_, Some(clip), _) => Query::Example(clip.clone()),
+    let (queries, query_names): (Vec<Query>, Vec<String>) = match (&args.query, args.like.is_empty(), &args.exclude) {
+        (Some(q), _, _) => label_list(q, "--query", &*sep)?
+            .iter()
+            .map(|l| {
+                let q = Query::from_label(l);
+                let name = q.name();
+                (q, name)
+            })
+            .unzip(),
+        (_, false, _) => args
+            .like
+            .iter()
+            .map(|clip| {
+                let q = Query::Example(clip.clone());
+                let name = q.name();
+                (q, name)
+            })
+            .unzip(),
         (_, _, Some(q)) => {
+            let list = label_list(q, "--exclude", &*sep)?;
             sep = Box::new(Negated(sep));
-            Query::from_label(q)
+            list.iter()
+                .map(|l| {
+                    let q = Query::from_label(l);
+                    let name = format!("all_but_{}", q.name());
+                    (q, name)
+                })
+                .unzip()
         }
         _ => anyhow::bail!("give --query, --like or --exclude"),
     };
-    sep.check_query(&query)?;
-    let query_name = if args.exclude.is_some() {
-        format!("all_but_{}", query.name())
-    } else {
-        query.name()
-    };
+    for (i, name) in query_names.iter().enumerate() {
+        anyhow::ensure!(
+            !query_names[..i].contains(name),
+            "query '{name}' is given twice (each query names its own output)"
+        );
+    }
+    for q in &queries {
+        sep.check_query(q)?;
+    }
     // A model folder's path would put separators into file names: use its last component.
     let model_name = std::path::Path::new(&model)
         .file_name()
@@ -72,8 +118,8 @@ fn setup(args: &SeparateArgs) -> crate::Result<Setup> {
         .unwrap_or(model);
     Ok(Setup {
         sep,
-        query,
-        query_name,
+        queries,
+        query_names,
         model_name,
     })
 }
@@ -81,8 +127,8 @@ fn setup(args: &SeparateArgs) -> crate::Result<Setup> {
 pub fn run(args: &SeparateArgs) -> i32 {
     let Setup {
         sep,
-        query,
-        query_name,
+        queries,
+        query_names,
         model_name,
     } = match setup(args) {
         Ok(s) => s,
@@ -95,6 +141,16 @@ pub fn run(args: &SeparateArgs) -> i32 {
         eprintln!("error: {e}");
         return 2;
     }
+    let outputs_per_file = queries.len() + usize::from(args.residual);
+    if outputs_per_file > 1 && !args.filename.contains("{query}") {
+        eprintln!(
+            "error: --filename '{}' must contain {{query}}: each file gets {outputs_per_file} outputs",
+            args.filename
+        );
+        return 2;
+    }
+    // {query} in the log and the summary.
+    let query_name = query_names.join(",");
 
     let (files, mut failures) = batch::collect_inputs(&args.inputs, args.recursive);
     let shard = match shard_of(args) {
@@ -153,7 +209,7 @@ pub fn run(args: &SeparateArgs) -> i32 {
         skip_existing: args.skip_existing,
         overwrite: args.overwrite,
     };
-    let plan = batch::plan(&files, &query_name, &model_name, &opts)
+    let plan = batch::plan(&files, &query_names, &model_name, &opts)
         .into_iter()
         .filter(|p| mine.as_ref().is_none_or(|m| m.contains(p.input())));
     let mut jobs = Vec::new();
@@ -174,7 +230,8 @@ pub fn run(args: &SeparateArgs) -> i32 {
             Planned::Skip { input, outputs } => {
                 skipped += 1;
                 if !args.quiet {
-                    eprintln!("skip {} ({} exists)", input.display(), outputs[0].display());
+                    let all: Vec<String> = outputs.iter().map(|o| o.display().to_string()).collect();
+                    eprintln!("skip {} ({} exist)", input.display(), all.join(", "));
                 }
                 if !args.dry_run {
                     write_log(entry(&input, outputs, Status::Skipped, None));
@@ -186,14 +243,9 @@ pub fn run(args: &SeparateArgs) -> i32 {
 
     if args.dry_run {
         for job in &jobs {
-            let residual = job
-                .residual
-                .as_ref()
-                .map(|r| format!(" + {}", r.display()))
-                .unwrap_or_default();
             let format = match AudioReader::open(&job.input) {
                 Ok(r) => {
-                    let spec = crate::separate::file::output_spec(r.info(), &output_options(args), &job.target);
+                    let spec = crate::separate::file::output_spec(r.info(), &output_options(args), job.first_output());
                     format!("{} Hz, {} ch, {}", spec.sample_rate, spec.channels, spec.format)
                 }
                 Err(e) => {
@@ -201,11 +253,7 @@ pub fn run(args: &SeparateArgs) -> i32 {
                     format!("unreadable: {e:#}")
                 }
             };
-            println!(
-                "{} -> {}{residual} [{format}]",
-                job.input.display(),
-                job.target.display()
-            );
+            println!("{} -> {} [{format}]", job.input.display(), output_list(job));
         }
         for (_, e) in &failures {
             eprintln!("error: {e}");
@@ -256,7 +304,7 @@ pub fn run(args: &SeparateArgs) -> i32 {
                 return;
             }
             let started = Instant::now();
-            let result = run_one(&*sep, &query, job, &out_opts, args.uncertainty, &mp);
+            let result = run_one(&*sep, &queries, job, &out_opts, args.uncertainty, &mp);
             match result {
                 Ok(done) => {
                     *written.lock().unwrap_or_else(|e| e.into_inner()) += 1;
@@ -393,10 +441,16 @@ fn shard_of(args: &SeparateArgs) -> Result<Option<Shard>, String> {
     }
 }
 
-/// Separates one file with its own progress bar.
+/// The outputs of a job as printed: `a.wav + b.wav + rest.wav`.
+fn output_list(job: &FileJob) -> String {
+    let all: Vec<String> = job.outputs().map(|o| o.display().to_string()).collect();
+    all.join(" + ")
+}
+
+/// Separates one file (every query) with its own progress bar.
 fn run_one(
     sep: &dyn Separator,
-    query: &Query,
+    queries: &[Query],
     job: &FileJob,
     opts: &OutputOptions,
     uncertainty: bool,
@@ -419,24 +473,22 @@ fn run_one(
             ));
         }
     };
-    let result = separate_file(sep, query, job, opts, &progress);
+    let result = separate_file(sep, queries, job, opts, &progress);
     bar.finish_and_clear();
     mp.remove(&bar);
     let report = result?;
     let mut picture = String::new();
     if uncertainty {
-        let png = job.target.with_extension("uncertainty.png");
-        if write_uncertainty(sep, query, &job.input, &png, opts.damaged)? {
-            picture = format!(" + {}", png.display());
-        } else {
-            picture = " (no uncertainty picture: the model is not generative)".into();
+        for (query, target) in queries.iter().zip(&job.targets) {
+            let png = target.with_extension("uncertainty.png");
+            if write_uncertainty(sep, query, &job.input, &png, opts.damaged)? {
+                picture += &format!(" + {}", png.display());
+            } else {
+                picture = " (no uncertainty picture: the model is not generative)".into();
+                break;
+            }
         }
     }
-    let residual = job
-        .residual
-        .as_ref()
-        .map(|r| format!(" + {}", r.display()))
-        .unwrap_or_default();
     let warning = report.damage.as_ref().map(|d| {
         format!(
             "warning: {}: {} (kept what decodes)",
@@ -452,9 +504,9 @@ fn run_one(
         format!(", {:.2} s", report.seconds)
     };
     let line = format!(
-        "{} -> {}{residual}{picture} ({audio:.1} s audio{speed})",
+        "{} -> {}{picture} ({audio:.1} s audio{speed})",
         job.input.display(),
-        job.target.display(),
+        output_list(job),
     );
     Ok(Done {
         line,

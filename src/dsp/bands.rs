@@ -415,13 +415,34 @@ impl Bands {
     /// (`n_bands × frames`, band-major): `iSTFT(mask · STFT(samples))` with the STFT of
     /// [`native_stft_config`]. An all-ones mask returns the input, all-zeros returns zeros.
     pub fn apply_mask(&self, samples: &[f32], native_rate: u32, band_mask: &[f32], frames: usize) -> Result<Vec<f32>> {
+        Ok(self
+            .apply_masks(samples, native_rate, &[band_mask], frames)?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// [`Bands::apply_mask`] for several masks of the same channel: one forward STFT, one
+    /// inverse per mask.
+    pub fn apply_masks(
+        &self,
+        samples: &[f32],
+        native_rate: u32,
+        band_masks: &[&[f32]],
+        frames: usize,
+    ) -> Result<Vec<Vec<f32>>> {
         let cfg = native_stft_config(&self.cfg, native_rate);
         let stft = Stft::new(cfg)?;
-        let mut spec = stft.forward(samples);
-        let mask = self.mask_to_bins(band_mask, frames, native_rate, cfg.n_fft, cfg.hop, spec.n_frames)?;
-        for (c, m) in spec.data.iter_mut().zip(&mask) {
-            *c *= *m;
-        }
-        Ok(stft.inverse(&spec, samples.len()))
+        let spec = stft.forward(samples);
+        let mut masked = spec.clone();
+        band_masks
+            .iter()
+            .map(|band_mask| {
+                let mask = self.mask_to_bins(band_mask, frames, native_rate, cfg.n_fft, cfg.hop, spec.n_frames)?;
+                for ((o, c), m) in masked.data.iter_mut().zip(&spec.data).zip(&mask) {
+                    *o = *c * *m;
+                }
+                Ok(stft.inverse(&masked, samples.len()))
+            })
+            .collect()
     }
 }

@@ -158,13 +158,40 @@ impl Sampler {
         temperature: f64,
         device: &Device,
     ) -> Result<Vec<Tensor>> {
+        self.draw_rows(field, shape, 1, seed, k, temperature, device)
+    }
+
+    /// [`Sampler::draw_with_temperature`] for a batch of `rows` problems at once (e.g. one
+    /// mixture and several queries), where every row starts from the noise that a batch of
+    /// one would: sample `i` of row `j` equals sample `i` of that row drawn alone. `shape`
+    /// is the shape of one row, with a batch axis of 1; the results have `rows` on it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn draw_rows(
+        &self,
+        field: &Field,
+        shape: &[usize],
+        rows: usize,
+        seed: u64,
+        k: usize,
+        temperature: f64,
+        device: &Device,
+    ) -> Result<Vec<Tensor>> {
         ensure!(k > 0, "at least one sample is needed");
+        ensure!(rows > 0, "at least one row is needed");
         ensure!(
             (0.0..=1.0).contains(&temperature),
             "temperature must be in [0, 1], got {temperature}"
         );
+        let mut repeat = vec![1usize; shape.len()];
+        if let Some(first) = repeat.first_mut() {
+            *first = rows;
+        }
         (0..k as u64)
-            .map(|i| self.run(field, &(noise(shape, seed, i, device)? * temperature)?))
+            .map(|i| {
+                let z = (noise(shape, seed, i, device)? * temperature)?;
+                let z = if rows == 1 { z } else { z.repeat(repeat.as_slice())? };
+                self.run(field, &z)
+            })
             .collect()
     }
 }

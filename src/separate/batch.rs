@@ -71,8 +71,8 @@ fn scan_dir(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> std::io::Res
 }
 
 /// Expands an output template for one input. Placeholders: `{track}` (input file name without
-/// extension), `{parent}` (name of the input's folder), `{query}` (the query, or `no_QUERY`
-/// for the residual), `{model}`, `{ext}` (the output format's extension, `wav` or `flac`).
+/// extension), `{parent}` (name of the input's folder), `{query}` (the query; for the residual
+/// `no_QUERY`, or `rest` after several queries: see [`residual_name`]), `{model}`, `{ext}` (the output format's extension, `wav` or `flac`).
 pub fn expand_template(template: &str, input: &Path, query: &str, model: &str, ext: &str) -> PathBuf {
     let stem = input
         .file_stem()
@@ -207,40 +207,55 @@ pub fn normalise(p: &Path) -> PathBuf {
     cur
 }
 
-/// Plans a batch: output names, outputs outside the output folder (a `--filename` with `..`
-/// or an absolute path), collisions between inputs, outputs that would overwrite an input, and
-/// existing outputs. Paths are compared in [`normalise`]d form, before anything is written.
-pub fn plan(files: &[PathBuf], query: &str, model: &str, opts: &BatchOptions) -> Vec<Planned> {
+/// `{query}` of the residual: `no_QUERY` for one query, `rest` (the mixture minus every
+/// target) for several.
+pub fn residual_name(queries: &[String]) -> String {
+    match queries {
+        [one] => format!("no_{one}"),
+        _ => "rest".to_string(),
+    }
+}
+
+/// Plans a batch: output names (one target per entry of `queries`, their `{query}` names, and
+/// the residual), outputs outside the output folder (a `--filename` with `..` or an absolute
+/// path), collisions between the outputs of one input and between inputs, outputs that would
+/// overwrite an input, and existing outputs. Paths are compared in [`normalise`]d form, before
+/// anything is written.
+pub fn plan(files: &[PathBuf], queries: &[String], model: &str, opts: &BatchOptions) -> Vec<Planned> {
     let inputs: HashMap<PathBuf, &PathBuf> = files.iter().map(|f| (normalise(f), f)).collect();
     let root = normalise(&opts.out_dir);
     let mut claimed: HashMap<PathBuf, PathBuf> = HashMap::new();
+    let rest = residual_name(queries);
     files
         .iter()
         .map(|input| {
-            let target = opts
-                .out_dir
-                .join(expand_template(&opts.template, input, query, model, &opts.ext));
-            let residual = opts.residual.then(|| {
-                opts.out_dir.join(expand_template(
-                    &opts.template,
-                    input,
-                    &format!("no_{query}"),
-                    model,
-                    &opts.ext,
-                ))
-            });
-            let outputs: Vec<PathBuf> = std::iter::once(target.clone()).chain(residual.clone()).collect();
+            let name = |q: &str| {
+                opts.out_dir
+                    .join(expand_template(&opts.template, input, q, model, &opts.ext))
+            };
+            let targets: Vec<PathBuf> = queries.iter().map(|q| name(q)).collect();
+            let residual = opts.residual.then(|| name(&rest));
+            let outputs: Vec<PathBuf> = targets.iter().cloned().chain(residual.clone()).collect();
             // Each output's normalised path, computed once (it walks the file system).
             let keys: Vec<PathBuf> = outputs.iter().map(|o| normalise(o)).collect();
-            if keys.len() == 2 && keys[0] == keys[1] {
-                return Planned::Fail {
-                    input: input.clone(),
-                    error: format!(
-                        "{}: the target and the residual would both be {} (add {{query}} to --filename)",
-                        input.display(),
-                        target.display()
-                    ),
-                };
+            for (i, key) in keys.iter().enumerate() {
+                if let Some(j) = keys[..i].iter().position(|k| k == key) {
+                    let what = |k: usize| {
+                        queries
+                            .get(k)
+                            .map_or_else(|| "the residual".to_string(), |q| format!("'{q}'"))
+                    };
+                    return Planned::Fail {
+                        input: input.clone(),
+                        error: format!(
+                            "{}: {} and {} would both be {} (add {{query}} to --filename)",
+                            input.display(),
+                            what(j),
+                            what(i),
+                            outputs[i].display()
+                        ),
+                    };
+                }
             }
             for (out, key) in outputs.iter().zip(&keys) {
                 if !key.starts_with(&root) || *key == root {
@@ -293,7 +308,7 @@ pub fn plan(files: &[PathBuf], query: &str, model: &str, opts: &BatchOptions) ->
                     let keep = existing.into_iter().cloned().collect();
                     return Planned::Run(FileJob {
                         keep,
-                        ..FileJob::new(input.clone(), target, residual)
+                        ..FileJob::new(input.clone(), targets, residual)
                     });
                 }
                 return Planned::Fail {
@@ -305,7 +320,7 @@ pub fn plan(files: &[PathBuf], query: &str, model: &str, opts: &BatchOptions) ->
                     ),
                 };
             }
-            Planned::Run(FileJob::new(input.clone(), target, residual))
+            Planned::Run(FileJob::new(input.clone(), targets, residual))
         })
         .collect()
 }

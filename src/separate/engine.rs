@@ -55,18 +55,21 @@ fn crossfade_weight(len: usize, overlap: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Streams audio through a separator segment by segment.
+/// Streams audio through a separator segment by segment, for one query or several at once
+/// (each segment goes through [`Separator::separate_many`] once; every query gets its own
+/// overlap-add accumulator).
 pub struct ChunkEngine<'a> {
     sep: &'a dyn Separator,
-    query: &'a Query,
+    queries: &'a [Query],
     rate: u32,
     len: usize,
     hop: usize,
     weight: Vec<f32>,
     /// Input not yet consumed; starts at the next segment's first frame.
     pending: Planar,
-    /// Weighted estimates and weight sums over `[next segment start, + len)`.
-    acc: Planar,
+    /// Per query: weighted estimates over `[next segment start, + len)`.
+    acc: Vec<Planar>,
+    /// Weight sums over the same frames (alike for every query).
     wsum: Vec<f32>,
     /// Whether any segment has been processed.
     started: bool,
@@ -74,13 +77,13 @@ pub struct ChunkEngine<'a> {
 
 impl<'a> ChunkEngine<'a> {
     /// An engine for `channels`-channel audio at `rate` using the separator's own segmentation.
-    pub fn new(sep: &'a dyn Separator, query: &'a Query, rate: u32, channels: usize) -> Self {
-        Self::with_segment(sep, query, rate, channels, sep.segment())
+    pub fn new(sep: &'a dyn Separator, queries: &'a [Query], rate: u32, channels: usize) -> Self {
+        Self::with_segment(sep, queries, rate, channels, sep.segment())
     }
 
     pub fn with_segment(
         sep: &'a dyn Separator,
-        query: &'a Query,
+        queries: &'a [Query],
         rate: u32,
         channels: usize,
         segment: Segment,
@@ -88,13 +91,13 @@ impl<'a> ChunkEngine<'a> {
         let (len, overlap) = segment.frames(rate);
         Self {
             sep,
-            query,
+            queries,
             rate,
             len,
             hop: len - overlap,
             weight: crossfade_weight(len, overlap),
             pending: vec![Vec::new(); channels],
-            acc: vec![vec![0.0; len]; channels],
+            acc: vec![vec![vec![0.0; len]; channels]; queries.len()],
             wsum: vec![0.0; len],
             started: false,
         }
@@ -106,7 +109,7 @@ impl<'a> ChunkEngine<'a> {
     }
 
     /// Runs the separator on the first `len` pending frames (zero-padded if fewer) and adds
-    /// the weighted estimate to the accumulator.
+    /// the weighted estimates to the accumulators.
     fn run_segment(&mut self) -> Result<()> {
         let chunk: Planar = self
             .pending
@@ -117,19 +120,28 @@ impl<'a> ChunkEngine<'a> {
                 v
             })
             .collect();
-        let est = self.sep.separate(&chunk, self.rate, self.query)?;
+        let ests = self.sep.separate_many(&chunk, self.rate, self.queries)?;
         anyhow::ensure!(
-            est.len() == chunk.len() && est.iter().all(|c| c.len() == self.len),
-            "separator {} returned {} channels of {} frames for {} channels of {}",
+            ests.len() == self.queries.len(),
+            "separator {} returned {} estimates for {} queries",
             self.sep.name(),
-            est.len(),
-            est.first().map_or(0, Vec::len),
-            chunk.len(),
-            self.len
+            ests.len(),
+            self.queries.len()
         );
-        for (acc, e) in self.acc.iter_mut().zip(&est) {
-            for ((a, &x), &w) in acc.iter_mut().zip(e).zip(&self.weight) {
-                *a += w * x;
+        for (acc, est) in self.acc.iter_mut().zip(&ests) {
+            anyhow::ensure!(
+                est.len() == chunk.len() && est.iter().all(|c| c.len() == self.len),
+                "separator {} returned {} channels of {} frames for {} channels of {}",
+                self.sep.name(),
+                est.len(),
+                est.first().map_or(0, Vec::len),
+                chunk.len(),
+                self.len
+            );
+            for (a, e) in acc.iter_mut().zip(est) {
+                for ((a, &x), &w) in a.iter_mut().zip(e).zip(&self.weight) {
+                    *a += w * x;
+                }
             }
         }
         for (s, &w) in self.wsum.iter_mut().zip(&self.weight) {
@@ -139,21 +151,28 @@ impl<'a> ChunkEngine<'a> {
         Ok(())
     }
 
-    /// Removes and returns the first `n` finished output frames, normalised by weight sum,
-    /// and shifts the accumulator by `n`.
-    fn emit(&mut self, n: usize, out: &mut Planar) {
-        for (acc, o) in self.acc.iter_mut().zip(out.iter_mut()) {
-            o.extend(acc[..n].iter().zip(&self.wsum).map(|(&a, &s)| a / s));
-            acc.drain(..n);
-            acc.resize(self.len, 0.0);
+    /// Removes and returns the first `n` finished output frames of every query, normalised
+    /// by weight sum, and shifts the accumulators by `n`.
+    fn emit(&mut self, n: usize, out: &mut [Planar]) {
+        for (acc, out) in self.acc.iter_mut().zip(out.iter_mut()) {
+            for (a, o) in acc.iter_mut().zip(out.iter_mut()) {
+                o.extend(a[..n].iter().zip(&self.wsum).map(|(&a, &s)| a / s));
+                a.drain(..n);
+                a.resize(self.len, 0.0);
+            }
         }
         self.wsum.drain(..n);
         self.wsum.resize(self.len, 0.0);
     }
 
-    /// Feeds input frames; returns the output frames that are final (possibly none).
-    pub fn push(&mut self, input: &[Vec<f32>]) -> Result<Planar> {
-        let mut out = vec![Vec::new(); self.pending.len()];
+    fn empty_output(&self) -> Vec<Planar> {
+        vec![vec![Vec::new(); self.pending.len()]; self.queries.len()]
+    }
+
+    /// Feeds input frames; returns, per query, the output frames that are final (possibly
+    /// none).
+    pub fn push(&mut self, input: &[Vec<f32>]) -> Result<Vec<Planar>> {
+        let mut out = self.empty_output();
         if input.iter().all(Vec::is_empty) {
             return Ok(out);
         }
@@ -176,9 +195,9 @@ impl<'a> ChunkEngine<'a> {
         Ok(out)
     }
 
-    /// Ends the stream and returns the remaining output frames.
-    pub fn finish(&mut self) -> Result<Planar> {
-        let mut out = vec![Vec::new(); self.pending.len()];
+    /// Ends the stream and returns, per query, the remaining output frames.
+    pub fn finish(&mut self) -> Result<Vec<Planar>> {
+        let mut out = self.empty_output();
         let rest = crate::audio::frames(&self.pending);
         if rest == 0 {
             return Ok(out);
@@ -206,19 +225,37 @@ pub fn separate_all(
     rate: u32,
     segment: Segment,
 ) -> Result<Planar> {
+    let mut all = separate_all_many(sep, std::slice::from_ref(query), audio, rate, segment)?;
+    Ok(all.pop().unwrap_or_default())
+}
+
+/// [`separate_all`] for several queries in one pass: one estimate per query, in order.
+pub fn separate_all_many(
+    sep: &dyn Separator,
+    queries: &[Query],
+    audio: &[Vec<f32>],
+    rate: u32,
+    segment: Segment,
+) -> Result<Vec<Planar>> {
     if let Some(work) = sep.processing_rate().filter(|&r| r != rate) {
         let x = crate::audio::resample::resample(audio, rate, work)?;
-        let y = separate_all(sep, query, &x, work, segment)?;
-        let mut back = crate::audio::resample::resample(&y, work, rate)?;
-        for (b, a) in back.iter_mut().zip(audio) {
-            b.resize(a.len(), 0.0);
-        }
-        return Ok(back);
+        return separate_all_many(sep, queries, &x, work, segment)?
+            .iter()
+            .map(|y| {
+                let mut back = crate::audio::resample::resample(y, work, rate)?;
+                for (b, a) in back.iter_mut().zip(audio) {
+                    b.resize(a.len(), 0.0);
+                }
+                Ok(back)
+            })
+            .collect();
     }
-    let mut engine = ChunkEngine::with_segment(sep, query, rate, audio.len(), segment);
+    let mut engine = ChunkEngine::with_segment(sep, queries, rate, audio.len(), segment);
     let mut out = engine.push(audio)?;
     for (o, t) in out.iter_mut().zip(engine.finish()?) {
-        o.extend(t);
+        for (o, t) in o.iter_mut().zip(t) {
+            o.extend(t);
+        }
     }
     Ok(out)
 }

@@ -1,11 +1,13 @@
 //! One file through the whole pipeline, streamed: decode → (resample to the separator's rate)
-//! → chunked engine → (resample back) → target and residual, written atomically.
+//! → chunked engine → (resample back) → one target per query and the residual, written
+//! atomically. Several queries share one decode, one resampling and one engine pass.
 //!
-//! Memory is bounded by one engine segment plus the resamplers' buffers, whatever the file's
-//! length. The residual is computed against the decoded mixture at the output rate: for
-//! integer outputs it is `q(mixture) - q(target)` in the integer domain, so target + residual
-//! equals the (quantized) input exactly, sample for sample; for float output the two sum to
-//! the input within one float rounding.
+//! Memory is bounded by one engine segment (per query) plus the resamplers' buffers, whatever
+//! the file's length. The residual is the mixture minus the sum of the targets, computed
+//! against the decoded mixture at the output rate: for integer outputs it is
+//! `q(mixture) - Σ q(target)` in the integer domain, so the targets and the residual sum to the
+//! (quantized) input exactly, sample for sample (unless the residual clips); for float output
+//! they sum to the input within float rounding.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -42,28 +44,35 @@ pub struct OutputOptions {
 #[derive(Clone, Debug)]
 pub struct FileJob {
     pub input: PathBuf,
-    pub target: PathBuf,
+    /// One output per query, in the order of the queries.
+    pub targets: Vec<PathBuf>,
+    /// The mixture minus the sum of the targets (`--residual`).
     pub residual: Option<PathBuf>,
-    /// Outputs (the target, the residual) that already exist and are left as they are: an item
+    /// Outputs (targets, the residual) that already exist and are left as they are: an item
     /// that an interrupted run half did, completed by `--skip-existing`. The separation still
-    /// runs (the residual is the mixture minus the target), only the missing files are written.
+    /// runs (the residual is the mixture minus the targets), only the missing files are written.
     pub keep: Vec<PathBuf>,
 }
 
 impl FileJob {
     /// A job writing every output.
-    pub fn new(input: PathBuf, target: PathBuf, residual: Option<PathBuf>) -> FileJob {
+    pub fn new(input: PathBuf, targets: Vec<PathBuf>, residual: Option<PathBuf>) -> FileJob {
         FileJob {
             input,
-            target,
+            targets,
             residual,
             keep: Vec::new(),
         }
     }
 
-    /// Its outputs: the target, then the residual if any.
+    /// Its outputs: the targets, then the residual if any.
     pub fn outputs(&self) -> impl Iterator<Item = &PathBuf> {
-        std::iter::once(&self.target).chain(&self.residual)
+        self.targets.iter().chain(&self.residual)
+    }
+
+    /// The first output (whose name decides the format of all of them).
+    pub fn first_output(&self) -> &Path {
+        self.outputs().next().map_or(Path::new(""), |p| p.as_path())
     }
 }
 
@@ -127,95 +136,132 @@ fn append(dst: &mut Planar, src: Planar) {
     }
 }
 
-/// Target estimates paired with the mixture they came from, resampled to the output rate
-/// and written.
+/// Target estimates (one per query) paired with the mixture they came from, resampled to
+/// the output rate and written.
 struct Sink {
-    /// Decoded mixture frames whose target has not come out of the engine yet.
+    /// Decoded mixture frames whose targets have not come out of the engine yet.
     mixture: Vec<VecDeque<f32>>,
-    /// Output-rate conversion of (target, mixture); `None` when the rates agree.
-    to_out: Option<(StreamResampler, StreamResampler)>,
+    /// Output-rate conversion of each target and of the mixture; `None` when the rates agree.
+    to_out: Option<(Vec<StreamResampler>, StreamResampler)>,
     spec: OutputSpec,
-    /// `None` when the target is kept ([`FileJob::keep`]).
-    target: Option<AtomicAudioWriter>,
+    /// One per query; `None` when that target is kept ([`FileJob::keep`]).
+    targets: Vec<Option<AtomicAudioWriter>>,
     residual: Option<AtomicAudioWriter>,
 }
 
 impl Sink {
-    fn write(&mut self, target: &[Vec<f32>], mixture: &[Vec<f32>]) -> Result<()> {
-        if frames(target) == 0 {
+    fn write(&mut self, targets: &[Planar], mixture: &[Vec<f32>]) -> Result<()> {
+        if targets.first().is_none_or(|t| frames(t) == 0) {
             return Ok(());
         }
         match self.spec.format {
             SampleFormat::Int(bits) => {
-                let qt: Vec<Vec<i32>> = target
+                let qt: Vec<Vec<Vec<i32>>> = targets
                     .iter()
-                    .map(|c| c.iter().map(|&v| quantize(v, bits)).collect())
+                    .map(|t| {
+                        t.iter()
+                            .map(|c| c.iter().map(|&v| quantize(v, bits)).collect())
+                            .collect()
+                    })
                     .collect();
                 if let Some(res) = &mut self.residual {
+                    // In the integer domain: the outputs sum to the quantized input exactly.
                     let (lo, hi) = (-(1i64 << (bits - 1)), (1i64 << (bits - 1)) - 1);
-                    let qr: Vec<Vec<i32>> = qt
+                    let qr: Vec<Vec<i32>> = mixture
                         .iter()
-                        .zip(mixture)
-                        .map(|(t, m)| {
-                            t.iter()
-                                .zip(m)
-                                .map(|(&t, &m)| (quantize(m, bits) as i64 - t as i64).clamp(lo, hi) as i32)
+                        .enumerate()
+                        .map(|(c, m)| {
+                            m.iter()
+                                .enumerate()
+                                .map(|(i, &m)| {
+                                    let sum: i64 = qt.iter().map(|t| t[c][i] as i64).sum();
+                                    (quantize(m, bits) as i64 - sum).clamp(lo, hi) as i32
+                                })
                                 .collect()
                         })
                         .collect();
                     res.write_i32(&qr)?;
                 }
-                self.target.as_mut().map_or(Ok(()), |t| t.write_i32(&qt))
+                for (w, q) in self.targets.iter_mut().zip(&qt) {
+                    if let Some(w) = w {
+                        w.write_i32(q)?;
+                    }
+                }
             }
             SampleFormat::Float(_) => {
                 if let Some(res) = &mut self.residual {
-                    let r: Planar = target
+                    let r: Planar = mixture
                         .iter()
-                        .zip(mixture)
-                        .map(|(t, m)| t.iter().zip(m).map(|(t, m)| m - t).collect())
+                        .enumerate()
+                        .map(|(c, m)| {
+                            m.iter()
+                                .enumerate()
+                                .map(|(i, &m)| targets.iter().fold(m, |acc, t| acc - t[c][i]))
+                                .collect()
+                        })
                         .collect();
                     res.write_f32(&r)?;
                 }
-                self.target.as_mut().map_or(Ok(()), |t| t.write_f32(target))
+                for (w, t) in self.targets.iter_mut().zip(targets) {
+                    if let Some(w) = w {
+                        w.write_f32(t)?;
+                    }
+                }
             }
         }
+        Ok(())
     }
 
-    /// Takes target frames at the input rate, pairs them with as many mixture frames, and
-    /// writes both at the output rate. Target frames beyond the mixture (resampler rounding
-    /// at the very end) are dropped.
-    fn push(&mut self, target: Planar) -> Result<()> {
-        let n = frames(&target).min(self.mixture.first().map_or(0, VecDeque::len));
+    /// Takes target frames at the input rate (the same count for every query), pairs them with
+    /// as many mixture frames, and writes them at the output rate. Target frames beyond the
+    /// mixture (resampler rounding at the very end) are dropped.
+    fn push(&mut self, targets: Vec<Planar>) -> Result<()> {
+        let n = targets
+            .iter()
+            .map(|t| frames(t))
+            .min()
+            .unwrap_or(0)
+            .min(self.mixture.first().map_or(0, VecDeque::len));
         let mix: Planar = self.mixture.iter_mut().map(|m| m.drain(..n).collect()).collect();
-        let target: Planar = target
+        let targets: Vec<Planar> = targets
             .into_iter()
-            .map(|mut c| {
-                c.truncate(n);
-                c
+            .map(|t| {
+                t.into_iter()
+                    .map(|mut c| {
+                        c.truncate(n);
+                        c
+                    })
+                    .collect()
             })
             .collect();
         match &mut self.to_out {
-            None => self.write(&target, &mix),
+            None => self.write(&targets, &mix),
             Some((rt, rm)) => {
-                let (t, m) = (rt.process(&target)?, rm.process(&mix)?);
+                let t = rt
+                    .iter_mut()
+                    .zip(&targets)
+                    .map(|(r, t)| r.process(t))
+                    .collect::<Result<Vec<_>>>()?;
+                let m = rm.process(&mix)?;
                 self.write(&t, &m)
             }
         }
     }
 
-    /// Ends the stream: pads the target with silence if the engine returned fewer frames
+    /// Ends the stream: pads the targets with silence if the engine returned fewer frames
     /// than were decoded, flushes the output resamplers, and renames the files into place.
     fn finish(mut self, overwrite: bool) -> Result<()> {
         let left = self.mixture.first().map_or(0, VecDeque::len);
         if left > 0 {
-            let silence = vec![vec![0.0; left]; self.mixture.len()];
+            let silence = vec![vec![vec![0.0; left]; self.mixture.len()]; self.targets.len()];
             self.push(silence)?;
         }
         if let Some((mut rt, mut rm)) = self.to_out.take() {
-            let (t, m) = (rt.finish()?, rm.finish()?);
+            let t = rt.iter_mut().map(|r| r.finish()).collect::<Result<Vec<_>>>()?;
+            let m = rm.finish()?;
             self.write(&t, &m)?;
         }
-        if let Some(t) = self.target {
+        for t in self.targets.into_iter().flatten() {
             t.finish(overwrite)?;
         }
         if let Some(r) = self.residual {
@@ -225,20 +271,28 @@ impl Sink {
     }
 }
 
-/// Separates one file. `progress` is called after each block with the file's info and the
-/// number of input frames decoded so far.
+/// Separates one file for every query in one pass (decoded, resampled and segmented once).
+/// `progress` is called after each block with the file's info and the number of input frames
+/// decoded so far.
 pub fn separate_file(
     sep: &dyn Separator,
-    query: &Query,
+    queries: &[Query],
     job: &FileJob,
     opts: &OutputOptions,
     progress: &dyn Fn(&AudioInfo, u64),
 ) -> Result<FileReport> {
+    anyhow::ensure!(
+        !queries.is_empty() && queries.len() == job.targets.len(),
+        "{}: {} queries for {} target files",
+        job.input.display(),
+        queries.len(),
+        job.targets.len()
+    );
     let start = std::time::Instant::now();
     let mut reader = AudioReader::open_with(&job.input, opts.damaged)?;
     let info = reader.info().clone();
     let (rate, channels) = (info.sample_rate, info.channels);
-    let spec = output_spec(&info, opts, &job.target);
+    let spec = output_spec(&info, opts, job.first_output());
     let proc_rate = sep.processing_rate().unwrap_or(rate);
 
     let create = |p: &Path| -> Result<Option<AtomicAudioWriter>> {
@@ -249,23 +303,31 @@ pub fn separate_file(
             .map(Some)
             .with_context(|| format!("{}: cannot write output", p.display()))
     };
+    let resamplers = |from: u32, to: u32| -> Result<Vec<StreamResampler>> {
+        (0..queries.len())
+            .map(|_| StreamResampler::new(from, to, channels))
+            .collect()
+    };
     let mut sink = Sink {
         mixture: vec![VecDeque::new(); channels],
         to_out: if spec.sample_rate == rate {
             None
         } else {
             Some((
-                StreamResampler::new(rate, spec.sample_rate, channels)?,
+                resamplers(rate, spec.sample_rate)?,
                 StreamResampler::new(rate, spec.sample_rate, channels)?,
             ))
         },
         spec,
-        target: create(&job.target)?,
+        targets: job.targets.iter().map(|t| create(t)).collect::<Result<_>>()?,
         residual: job.residual.as_deref().map(create).transpose()?.flatten(),
     };
     let mut down = StreamResampler::new(rate, proc_rate, channels)?;
-    let mut up = StreamResampler::new(proc_rate, rate, channels)?;
-    let mut engine = ChunkEngine::new(sep, query, proc_rate, channels);
+    let mut up = resamplers(proc_rate, rate)?;
+    let mut engine = ChunkEngine::new(sep, queries, proc_rate, channels);
+    let back = |up: &mut [StreamResampler], est: Vec<Planar>| -> Result<Vec<Planar>> {
+        up.iter_mut().zip(&est).map(|(u, e)| u.process(e)).collect()
+    };
 
     let mut block: Planar = vec![Vec::with_capacity(BLOCK); channels];
     let mut total = 0u64;
@@ -284,15 +346,19 @@ pub fn separate_file(
         for (m, b) in sink.mixture.iter_mut().zip(&block) {
             m.extend(b);
         }
-        let est = up.process(&engine.push(&down.process(&block)?)?)?;
-        sink.push(est)?;
+        let est = engine.push(&down.process(&block)?)?;
+        sink.push(back(&mut up, est)?)?;
         progress(&info, total);
     }
     anyhow::ensure!(total > 0, "{}: contains no audio", job.input.display());
     let mut rest = engine.push(&down.finish()?)?;
-    append(&mut rest, engine.finish()?);
-    let mut est = up.process(&rest)?;
-    append(&mut est, up.finish()?);
+    for (r, t) in rest.iter_mut().zip(engine.finish()?) {
+        append(r, t);
+    }
+    let mut est = back(&mut up, rest)?;
+    for (e, u) in est.iter_mut().zip(up.iter_mut()) {
+        append(e, u.finish()?);
+    }
     sink.push(est)?;
     sink.finish(opts.overwrite)?;
     Ok(FileReport {

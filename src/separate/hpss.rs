@@ -204,16 +204,33 @@ impl Separator for Hpss {
         part(query).map(|_| ())
     }
 
+    fn labels(&self) -> Vec<String> {
+        vec!["percussive".into(), "harmonic".into()]
+    }
+
     fn separate(&self, chunk: &[Vec<f32>], sample_rate: u32, query: &Query) -> Result<Vec<Vec<f32>>> {
-        let want = part(query)?;
+        let mut all = self.separate_many(chunk, sample_rate, std::slice::from_ref(query))?;
+        Ok(all.pop().unwrap_or_default())
+    }
+
+    /// One STFT and one pair of median filters per channel serve every query.
+    fn separate_many(&self, chunk: &[Vec<f32>], sample_rate: u32, queries: &[Query]) -> Result<Vec<Planar>> {
+        let want = queries.iter().map(part).collect::<Result<Vec<_>>>()?;
         let (stft, cfg) = self.plan(sample_rate)?;
-        Ok(chunk
+        let per_channel: Vec<Vec<Vec<f32>>> = chunk
             .par_iter()
             .map(|x| {
                 let (spec, mask) = percussive_mask(&stft, &cfg, x);
-                apply(&stft, &spec, &mask, want, x.len())
+                want.iter().map(|&w| apply(&stft, &spec, &mask, w, x.len())).collect()
             })
-            .collect())
+            .collect();
+        let mut out: Vec<Planar> = vec![Vec::with_capacity(chunk.len()); queries.len()];
+        for channel in per_channel {
+            for (o, est) in out.iter_mut().zip(channel) {
+                o.push(est);
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -10,12 +10,13 @@ pub mod neural;
 pub mod rnnoise;
 pub mod shard;
 
-pub use engine::{ChunkEngine, Segment, separate_all};
+pub use engine::{ChunkEngine, Segment, separate_all, separate_all_many};
 pub use hpss::Hpss;
 
 use std::path::PathBuf;
 
 use crate::Result;
+use crate::audio::Planar;
 
 /// Names accepted by [`by_name`], with a line each for `--help` and error messages.
 pub const SEPARATORS: &[(&str, &str)] = &[
@@ -165,6 +166,18 @@ pub trait Separator: Send + Sync {
     /// same number of channels and frames as `chunk`.
     fn separate(&self, chunk: &[Vec<f32>], sample_rate: u32, query: &Query) -> Result<Vec<Vec<f32>>>;
 
+    /// Estimates every query's source in `chunk`: one result per query, in order, each as
+    /// [`Separator::separate`] gives it. A separator overrides this to share what the queries
+    /// have in common (the mixture's features and spectrogram, one batched network pass).
+    fn separate_many(&self, chunk: &[Vec<f32>], sample_rate: u32, queries: &[Query]) -> Result<Vec<Planar>> {
+        queries.iter().map(|q| self.separate(chunk, sample_rate, q)).collect()
+    }
+
+    /// The labels `--query all` expands to (empty: the separator has no fixed list).
+    fn labels(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// For generative separators: the mask of `chunk` averaged over the samples and its
     /// per-bin spread (standard deviation), as (mean, spread, bands, frames), band-major.
     /// `None` when the separator has no such picture.
@@ -254,12 +267,27 @@ impl Separator for Negated {
             })
         })
     }
+    fn labels(&self) -> Vec<String> {
+        self.0.labels()
+    }
     fn separate(&self, chunk: &[Vec<f32>], sample_rate: u32, query: &Query) -> Result<Vec<Vec<f32>>> {
-        let est = self.0.separate(chunk, sample_rate, query)?;
-        Ok(chunk
+        Ok(minus(chunk, &self.0.separate(chunk, sample_rate, query)?))
+    }
+    fn separate_many(&self, chunk: &[Vec<f32>], sample_rate: u32, queries: &[Query]) -> Result<Vec<Planar>> {
+        Ok(self
+            .0
+            .separate_many(chunk, sample_rate, queries)?
             .iter()
-            .zip(&est)
-            .map(|(x, e)| x.iter().zip(e).map(|(x, e)| x - e).collect())
+            .map(|est| minus(chunk, est))
             .collect())
     }
+}
+
+/// `chunk - estimate`, channel by channel.
+fn minus(chunk: &[Vec<f32>], est: &[Vec<f32>]) -> Planar {
+    chunk
+        .iter()
+        .zip(est)
+        .map(|(x, e)| x.iter().zip(e).map(|(x, e)| x - e).collect())
+        .collect()
 }

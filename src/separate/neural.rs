@@ -22,6 +22,7 @@ use candle_nn::VarBuilder;
 
 use super::{MaskSpread, Query, Segment, Separator};
 use crate::Result;
+use crate::audio::Planar;
 use crate::audio::resample::resample;
 use crate::dsp::bands::Bands;
 use crate::flow::objectives::Objective;
@@ -64,6 +65,9 @@ impl Default for FlowOptions {
         }
     }
 }
+
+/// Queries that go through the network together (one batch) in [`FlowSeparator::band_masks`].
+pub const QUERY_BATCH: usize = 4;
 
 /// A loaded flow-matching separator.
 pub struct FlowSeparator {
@@ -206,7 +210,16 @@ impl FlowSeparator {
     /// Band mask (F x T, row-major) and its per-bin spread over the samples, for a mono signal
     /// at the processing rate.
     pub fn band_mask(&self, mono: &[f32], query: &Query) -> Result<(Vec<f32>, Vec<f32>, usize)> {
-        let q = self.query_embedding(query)?;
+        let m = self
+            .band_masks(mono, std::slice::from_ref(query))?
+            .pop()
+            .unwrap_or_default();
+        Ok((m.mean, m.spread, m.n_frames))
+    }
+
+    /// [`FlowSeparator::band_mask`] for several queries in one batched pass of the network
+    /// (the mixture's features computed once): one mask and spread per query.
+    pub fn band_masks(&self, mono: &[f32], queries: &[Query]) -> Result<Vec<MaskSpread>> {
         let draws = Draws {
             seed: self.opts.seed,
             samples: if self.sampler.is_generative() {
@@ -216,11 +229,34 @@ impl FlowSeparator {
             },
             temperature: self.opts.temperature,
         };
-        let (masks, frames) = sample_band_masks(&self.net, &self.bands, &self.sampler, mono, &q, &draws)?;
-        let (mean, spread) = combine(&masks)?;
-        let mean = mean.flatten_all()?.to_device(&Device::Cpu)?.to_vec1::<f32>()?;
-        let spread = spread.flatten_all()?.to_device(&Device::Cpu)?.to_vec1::<f32>()?;
-        Ok((mean, spread, frames))
+        let n_bands = self.bands.config().n_bands;
+        let mut out = Vec::with_capacity(queries.len());
+        // At most QUERY_BATCH rows per pass: activations grow with the batch, the speed-up
+        // does not (docs/architecture.md).
+        for group in queries.chunks(QUERY_BATCH) {
+            let embeddings = group
+                .iter()
+                .map(|q| self.query_embedding(q))
+                .collect::<Result<Vec<_>>>()?;
+            let q = Tensor::cat(&embeddings, 0)?;
+            let (masks, frames) = sample_band_masks(&self.net, &self.bands, &self.sampler, mono, &q, &draws)?;
+            let (mean, spread) = combine(&masks)?;
+            let rows = |t: &Tensor| -> Result<Vec<Vec<f32>>> {
+                Ok(t.flatten_from(1)?.to_device(&Device::Cpu)?.to_vec2::<f32>()?)
+            };
+            out.extend(
+                rows(&mean)?
+                    .into_iter()
+                    .zip(rows(&spread)?)
+                    .map(|(mean, spread)| MaskSpread {
+                        mean,
+                        spread,
+                        n_bands,
+                        n_frames: frames,
+                    }),
+            );
+        }
+        Ok(out)
     }
 }
 
@@ -235,25 +271,40 @@ pub struct Draws {
     pub temperature: f64,
 }
 
-/// Band masks in `[0, 1]` (one `1 x 1 x F x T` tensor per draw) that `sampler` makes from
-/// `net` for a mono signal at the bands' rate, and the frame count `T`. `query` is the query
-/// embedding (label or example clip) on the device the network runs on. One definition serves
-/// separation ([`FlowSeparator::band_mask`]) and the trainer's validation.
+/// Band masks in `[0, 1]` (one `K x 1 x F x T` tensor per draw) that `sampler` makes from
+/// `net` for a mono signal at the bands' rate, and the frame count `T`. `queries` holds `K`
+/// query embeddings (labels or example clips, `K x Q`) on the device the network runs on; the
+/// `K` rows go through the network as one batch, each from the noise it would get alone. One
+/// definition serves separation ([`FlowSeparator::band_masks`]) and the trainer's validation.
 pub fn sample_band_masks(
     net: &Network,
     bands: &Bands,
     sampler: &Sampler,
     mono: &[f32],
-    query: &Tensor,
+    queries: &Tensor,
     draws: &Draws,
 ) -> Result<(Vec<Tensor>, usize)> {
     let f = bands.features(mono);
     let frames = f.n_frames;
-    let dev = query.device();
-    let cond = Tensor::from_vec(f.values, (1, 1, f.n_bands, frames), dev)?;
-    let field = |z: &Tensor, r: &Tensor, t: &Tensor| net.forward(z, &cond, r, t, query).map_err(candle_err);
+    let dev = queries.device();
+    let rows = queries.dim(0)?;
+    let one = Tensor::from_vec(f.values, (1, 1, f.n_bands, frames), dev)?;
+    let cond = if rows == 1 {
+        one.clone()
+    } else {
+        one.repeat((rows, 1, 1, 1))?
+    };
+    let field = |z: &Tensor, r: &Tensor, t: &Tensor| net.forward(z, &cond, r, t, queries).map_err(candle_err);
     let masks = sampler
-        .draw_with_temperature(&field, cond.dims(), draws.seed, draws.samples, draws.temperature, dev)?
+        .draw_rows(
+            &field,
+            one.dims(),
+            rows,
+            draws.seed,
+            draws.samples,
+            draws.temperature,
+            dev,
+        )?
         .into_iter()
         // Mask in [0, mask_max] from the flow's [-1, 1] representation.
         .map(|y| crate::flow::mask_of(&y, bands.config().mask_max, false))
@@ -277,13 +328,32 @@ impl Separator for FlowSeparator {
         self.query_embedding(query).map(|_| ())
     }
 
+    fn labels(&self) -> Vec<String> {
+        crate::data::LABELS.iter().map(|l| l.to_string()).collect()
+    }
+
     fn separate(&self, chunk: &[Vec<f32>], sample_rate: u32, query: &Query) -> Result<Vec<Vec<f32>>> {
+        let mut all = self.separate_many(chunk, sample_rate, std::slice::from_ref(query))?;
+        Ok(all.pop().unwrap_or_default())
+    }
+
+    fn separate_many(&self, chunk: &[Vec<f32>], sample_rate: u32, queries: &[Query]) -> Result<Vec<Planar>> {
         let mono = self.to_processing(chunk, sample_rate)?;
-        let (mask, _, frames) = self.band_mask(&mono, query)?;
-        chunk
+        let masks = self.band_masks(&mono, queries)?;
+        let frames = masks.first().map_or(0, |m| m.n_frames);
+        let masks: Vec<&[f32]> = masks.iter().map(|m| m.mean.as_slice()).collect();
+        // Per channel, one STFT for every query's mask; then regrouped per query.
+        let per_channel = chunk
             .iter()
-            .map(|ch| self.bands.apply_mask(ch, sample_rate, &mask, frames))
-            .collect()
+            .map(|ch| self.bands.apply_masks(ch, sample_rate, &masks, frames))
+            .collect::<Result<Vec<_>>>()?;
+        let mut out: Vec<Planar> = vec![Vec::with_capacity(chunk.len()); queries.len()];
+        for channel in per_channel {
+            for (o, est) in out.iter_mut().zip(channel) {
+                o.push(est);
+            }
+        }
+        Ok(out)
     }
 
     fn mask_spread(&self, chunk: &[Vec<f32>], sample_rate: u32, query: &Query) -> Option<Result<MaskSpread>> {

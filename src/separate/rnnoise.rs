@@ -51,6 +51,10 @@ impl Separator for Rnnoise {
         }
     }
 
+    fn labels(&self) -> Vec<String> {
+        vec!["speech".into()]
+    }
+
     fn check_query(&self, query: &Query) -> Result<()> {
         let speech = query
             .label()
