@@ -5,6 +5,7 @@
 //! chunked engine, per-file processing and batches). The binary in `src/main.rs` only parses
 //! flags ([`cli`]) and calls into this library.
 
+pub mod atomic;
 pub mod audio;
 pub mod cli;
 pub mod data;
@@ -13,6 +14,7 @@ pub mod dsp;
 pub mod flow;
 pub mod metrics;
 pub mod model;
+pub mod report;
 pub mod score;
 pub mod separate;
 pub mod train;

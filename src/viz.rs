@@ -74,16 +74,24 @@ impl Canvas {
         }
     }
 
+    fn encode(&self, w: impl std::io::Write) -> Result<()> {
+        let mut enc = png::Encoder::new(w, self.w as u32, self.h as u32);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut wr = enc.write_header()?;
+        wr.write_image_data(&self.px)?;
+        wr.finish()?;
+        Ok(())
+    }
+
     fn write(&self, path: &Path) -> Result<()> {
-        crate::data::manifest::write_atomic(path, |w| {
-            let mut enc = png::Encoder::new(w, self.w as u32, self.h as u32);
-            enc.set_color(png::ColorType::Rgb);
-            enc.set_depth(png::BitDepth::Eight);
-            let mut wr = enc.write_header()?;
-            wr.write_image_data(&self.px)?;
-            wr.finish()?;
-            Ok(())
-        })
+        crate::atomic::write_with(path, |w| self.encode(w))
+    }
+
+    fn png(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.encode(&mut out)?;
+        Ok(out)
     }
 }
 
@@ -153,6 +161,97 @@ pub fn write_spectrogram_grid<S: AsRef<str>, A: AsRef<[f32]>>(path: &Path, rows:
         }
     }
     cv.write(path)
+}
+
+/// Cells `[a, max(b, a + 1))` that item `i` of `n` covers on an axis of `cells`: every cell
+/// gets at least one item (items repeat when fewer than cells, are pooled when more).
+fn cover(i: usize, n: usize, cells: usize) -> std::ops::Range<usize> {
+    let a = i * cells / n;
+    a..((i + 1) * cells / n).max(a + 1).min(cells)
+}
+
+/// The log-magnitude spectrogram of `x` (n_fft 1024, hop 256, Hann, dB) max-pooled into
+/// `width x height` cells (frames and bins pooled, or repeated when fewer than cells; row 0 =
+/// the top = Nyquist), computed in blocks of frames so a long signal needs no more memory than
+/// one block.
+pub fn pooled_spectrogram(x: &[f32], width: usize, height: usize) -> Result<PooledSpectrogram> {
+    ensure!(
+        width > 0 && height > 0,
+        "a spectrogram needs a size, got {width}x{height}"
+    );
+    const N_FFT: usize = 1024;
+    const HOP: usize = 256;
+    const BLOCK: usize = 2048;
+    // Frames whose window reaches past a block's edge: computed again in the next block.
+    const MARGIN: usize = N_FFT / 2 / HOP;
+    let stft = Stft::new(StftConfig::hann(N_FFT, HOP))?;
+    let frames = stft.n_frames(x.len()).max(1);
+    let bins = N_FFT / 2 + 1;
+    let mut cells = vec![f32::NEG_INFINITY; width * height];
+    let mut t0 = 0;
+    while t0 < frames {
+        let t1 = (t0 + BLOCK).min(frames);
+        // The slice starts MARGIN frames early (or at 0), so its frame k is global frame
+        // first + k, and its windows lie inside the signal as the global ones do.
+        let first = t0.saturating_sub(MARGIN);
+        let start = first * HOP;
+        let end = ((t1 + MARGIN) * HOP).min(x.len());
+        let spec = stft.forward(&x[start.min(x.len())..end]);
+        let mut column = vec![f32::NEG_INFINITY; height];
+        for t in t0..t1 {
+            let k = t - first;
+            if k >= spec.n_frames {
+                break;
+            }
+            column.fill(f32::NEG_INFINITY);
+            for (b, c) in spec.frame(k).iter().enumerate() {
+                let v = 10.0 * (c.norm_sqr() + 1e-12).log10();
+                for py in cover(b, bins, height) {
+                    column[py] = column[py].max(v);
+                }
+            }
+            for px in cover(t, frames, width) {
+                for (py, &v) in column.iter().enumerate() {
+                    let cell = &mut cells[(height - 1 - py) * width + px];
+                    *cell = cell.max(v);
+                }
+            }
+        }
+        t0 = t1;
+    }
+    Ok(PooledSpectrogram { cells, width, height })
+}
+
+/// A spectrogram max-pooled to a picture's cells ([`pooled_spectrogram`]), in dB.
+#[derive(Clone, Debug)]
+pub struct PooledSpectrogram {
+    /// `width x height`, row-major, row 0 at the top (Nyquist).
+    pub cells: Vec<f32>,
+    pub width: usize,
+    pub height: usize,
+}
+
+/// Pictures of spectrograms pooled by [`pooled_spectrogram`], one PNG each: time left to right,
+/// 0 Hz at the bottom up to each signal's Nyquist frequency, linear, magma colours over the top
+/// [`SPECTROGRAM_RANGE_DB`] dB of all of them together, so the pictures compare. No text: the
+/// caller labels them (the report does, in HTML).
+pub fn spectrogram_pngs(pooled: &[PooledSpectrogram]) -> Result<Vec<Vec<u8>>> {
+    let top = pooled
+        .iter()
+        .flat_map(|p| p.cells.iter())
+        .fold(f32::NEG_INFINITY, |a, b| a.max(*b));
+    pooled
+        .iter()
+        .map(|p| {
+            let mut cv = Canvas::new(p.width, p.height);
+            for (i, v) in p.cells.iter().enumerate() {
+                let u = ((v - top + SPECTROGRAM_RANGE_DB) / SPECTROGRAM_RANGE_DB).clamp(0.0, 1.0);
+                let c = colorous::MAGMA.eval_continuous(f64::from(u));
+                cv.set((i % p.width) as i64, (i / p.width) as i64, [c.r, c.g, c.b]);
+            }
+            cv.png()
+        })
+        .collect()
 }
 
 fn label_for(title: &str, n: usize, rate: u32) -> String {
@@ -338,6 +437,39 @@ pub fn write_heatmap_grid(path: &Path, maps: &[Heatmap]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The block-wise pooled spectrogram equals pooling the whole spectrogram at once, for
+    /// signals shorter than a block, several blocks long, and fewer frames than pixels.
+    #[test]
+    fn pooled_spectrogram_in_blocks_equals_the_whole() {
+        let mut s = 7u64;
+        for (len, width, height) in [(40_000usize, 64usize, 20usize), (1_300_000, 300, 33), (3_000, 50, 7)] {
+            let x: Vec<f32> = (0..len)
+                .map(|i| {
+                    s ^= s << 13;
+                    s ^= s >> 7;
+                    s ^= s << 17;
+                    (i as f32 * 0.01).sin() * ((s >> 40) as f32 / (1u64 << 24) as f32)
+                })
+                .collect();
+            let got = pooled_spectrogram(&x, width, height).unwrap().cells;
+            let (frames, bins, db) = log_spectrogram(&x).unwrap();
+            let mut want = vec![f32::NEG_INFINITY; width * height];
+            for t in 0..frames {
+                for b in 0..bins {
+                    for px in cover(t, frames, width) {
+                        for py in cover(b, bins, height) {
+                            let c = &mut want[(height - 1 - py) * width + px];
+                            *c = c.max(db[t * bins + b]);
+                        }
+                    }
+                }
+            }
+            let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            assert!(worst < 1e-3, "len {len}: {worst} dB apart");
+            assert!(got.iter().all(|v| v.is_finite()), "len {len}: a cell got no frame");
+        }
+    }
 
     #[test]
     fn ticks_are_round_numbers() {

@@ -23,6 +23,9 @@ pub enum Command {
     Info(InfoArgs),
     /// Rate separations against references (museval v4, BSS Eval v3, nSDR, SI-SDR, ...).
     Score(ScoreArgs),
+    /// Write one HTML page to look at and listen to separations: spectrograms, players and
+    /// scores per track.
+    Report(ReportArgs),
     /// Fetch the source packages and build the training corpus.
     Data(crate::cli::data::DataArgs),
     /// Train a separator on a corpus built by `splitflow data build`.
@@ -326,6 +329,35 @@ pub struct ScoreArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Folder of mixtures: `TRACK.wav` or `TRACK/mixture.wav`.
+    #[arg(long, value_name = "DIR")]
+    pub mixtures: PathBuf,
+    /// Folder of estimates, `TRACK/NAME.wav` (the layout `splitflow separate` writes).
+    #[arg(long, value_name = "DIR")]
+    pub estimates: PathBuf,
+    /// Folder of references, matched to estimates by relative path; adds the scores of
+    /// `splitflow score` and the references' players and spectrograms.
+    #[arg(long, value_name = "DIR")]
+    pub references: Option<PathBuf>,
+    /// The HTML file to write (audio links are relative to its folder).
+    #[arg(short, long, value_name = "FILE", default_value = "report.html")]
+    pub out: PathBuf,
+    /// Page title.
+    #[arg(long, value_name = "TEXT", default_value = "splitflow separations")]
+    pub title: String,
+    /// Score all stems of a track folder together (as `splitflow score --sources`).
+    #[arg(long, requires = "references")]
+    pub sources: bool,
+    /// Metrics, comma-separated (default: those of `splitflow score` with a mixture).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = Metric::parse)]
+    pub metrics: Option<Vec<Metric>>,
+    /// Resample estimates and mixtures to the reference's rate before scoring.
+    #[arg(long)]
+    pub resample: bool,
 }
 
 fn temperature(s: &str) -> Result<f64, String> {

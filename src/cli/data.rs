@@ -208,7 +208,7 @@ fn run_mixtures(args: &MixturesArgs) -> crate::Result<()> {
             table += &format!("{track},{label},{},{:.2}\n", others.join("+"), m.tir_db);
         }
     }
-    crate::score::output::write_atomic(&args.out.join("tracks.csv"), table.as_bytes())?;
+    crate::atomic::write(&args.out.join("tracks.csv"), table.as_bytes())?;
     println!(
         "wrote {} mixtures ({} labels x {}) at {:+.1} dB to {}",
         labels.len() * args.n as usize,

@@ -6,6 +6,7 @@ pub mod data;
 mod info;
 mod models;
 mod progress;
+mod report;
 mod score;
 mod separate;
 mod train;
@@ -29,6 +30,7 @@ pub fn main() -> i32 {
         args::Command::Separate(a) => separate::run(a),
         args::Command::Info(a) => info::run(a),
         args::Command::Score(a) => score::run(a),
+        args::Command::Report(a) => report::run(a),
         args::Command::Data(a) => data::run(a),
         args::Command::Train(a) => train::run(a),
         args::Command::Models(a) => models::run(a),

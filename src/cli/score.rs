@@ -132,7 +132,7 @@ pub fn run(args: &ScoreArgs) -> i32 {
         failures.push(format!("{}: cannot write JSON: {e:#}", path.display()));
     }
     if let Some(path) = &args.csv
-        && let Err(e) = output::write_atomic(path, output::csv(&results, &metrics).as_bytes())
+        && let Err(e) = crate::atomic::write(path, output::csv(&results, &metrics).as_bytes())
     {
         failures.push(format!("{}: cannot write CSV: {e:#}", path.display()));
     }

@@ -99,7 +99,7 @@ fn check_settings(opts: &BuildOptions) -> Result<()> {
         }
         return Ok(());
     }
-    manifest::write_atomic(&path, |w| Ok(serde_json::to_writer_pretty(w, &want)?))
+    crate::atomic::write_with(&path, |w| Ok(serde_json::to_writer_pretty(w, &want)?))
 }
 
 /// Builds every selected package not built yet, then merges the manifest (over every built

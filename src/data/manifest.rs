@@ -15,7 +15,7 @@
 //! whole, so the four splits stay disjoint by group.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::Path;
 
 use anyhow::Context;
@@ -161,7 +161,7 @@ fn csv_field(s: &str) -> String {
 
 /// Writes rows as CSV with a header (atomically: a temporary file renamed into place).
 pub fn write_csv(path: &Path, rows: &[ClipRow]) -> Result<()> {
-    write_atomic(path, |w| {
+    crate::atomic::write_with(path, |w| {
         writeln!(w, "{}", COLUMNS.join(","))?;
         for r in rows {
             let f = [
@@ -183,7 +183,7 @@ pub fn write_csv(path: &Path, rows: &[ClipRow]) -> Result<()> {
 
 /// Writes rows as JSON lines (atomically).
 pub fn write_jsonl(path: &Path, rows: &[ClipRow]) -> Result<()> {
-    write_atomic(path, |w| {
+    crate::atomic::write_with(path, |w| {
         for r in rows {
             serde_json::to_writer(&mut *w, r)?;
             writeln!(w)?;
@@ -204,19 +204,6 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<ClipRow>> {
         rows.push(serde_json::from_str(&line).with_context(|| format!("{}: line {}", path.display(), i + 1))?);
     }
     Ok(rows)
-}
-
-pub(crate) fn write_atomic(path: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("{}", dir.display()))?;
-    {
-        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-        f(&mut w).with_context(|| format!("{}", path.display()))?;
-        w.flush().with_context(|| format!("{}", path.display()))?;
-    }
-    tmp.persist(path).with_context(|| format!("{}", path.display()))?;
-    Ok(())
 }
 
 /// Checks that no group is in two splits; returns the offending groups.

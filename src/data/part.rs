@@ -160,7 +160,7 @@ pub(crate) fn finish_part(
     rep.version = rules::package_version(name);
     manifest::write_jsonl(&part(out, name), &rows)?;
     let m = marker(out, name);
-    manifest::write_atomic(&m, |w| Ok(serde_json::to_writer_pretty(w, &rep)?))?;
+    crate::atomic::write_with(&m, |w| Ok(serde_json::to_writer_pretty(w, &rep)?))?;
     Ok(rep)
 }
 

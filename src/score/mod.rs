@@ -446,7 +446,7 @@ pub fn score_track(
 }
 
 /// Audio files under `dir` (recursively), as paths relative to it, sorted.
-fn relative_audio_files(dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn relative_audio_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let (files, errors) = crate::separate::batch::collect_inputs(&[dir.to_path_buf()], true);
     if let Some((_, e)) = errors.into_iter().next() {
         bail!("{e}");
@@ -459,7 +459,7 @@ fn relative_audio_files(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Finds `rel` under `dir` with any audio extension (a reference `a/b.wav` matches an estimate
 /// `a/b.flac`).
-fn find_like(dir: &Path, rel: &Path) -> Option<PathBuf> {
+pub fn find_like(dir: &Path, rel: &Path) -> Option<PathBuf> {
     let exact = dir.join(rel);
     if exact.is_file() {
         return Some(exact);
@@ -472,7 +472,7 @@ fn find_like(dir: &Path, rel: &Path) -> Option<PathBuf> {
 }
 
 /// The mixture of track `track` under `dir`: `dir/track.EXT` or `dir/track/mixture.EXT`.
-fn find_mixture(dir: &Path, track: &Path) -> Option<PathBuf> {
+pub fn find_mixture(dir: &Path, track: &Path) -> Option<PathBuf> {
     let near = |t: &Path| find_like(dir, &t.with_extension("wav")).or_else(|| find_like(dir, &t.join("mixture.wav")));
     // A reference `TRACK/stem.wav` scored on its own (without --sources) still belongs to the
     // mixture `TRACK.wav` (or `TRACK/mixture.wav`).

@@ -1,7 +1,6 @@
 //! Writing scores: an aligned table, museval-compatible JSON, CSV.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 use serde_json::{Value, json};
@@ -131,23 +130,7 @@ pub fn track_json(t: &TrackResult, metrics: &[Metric]) -> Value {
     json!({"name": t.name, "sample_rate": t.sample_rate, "metrics": names, "targets": targets})
 }
 
-/// Writes `contents` to `path` atomically (temp file beside it, then rename).
-pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".splitflow-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    tmp.write_all(contents)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .map_err(|e| anyhow::anyhow!("{}: cannot write: {}", path.display(), e.error))?;
-    Ok(())
-}
+use crate::atomic::write as write_atomic;
 
 /// JSON output: for one track, its museval object at `path`; for several, `path` is a folder
 /// with one `TRACK.json` per track (museval's layout), plus `aggregate.json` holding the

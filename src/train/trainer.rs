@@ -343,7 +343,7 @@ fn truncate_log(path: &Path, step: usize) -> Result<()> {
             kept.push('\n');
         }
     }
-    crate::score::output::write_atomic(path, kept.as_bytes())
+    crate::atomic::write(path, kept.as_bytes())
 }
 
 fn append_line(path: &Path, header: &str, line: &str) -> Result<()> {
@@ -384,7 +384,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
         );
     }
     let cfg_json = serde_json::to_string_pretty(cfg)?;
-    crate::score::output::write_atomic(&files.config(), cfg_json.as_bytes())?;
+    crate::atomic::write(&files.config(), cfg_json.as_bytes())?;
 
     let train_set = Arc::new(
         MixtureSampler::open(&opts.data, "train", cfg.data.clone())
