@@ -40,7 +40,7 @@ use splitflow::model::package::RunFiles;
 use splitflow::separate::neural::{FlowOptions, FlowSeparator};
 use splitflow::separate::{Query, Separator, separate_all};
 use splitflow::train::config::TrainConfig;
-use splitflow::viz::{Heatmap, write_heatmap_grid, write_line_chart, write_spectrogram_grid};
+use splitflow::viz::{Axes, write_line_chart, write_matrix, write_spectrogram_grid};
 
 struct Args {
     data: PathBuf,
@@ -550,41 +550,33 @@ fn main() -> Result<()> {
         .collect();
     write_line_chart(
         &args.out.join("tir.png"),
-        "SI-SDRi (dB, label mean) vs TIR",
-        "TIR of the mixture (dB)",
+        &Axes {
+            title: "SI-SDR improvement against the mixture's TIR (label mean)",
+            x: "TIR of the mixture (dB)",
+            y: "SI-SDRi (dB)",
+        },
         &series,
     )?;
     if args.tirs.contains(&0.0) {
         let shown: Vec<usize> = (0..settings.len())
             .filter(|&si| labels.iter().all(|&l| settings[si].applies(l)))
             .collect();
-        let maps: Vec<(String, Vec<f32>)> = shown
+        let names: Vec<&str> = shown.iter().map(|&si| settings[si].name.as_str()).collect();
+        let columns: Vec<&str> = labels.iter().map(|&l| LABELS[l]).collect();
+        let values: Vec<f64> = shown
             .iter()
-            .map(|&si| {
-                // One 100-px block per label (the heatmap does not scale columns up).
-                let v: Vec<f32> = labels
-                    .iter()
-                    .flat_map(|&l| std::iter::repeat_n(per_label(si, 0.0, l, 0) as f32, 100))
-                    .collect();
-                let text: Vec<String> = labels
-                    .iter()
-                    .zip(v.iter().step_by(100))
-                    .map(|(l, v)| format!("{} {v:.1}", LABELS[*l]))
-                    .collect();
-                (format!("{}: {}", settings[si].name, text.join(", ")), v)
-            })
+            .flat_map(|&si| labels.iter().map(move |&l| (si, l)))
+            .map(|(si, l)| per_label(si, 0.0, l, 0))
             .collect();
-        let heat: Vec<Heatmap> = maps
-            .iter()
-            .map(|(title, v)| Heatmap {
-                title: title.clone(),
-                values: v,
-                n_rows: 1,
-                n_cols: v.len(),
-                range: (-5.0, 20.0),
-            })
-            .collect();
-        write_heatmap_grid(&args.out.join("labels.png"), &heat)?;
+        write_matrix(
+            &args.out.join("labels.png"),
+            "SI-SDR improvement per label at TIR 0 dB (mean over mixtures)",
+            &names,
+            &columns,
+            &values,
+            (-5.0, 20.0),
+            "SI-SDRi (dB)",
+        )?;
     }
     let mut rows: Vec<(String, Vec<f32>, u32)> = Vec::new();
     let mut shown_items: Vec<usize> = pictures.keys().map(|(i, _)| *i).collect();

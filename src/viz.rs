@@ -1,14 +1,20 @@
-//! Small pictures as PNG: spectrogram grids (data previews) and line charts (training curves).
+//! Small pictures as PNG: spectrogram grids (data previews, the report), line charts
+//! (training curves, quality against TIR), heat maps (uncertainty of the mask) and labelled
+//! matrices (quality per method and label).
 //!
-//! Drawn into an RGB buffer and encoded with the `png` crate; text uses the public-domain 8x8
-//! bitmap font of the `font8x8` crate and colours come from `colorous` (magma, Tableau 10), so
-//! nothing needs system libraries (plotters' text needs fontconfig/freetype or a font file).
-//! Files are written atomically (temporary file, then rename).
+//! Charts are drawn by plotters' bitmap backend with a bundled font (a subset of DejaVu Sans,
+//! rasterised by ab_glyph: no fontconfig, freetype or system fonts), with axes, ticks, titles
+//! with units, legends and colour bars. Spectrograms are pixels drawn directly (magma colours)
+//! with the public-domain 8x8 bitmap font of `font8x8` for their row titles. Everything goes
+//! through an RGB buffer encoded by the `png` crate and is written atomically.
 
 use std::path::Path;
 
 use anyhow::{Context, ensure};
 use font8x8::UnicodeFonts;
+use plotters::coord::ranged1d::{IntoSegmentedCoord, SegmentValue};
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::Result;
 use crate::dsp::stft::{Stft, StftConfig};
@@ -17,7 +23,6 @@ use crate::dsp::stft::{Stft, StftConfig};
 pub const SPECTROGRAM_RANGE_DB: f32 = 80.0;
 
 const BLACK: [u8; 3] = [0, 0, 0];
-const GREY: [u8; 3] = [200, 200, 200];
 
 /// An RGB picture.
 struct Canvas {
@@ -59,18 +64,6 @@ impl Canvas {
                     }
                 }
             }
-        }
-    }
-
-    fn line(&mut self, (x0, y0): (f64, f64), (x1, y1): (f64, f64), c: [u8; 3]) {
-        let n = ((x1 - x0).abs().max((y1 - y0).abs()).ceil() as usize).max(1);
-        for i in 0..=n {
-            let t = i as f64 / n as f64;
-            self.set(
-                (x0 + t * (x1 - x0)).round() as i64,
-                (y0 + t * (y1 - y0)).round() as i64,
-                c,
-            );
         }
     }
 
@@ -262,46 +255,58 @@ fn label_for(title: &str, n: usize, rate: u32) -> String {
     )
 }
 
-/// A "nice" tick step (1, 2 or 5 times a power of ten) for about `n` ticks over `range`.
-fn tick_step(range: f64, n: f64) -> f64 {
-    let raw = (range / n).max(f64::MIN_POSITIVE);
-    let p = 10f64.powf(raw.log10().floor());
-    let m = raw / p;
-    p * if m <= 1.0 {
-        1.0
-    } else if m <= 2.0 {
-        2.0
-    } else if m <= 5.0 {
-        5.0
-    } else {
-        10.0
-    }
+/// The bundled chart font: a subset of DejaVu Sans (printable ASCII and a few symbols;
+/// assets/fonts/README.md says how it was made and under which licence).
+const FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans-subset.ttf");
+const FAMILY: &str = "sans-serif";
+
+/// Registers [`FONT`] with plotters once.
+fn font() -> Result<()> {
+    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok());
+    ensure!(ok, "the bundled chart font does not load");
+    Ok(())
 }
 
-fn tick_label(v: f64, step: f64) -> String {
-    if v.abs() >= 1e5 || (v != 0.0 && v.abs() < 1e-3) {
-        format!("{v:.1e}")
-    } else {
-        let decimals = (-step.log10().floor()).max(0.0) as usize;
-        format!("{v:.decimals$}")
+/// A `w x h` white picture drawn by `draw` through plotters' bitmap backend, written to `path`.
+fn plot(path: &Path, w: usize, h: usize, draw: impl FnOnce(&Area) -> Result<()>) -> Result<()> {
+    font()?;
+    let mut cv = Canvas::new(w, h);
+    {
+        let root = BitMapBackend::with_buffer(&mut cv.px, (w as u32, h as u32)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        draw(&root)?;
+        root.present().map_err(plot_err)?;
     }
+    cv.write(path)
 }
 
-/// Writes a line chart (800x500): one coloured line per series (Tableau 10 colours), a legend
-/// with the names, ticks on both axes and `x_label` under the x axis. Non-finite points are
-/// skipped (the line breaks there).
-pub fn write_line_chart<S: AsRef<str>>(
-    path: &Path,
-    title: &str,
-    x_label: &str,
-    series: &[(S, Vec<(f64, f64)>)],
-) -> Result<()> {
-    let pts = || {
-        series
-            .iter()
-            .flat_map(|s| s.1.iter())
-            .filter(|(x, y)| x.is_finite() && y.is_finite())
-    };
+type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+
+fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow::anyhow!("drawing failed: {e:?}")
+}
+
+fn tableau(k: usize) -> RGBColor {
+    let c = colorous::TABLEAU10[k % colorous::TABLEAU10.len()];
+    RGBColor(c.r, c.g, c.b)
+}
+
+/// Titles of a chart: the caption and each axis' quantity with its unit, e.g. `"step"`,
+/// `"SI-SDRi (dB)"`.
+#[derive(Clone, Copy, Debug)]
+pub struct Axes<'a> {
+    pub title: &'a str,
+    pub x: &'a str,
+    pub y: &'a str,
+}
+
+/// Writes a line chart (900 x 540) with plotters: one line per series (Tableau 10 colours) and
+/// a legend naming them, a light grid, ticks and the axis titles of `axes`. Non-finite points
+/// are skipped (the line breaks there).
+pub fn write_line_chart<S: AsRef<str>>(path: &Path, axes: &Axes, series: &[(S, Vec<(f64, f64)>)]) -> Result<()> {
+    let finite = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite();
+    let pts = || series.iter().flat_map(|s| s.1.iter()).filter(finite);
     ensure!(pts().next().is_some(), "{}: no finite points to draw", path.display());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for (x, y) in pts() {
@@ -310,95 +315,123 @@ pub fn write_line_chart<S: AsRef<str>>(
     if x1 <= x0 {
         (x0, x1) = (x0 - 0.5, x1 + 0.5);
     }
-    if y1 <= y0 {
-        (y0, y1) = (y0 - 0.5, y1 + 0.5);
-    }
-    let (w, h) = (800usize, 500usize);
-    let (left, right, top, bottom) = (80.0, 20.0, 36.0, 50.0);
-    let (pw, ph) = (w as f64 - left - right, h as f64 - top - bottom);
-    let sx = |x: f64| left + (x - x0) / (x1 - x0) * pw;
-    let sy = |y: f64| top + (1.0 - (y - y0) / (y1 - y0)) * ph;
-    let mut cv = Canvas::new(w, h);
-    cv.text(left as i64, 10, title, 2, BLACK);
-    // Grid and tick labels.
-    let xs = tick_step(x1 - x0, 8.0);
-    let mut t = (x0 / xs).ceil() * xs;
-    while t <= x1 + 1e-9 * xs {
-        let px = sx(t);
-        cv.line((px, top), (px, top + ph), GREY);
-        let s = tick_label(t, xs);
-        cv.text(px as i64 - 4 * s.len() as i64, (top + ph) as i64 + 6, &s, 1, BLACK);
-        t += xs;
-    }
-    let ys = tick_step(y1 - y0, 6.0);
-    let mut t = (y0 / ys).ceil() * ys;
-    while t <= y1 + 1e-9 * ys {
-        let py = sy(t);
-        cv.line((left, py), (left + pw, py), GREY);
-        let s = tick_label(t, ys);
-        cv.text(left as i64 - 6 - 8 * s.len() as i64, py as i64 - 4, &s, 1, BLACK);
-        t += ys;
-    }
-    cv.line((left, top), (left, top + ph), BLACK);
-    cv.line((left, top + ph), (left + pw, top + ph), BLACK);
-    cv.text(
-        (left + pw / 2.0) as i64 - 4 * x_label.len() as i64,
-        (top + ph) as i64 + 24,
-        x_label,
-        1,
-        BLACK,
-    );
-    for (k, (name, p)) in series.iter().enumerate() {
-        let c = colorous::TABLEAU10[k % colorous::TABLEAU10.len()];
-        let c = [c.r, c.g, c.b];
-        let mut prev: Option<(f64, f64)> = None;
-        for &(x, y) in p {
-            if !(x.is_finite() && y.is_finite()) {
-                prev = None;
-                continue;
-            }
-            let q = (sx(x), sy(y));
-            match prev {
-                // A 2 px wide line: the segment and a copy one pixel lower.
-                Some(a) => {
-                    cv.line(a, q, c);
-                    cv.line((a.0, a.1 + 1.0), (q.0, q.1 + 1.0), c);
+    // A little air above and below the data.
+    let pad = if y1 > y0 { 0.05 * (y1 - y0) } else { 0.5 };
+    (y0, y1) = (y0 - pad, y1 + pad);
+    plot(path, 900, 540, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(axes.title, (FAMILY, 22))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(72)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc(axes.x)
+            .y_desc(axes.y)
+            .label_style((FAMILY, 14))
+            .axis_desc_style((FAMILY, 15))
+            .light_line_style(RGBColor(238, 238, 238))
+            .bold_line_style(RGBColor(215, 215, 215))
+            .draw()
+            .map_err(plot_err)?;
+        for (k, (name, points)) in series.iter().enumerate() {
+            let colour = tableau(k);
+            let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+            for p in points {
+                if finite(&p) {
+                    if let Some(r) = runs.last_mut() {
+                        r.push(*p);
+                    }
+                } else if runs.last().is_some_and(|r| !r.is_empty()) {
+                    runs.push(Vec::new());
                 }
-                None => cv.set(q.0 as i64, q.1 as i64, c),
             }
-            prev = Some(q);
+            for (i, run) in runs.into_iter().filter(|r| !r.is_empty()).enumerate() {
+                let drawn = chart
+                    .draw_series(
+                        LineSeries::new(run, colour.stroke_width(2)).point_size(if points.len() < 40 { 3 } else { 0 }),
+                    )
+                    .map_err(plot_err)?;
+                if i == 0 {
+                    drawn
+                        .label(name.as_ref())
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], colour.stroke_width(3)));
+                }
+            }
         }
-        let ly = top as i64 + 8 + 14 * k as i64;
-        let lx = (left + pw) as i64 - 8 * name.as_ref().len() as i64 - 40;
-        for d in 0..3 {
-            cv.line(
-                (lx as f64, (ly + 3 + d) as f64),
-                ((lx + 24) as f64, (ly + 3 + d) as f64),
-                c,
-            );
-        }
-        cv.text(lx + 30, ly, name.as_ref(), 1, BLACK);
-    }
-    cv.write(path)
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(RGBColor(180, 180, 180))
+            .label_font((FAMILY, 14))
+            .draw()
+            .map_err(plot_err)?;
+        Ok(())
+    })
 }
 
-/// One matrix row of [`write_heatmap_grid`]: `values` is `n_rows × n_cols`, row-major, row 0
-/// drawn at the bottom; colours span `range`.
+/// One panel of [`write_heatmap_grid`]: `values` is `n_rows x n_cols`, row-major, row 0 drawn
+/// at the bottom, spanning `x` and `y` in axis units; colours (viridis) span `range`.
 pub struct Heatmap<'a> {
     pub title: String,
     pub values: &'a [f32],
     pub n_rows: usize,
     pub n_cols: usize,
     pub range: (f32, f32),
+    /// Axis extents and titles (with units).
+    pub x: (f64, f64),
+    pub y: (f64, f64),
+    pub x_label: String,
+    pub y_label: String,
+    /// What the colours mean, with its unit (the colour bar's title).
+    pub unit: String,
 }
 
-/// Writes matrices (e.g. band masks and their spread over samples) as stacked images, columns
-/// left to right (max-pooled to at most 1600 px), viridis colours, each under its title.
+fn viridis(u: f64) -> RGBColor {
+    let c = colorous::VIRIDIS.eval_continuous(u.clamp(0.0, 1.0));
+    RGBColor(c.r, c.g, c.b)
+}
+
+/// A vertical colour bar for `range` titled `unit`, in `area`.
+fn colour_bar(area: &Area, range: (f32, f32), unit: &str) -> Result<()> {
+    let (lo, hi) = (f64::from(range.0), f64::from(range.1.max(range.0 + f32::EPSILON)));
+    let mut bar = ChartBuilder::on(area)
+        .margin_top(34)
+        .margin_bottom(52)
+        .margin_right(8)
+        .y_label_area_size(0)
+        .right_y_label_area_size(52)
+        .build_cartesian_2d(0.0..1.0, lo..hi)
+        .map_err(plot_err)?;
+    bar.configure_mesh()
+        .disable_x_mesh()
+        .disable_y_mesh()
+        .disable_x_axis()
+        .y_desc(unit)
+        .label_style((FAMILY, 12))
+        .axis_desc_style((FAMILY, 13))
+        .draw()
+        .map_err(plot_err)?;
+    let steps = 64;
+    bar.draw_series((0..steps).map(|i| {
+        let (a, b) = (i as f64 / steps as f64, (i + 1) as f64 / steps as f64);
+        Rectangle::new(
+            [(0.0, lo + a * (hi - lo)), (1.0, lo + b * (hi - lo))],
+            viridis((a + b) / 2.0).filled(),
+        )
+    }))
+    .map_err(plot_err)?;
+    Ok(())
+}
+
+/// Writes matrices (e.g. band masks and their spread over samples) as stacked panels with
+/// axes, ticks and a colour bar each: columns left to right (max-pooled to at most 1,000),
+/// viridis colours, 960 x 300 px per panel.
 pub fn write_heatmap_grid(path: &Path, maps: &[Heatmap]) -> Result<()> {
-    ensure!(!maps.is_empty(), "{}: no rows to draw", path.display());
-    const HEIGHT: usize = 128;
-    const TITLE: usize = 14;
-    const MARGIN: usize = 6;
+    ensure!(!maps.is_empty(), "{}: no panels to draw", path.display());
     for m in maps {
         ensure!(
             m.values.len() == m.n_rows * m.n_cols && m.n_rows > 0 && m.n_cols > 0,
@@ -409,29 +442,137 @@ pub fn write_heatmap_grid(path: &Path, maps: &[Heatmap]) -> Result<()> {
             m.n_cols
         );
     }
-    let max_cols = maps.iter().map(|m| m.n_cols).max().unwrap_or(1);
-    let pool = max_cols.div_ceil(1600);
-    let title_w = maps.iter().map(|m| m.title.len() * 8).max().unwrap_or(0);
-    let w = max_cols.div_ceil(pool).max(title_w) + 2 * MARGIN;
-    let h = maps.len() * (HEIGHT + TITLE + MARGIN) + MARGIN;
-    let mut cv = Canvas::new(w, h);
-    for (r, m) in maps.iter().enumerate() {
-        let y0 = MARGIN + r * (HEIGHT + TITLE + MARGIN);
-        cv.text(MARGIN as i64, y0 as i64 + 2, &m.title, 1, BLACK);
-        let (lo, hi) = m.range;
-        let span = (hi - lo).max(f32::EPSILON);
-        for px in 0..m.n_cols.div_ceil(pool) {
-            for py in 0..HEIGHT {
-                let row = (HEIGHT - 1 - py) * m.n_rows / HEIGHT;
-                let v = (px * pool..((px + 1) * pool).min(m.n_cols))
-                    .map(|c| m.values[row * m.n_cols + c])
-                    .fold(f32::NEG_INFINITY, f32::max);
-                let c = colorous::VIRIDIS.eval_continuous(f64::from(((v - lo) / span).clamp(0.0, 1.0)));
-                cv.set((MARGIN + px) as i64, (y0 + TITLE + py) as i64, [c.r, c.g, c.b]);
+    const PANEL: usize = 300;
+    plot(path, 960, PANEL * maps.len(), |root| {
+        for (m, panel) in maps.iter().zip(root.split_evenly((maps.len(), 1))) {
+            let (main, side) = panel.split_horizontally(860);
+            let pool = m.n_cols.div_ceil(1000);
+            let cols = m.n_cols.div_ceil(pool);
+            let mut chart = ChartBuilder::on(&main)
+                .caption(&m.title, (FAMILY, 17))
+                .margin(10)
+                .x_label_area_size(40)
+                .y_label_area_size(64)
+                .build_cartesian_2d(m.x.0..m.x.1, m.y.0..m.y.1)
+                .map_err(plot_err)?;
+            chart
+                .configure_mesh()
+                .disable_mesh()
+                .x_desc(m.x_label.as_str())
+                .y_desc(m.y_label.as_str())
+                .label_style((FAMILY, 13))
+                .axis_desc_style((FAMILY, 14))
+                .draw()
+                .map_err(plot_err)?;
+            let (lo, hi) = m.range;
+            let span = f64::from((hi - lo).max(f32::EPSILON));
+            let (dx, dy) = ((m.x.1 - m.x.0) / cols as f64, (m.y.1 - m.y.0) / m.n_rows as f64);
+            let cells = (0..m.n_rows).flat_map(|r| (0..cols).map(move |c| (r, c)));
+            chart
+                .draw_series(cells.map(|(r, c)| {
+                    let v = (c * pool..((c + 1) * pool).min(m.n_cols))
+                        .map(|k| m.values[r * m.n_cols + k])
+                        .fold(f32::NEG_INFINITY, f32::max);
+                    let (x, y) = (m.x.0 + c as f64 * dx, m.y.0 + r as f64 * dy);
+                    Rectangle::new([(x, y), (x + dx, y + dy)], viridis(f64::from(v - lo) / span).filled())
+                }))
+                .map_err(plot_err)?;
+            colour_bar(&side, m.range, &m.unit)?;
+        }
+        Ok(())
+    })
+}
+
+/// Writes a labelled matrix (rows x columns, e.g. methods x labels) as coloured cells with the
+/// value printed in each, a colour bar titled `unit` and the row and column names as ticks.
+/// `values` is row-major; NaN cells stay grey.
+pub fn write_matrix<R: AsRef<str>, C: AsRef<str>>(
+    path: &Path,
+    title: &str,
+    rows: &[R],
+    cols: &[C],
+    values: &[f64],
+    range: (f32, f32),
+    unit: &str,
+) -> Result<()> {
+    let (nr, nc) = (rows.len(), cols.len());
+    ensure!(
+        nr > 0 && nc > 0 && values.len() == nr * nc,
+        "{}: a {nr}x{nc} matrix needs {} values",
+        path.display(),
+        nr * nc
+    );
+    let row_w = rows.iter().map(|r| r.as_ref().len()).max().unwrap_or(0) * 8 + 24;
+    let w = (row_w + 80 * nc + 110).max(480);
+    let h = 34 * nr + 150;
+    plot(path, w, h, |root| {
+        let (main, side) = root.split_horizontally((w - 90) as u32);
+        let mut chart = ChartBuilder::on(&main)
+            .caption(title, (FAMILY, 18))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(row_w as u32)
+            .build_cartesian_2d((0..nc).into_segmented(), (0..nr).into_segmented())
+            .map_err(plot_err)?;
+        let col_name = |v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(i) => cols.get(*i).map_or(String::new(), |c| c.as_ref().to_string()),
+            _ => String::new(),
+        };
+        // Row 0 at the top, as in a table.
+        let row_name = |v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(i) if *i < nr => rows[nr - 1 - i].as_ref().to_string(),
+            _ => String::new(),
+        };
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(nc)
+            .y_labels(nr)
+            .x_label_formatter(&col_name)
+            .y_label_formatter(&row_name)
+            .label_style((FAMILY, 13))
+            .draw()
+            .map_err(plot_err)?;
+        let (lo, hi) = (f64::from(range.0), f64::from(range.1));
+        for r in 0..nr {
+            for c in 0..nc {
+                let v = values[r * nc + c];
+                let y = nr - 1 - r;
+                let fill = if v.is_finite() {
+                    viridis((v - lo) / (hi - lo).max(f64::EPSILON))
+                } else {
+                    RGBColor(200, 200, 200)
+                };
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [
+                            (SegmentValue::Exact(c), SegmentValue::Exact(y)),
+                            (SegmentValue::Exact(c + 1), SegmentValue::Exact(y + 1)),
+                        ],
+                        fill.filled(),
+                    )))
+                    .map_err(plot_err)?;
+                // Light text on dark cells.
+                let ink = if v.is_finite() && (v - lo) / (hi - lo).max(f64::EPSILON) < 0.55 {
+                    WHITE
+                } else {
+                    RGBColor(0, 0, 0)
+                };
+                let text = if v.is_finite() { format!("{v:.1}") } else { "-".into() };
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        text,
+                        (SegmentValue::CenterOf(c), SegmentValue::CenterOf(y)),
+                        (FAMILY, 13)
+                            .into_font()
+                            .color(&ink)
+                            .pos(Pos::new(HPos::Center, VPos::Center)),
+                    )))
+                    .map_err(plot_err)?;
             }
         }
-    }
-    cv.write(path)
+        colour_bar(&side, range, unit)
+    })
 }
 
 #[cfg(test)]
@@ -471,12 +612,86 @@ mod tests {
         }
     }
 
+    /// Charts are drawn with the bundled font: text makes dark pixels, titles change the
+    /// picture, and the sizes are as documented.
     #[test]
-    fn ticks_are_round_numbers() {
-        assert_eq!(tick_step(10.0, 5.0), 2.0);
-        assert_eq!(tick_step(1.0, 8.0), 0.2);
-        assert_eq!(tick_step(700.0, 6.0), 200.0);
-        assert_eq!(tick_label(0.25, 0.05), "0.25");
-        assert_eq!(tick_label(400.0, 200.0), "400");
+    fn charts_draw_text_lines_and_cells() {
+        let tmp = tempfile::tempdir().unwrap();
+        let read = |p: &Path| {
+            let mut d = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(p).unwrap()))
+                .read_info()
+                .unwrap();
+            let mut buf = vec![0; d.output_buffer_size().unwrap()];
+            let info = d.next_frame(&mut buf).unwrap();
+            (info.width, info.height, buf)
+        };
+        let dark = |px: &[u8]| px.chunks(3).filter(|c| c.iter().all(|&v| v < 80)).count();
+        let line = tmp.path().join("line.png");
+        let pts: Vec<(f64, f64)> = (0..50).map(|i| (i as f64 * 100.0, (i as f64 / 10.0).sin())).collect();
+        let axes = Axes {
+            title: "loss",
+            x: "step",
+            y: "loss (1)",
+        };
+        write_line_chart(
+            &line,
+            &axes,
+            &[("train", pts.clone()), ("valid", vec![(0.0, f64::NAN), (10.0, 0.5)])],
+        )
+        .unwrap();
+        let (w, h, px) = read(&line);
+        assert_eq!((w, h), (900, 540));
+        let orange = px
+            .chunks(3)
+            .filter(|c| c == &[0xf2, 0x8e, 0x2b] || c == &[0x4e, 0x79, 0xa7])
+            .count();
+        assert!(orange > 200, "series colours drawn: {orange} pixels");
+        let untitled = tmp.path().join("untitled.png");
+        write_line_chart(
+            &untitled,
+            &Axes {
+                title: "",
+                x: "",
+                y: "",
+            },
+            &[("train", pts)],
+        )
+        .unwrap();
+        assert!(dark(&px) > dark(&read(&untitled).2) + 100, "titles draw no text");
+
+        let values: Vec<f32> = (0..64 * 300).map(|i| (i % 300) as f32 / 300.0).collect();
+        let heat = tmp.path().join("heat.png");
+        let map = Heatmap {
+            title: "mask".into(),
+            values: &values,
+            n_rows: 64,
+            n_cols: 300,
+            range: (0.0, 1.0),
+            x: (0.0, 10.0),
+            y: (0.0, 64.0),
+            x_label: "time (s)".into(),
+            y_label: "band".into(),
+            unit: "mask (0-1)".into(),
+        };
+        write_heatmap_grid(&heat, &[map]).unwrap();
+        let (w, h, px) = read(&heat);
+        assert_eq!((w, h), (960, 300));
+        let yellow = px.chunks(3).filter(|c| c[0] > 200 && c[1] > 200 && c[2] < 80).count();
+        assert!(yellow > 1000, "viridis' top colour drawn: {yellow} pixels");
+
+        let m = tmp.path().join("matrix.png");
+        write_matrix(
+            &m,
+            "SI-SDRi",
+            &["a", "method b"],
+            &["drums", "bass", "speech"],
+            &[1.0, 2.0, f64::NAN, -3.0, 10.0, 20.0],
+            (-5.0, 20.0),
+            "dB",
+        )
+        .unwrap();
+        let (w, h, _) = read(&m);
+        assert!(w >= 480 && h == 34 * 2 + 150, "{w}x{h}");
+        assert!(write_matrix(&m, "", &["a"], &["b"], &[1.0, 2.0], (0.0, 1.0), "").is_err());
     }
 }

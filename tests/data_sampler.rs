@@ -442,18 +442,23 @@ fn line_chart_draws_each_series_in_its_colour() {
     let path = dir.path().join("curves.png");
     let train: Vec<(f64, f64)> = (0..100).map(|i| (i as f64, 1.0 / (1.0 + i as f64))).collect();
     let valid: Vec<(f64, f64)> = (0..10).map(|i| (i as f64 * 10.0, 0.5 / (1.0 + i as f64))).collect();
-    splitflow::viz::write_line_chart(&path, "loss", "step", &[("train", train), ("valid", valid)]).unwrap();
+    let axes = splitflow::viz::Axes {
+        title: "loss",
+        x: "step",
+        y: "loss",
+    };
+    splitflow::viz::write_line_chart(&path, &axes, &[("train", train), ("valid", valid)]).unwrap();
     let mut r = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&path).unwrap()))
         .read_info()
         .unwrap();
     let mut buf = vec![0; r.output_buffer_size().unwrap()];
     let info = r.next_frame(&mut buf).unwrap();
-    assert_eq!((info.width, info.height), (800, 500));
+    assert_eq!((info.width, info.height), (900, 540));
     for c in [colorous::TABLEAU10[0], colorous::TABLEAU10[1]] {
         let n = buf.chunks(3).filter(|p| *p == [c.r, c.g, c.b]).count();
         assert!(n > 100, "{c:?}: {n} pixels");
     }
-    let e = splitflow::viz::write_line_chart::<&str>(&path, "t", "x", &[]).unwrap_err();
+    let e = splitflow::viz::write_line_chart::<&str>(&path, &axes, &[]).unwrap_err();
     assert!(format!("{e:#}").contains("curves.png"));
 }
 

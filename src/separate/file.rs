@@ -387,11 +387,14 @@ pub fn write_uncertainty(
     let block_len = (rate as usize) * 10;
     let mut all = super::MaskSpread::default();
     let mut block: Planar = vec![Vec::with_capacity(block_len); channels];
+    let mut total = 0usize;
     loop {
         block.iter_mut().for_each(Vec::clear);
-        if reader.read(&mut block, block_len)? == 0 {
+        let n = reader.read(&mut block, block_len)?;
+        if n == 0 {
             break;
         }
+        total += n;
         match sep.mask_spread(&block, rate, query) {
             None => return Ok(false),
             Some(part) => all.append(&part.with_context(|| format!("{}: uncertainty", input.display()))?),
@@ -399,21 +402,32 @@ pub fn write_uncertainty(
     }
     anyhow::ensure!(all.n_frames > 0, "{}: contains no audio", input.display());
     let top = all.spread.iter().copied().fold(0.0f32, f32::max).max(1e-3);
+    let secs = total as f64 / f64::from(rate);
+    let panel = |title: String, values, range, unit: &str| crate::viz::Heatmap {
+        title,
+        values,
+        n_rows: all.n_bands,
+        n_cols: all.n_frames,
+        range,
+        x: (0.0, secs),
+        y: (0.0, all.n_bands as f64),
+        x_label: "time (s)".into(),
+        y_label: "mel band (0 = lowest)".into(),
+        unit: unit.into(),
+    };
     let maps = [
-        crate::viz::Heatmap {
-            title: "band mask, mean over samples (0..1)".into(),
-            values: &all.mean,
-            n_rows: all.n_bands,
-            n_cols: all.n_frames,
-            range: (0.0, 1.0),
-        },
-        crate::viz::Heatmap {
-            title: format!("spread over samples, std (0..{top:.2})"),
-            values: &all.spread,
-            n_rows: all.n_bands,
-            n_cols: all.n_frames,
-            range: (0.0, top),
-        },
+        panel(
+            format!("{}: band mask, mean over the samples", query.name()),
+            &all.mean,
+            (0.0, 1.0),
+            "mask (0-1)",
+        ),
+        panel(
+            "spread over the samples (standard deviation)".into(),
+            &all.spread,
+            (0.0, top),
+            "std of the mask",
+        ),
     ];
     crate::viz::write_heatmap_grid(png, &maps)?;
     Ok(true)

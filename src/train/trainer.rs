@@ -746,11 +746,15 @@ fn plot_curves(files: &RunFiles) -> Result<()> {
         .iter()
         .filter_map(|r| Some((r.first()?.parse().ok()?, r.get(1)?.parse().ok()?)))
         .collect();
-    crate::viz::write_line_chart(&files.curves(), "training loss", "step", &[("loss", loss)])?;
+    let axes = |title, y| crate::viz::Axes { title, x: "step", y };
+    crate::viz::write_line_chart(
+        &files.curves(),
+        &axes("training loss", "loss (objective units)"),
+        &[("loss", loss)],
+    )?;
     crate::viz::write_line_chart(
         &files.valid_curve(),
-        "valid SI-SDRi, dB (label average)",
-        "step",
+        &axes("validation: SI-SDR improvement, label average", "SI-SDRi (dB)"),
         &[("SI-SDRi", valid)],
     )
 }
