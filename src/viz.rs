@@ -287,6 +287,18 @@ fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow::anyhow!("drawing failed: {e:?}")
 }
 
+/// A tick label without trailing zeros (`1`, `0.25`, `-3.5`; very large or small in e
+/// notation).
+fn tick(v: &f64) -> String {
+    let v = *v;
+    if v != 0.0 && (v.abs() >= 1e6 || v.abs() < 1e-3) {
+        return format!("{v:.1e}");
+    }
+    let s = format!("{v:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" { "0".into() } else { s.to_string() }
+}
+
 fn tableau(k: usize) -> RGBColor {
     let c = colorous::TABLEAU10[k % colorous::TABLEAU10.len()];
     RGBColor(c.r, c.g, c.b)
@@ -330,6 +342,8 @@ pub fn write_line_chart<S: AsRef<str>>(path: &Path, axes: &Axes, series: &[(S, V
             .configure_mesh()
             .x_desc(axes.x)
             .y_desc(axes.y)
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
             .label_style((FAMILY, 14))
             .axis_desc_style((FAMILY, 15))
             .light_line_style(RGBColor(238, 238, 238))
@@ -411,6 +425,7 @@ fn colour_bar(area: &Area, range: (f32, f32), unit: &str) -> Result<()> {
         .disable_y_mesh()
         .disable_x_axis()
         .y_desc(unit)
+        .y_label_formatter(&tick)
         .label_style((FAMILY, 12))
         .axis_desc_style((FAMILY, 13))
         .draw()
@@ -460,6 +475,8 @@ pub fn write_heatmap_grid(path: &Path, maps: &[Heatmap]) -> Result<()> {
                 .disable_mesh()
                 .x_desc(m.x_label.as_str())
                 .y_desc(m.y_label.as_str())
+                .x_label_formatter(&tick)
+                .y_label_formatter(&tick)
                 .label_style((FAMILY, 13))
                 .axis_desc_style((FAMILY, 14))
                 .draw()
@@ -614,6 +631,16 @@ mod tests {
 
     /// Charts are drawn with the bundled font: text makes dark pixels, titles change the
     /// picture, and the sizes are as documented.
+    #[test]
+    fn ticks_drop_trailing_zeros() {
+        let t = |v: f64| tick(&v);
+        assert_eq!(
+            [t(1.0), t(0.25), t(-3.5), t(0.0), t(-0.0), t(64.0)],
+            ["1", "0.25", "-3.5", "0", "0", "64"]
+        );
+        assert_eq!([t(2e-4), t(3e7)], ["2.0e-4", "3.0e7"]);
+    }
+
     #[test]
     fn charts_draw_text_lines_and_cells() {
         let tmp = tempfile::tempdir().unwrap();

@@ -17,7 +17,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Extract one source from audio files or folders.
+    /// Extract sources (one or several queries) from audio files or folders.
     Separate(SeparateArgs),
     /// Print format, codec, sample rate, channels, bit depth and duration of audio files.
     Info(InfoArgs),
