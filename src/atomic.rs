@@ -11,10 +11,7 @@ use crate::Result;
 /// Writes what `f` writes to `path` atomically, creating its folder. The file gets the usual
 /// mode 0644 less the umask (tempfile alone would leave 0600).
 pub fn write_with(path: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = folder_of(path);
     std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
     let mut builder = tempfile::Builder::new();
     builder.prefix(".splitflow-").suffix(".tmp");
@@ -37,6 +34,14 @@ pub fn write_with(path: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> 
     tmp.persist(path)
         .map_err(|e| anyhow::anyhow!("{}: cannot write: {}", path.display(), e.error))?;
     Ok(())
+}
+
+/// The folder a file path lies in (`.` for a bare name): where its temporary file goes.
+pub fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
 }
 
 /// Writes `contents` to `path` atomically ([`write_with`]).

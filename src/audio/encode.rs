@@ -129,7 +129,7 @@ impl AtomicAudioWriter {
         let name = dest
             .file_name()
             .with_context(|| format!("{}: not a file path", dest.display()))?;
-        let dir = folder_of(dest);
+        let dir = crate::atomic::folder_of(dest);
         std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
         let mut prefix = std::ffi::OsString::from(".");
         prefix.push(name);
@@ -276,14 +276,6 @@ impl AtomicAudioWriter {
     }
 }
 
-/// The folder a file path lies in (`.` for a bare name): where its temp file goes.
-fn folder_of(dest: &Path) -> &Path {
-    match dest.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
 /// Length of the random part of a temp file's name (tempfile's default).
 const TEMP_RANDOM_LEN: usize = 6;
 
@@ -296,7 +288,7 @@ pub fn stale_temp_files(dest: &Path) -> Vec<PathBuf> {
     let Some(name) = dest.file_name() else {
         return Vec::new();
     };
-    let dir = folder_of(dest);
+    let dir = crate::atomic::folder_of(dest);
     let prefix = format!(".{}", name.to_string_lossy());
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
         .into_iter()

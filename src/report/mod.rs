@@ -307,11 +307,8 @@ pub fn write_report(opts: &ReportOptions) -> Result<Written> {
         "{}: no audio files to report on",
         opts.estimates.display()
     );
-    let page_dir = match opts.out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&page_dir).with_context(|| format!("{}: cannot create folder", page_dir.display()))?;
+    let page_dir = crate::atomic::folder_of(&opts.out);
+    std::fs::create_dir_all(page_dir).with_context(|| format!("{}: cannot create folder", page_dir.display()))?;
     let views: Vec<(TrackView, Vec<TrackResult>)> = groups
         .par_iter()
         .map(|g| {
@@ -322,7 +319,7 @@ pub fn write_report(opts: &ReportOptions) -> Result<Written> {
                 paths.extend(i.reference.as_deref());
             }
             let mut errors = Vec::new();
-            let files = match file_views(&paths, &page_dir) {
+            let files = match file_views(&paths, page_dir) {
                 Ok(f) => Some(f),
                 Err(e) => {
                     errors.push(format!("{e:#}"));
@@ -362,31 +359,26 @@ pub fn write_report(opts: &ReportOptions) -> Result<Written> {
         })
         .collect();
     let metrics: Vec<&str> = opts.score.metrics.iter().map(|m| m.name()).collect();
-    let results: Vec<TrackResult> = views.iter().flat_map(|(_, r)| r.clone()).collect();
-    // Over tracks, when there is more than one (one track's table says it all).
+    let (tracks, results): (Vec<TrackView>, Vec<Vec<TrackResult>>) = views.into_iter().unzip();
+    let results = results.concat();
+    // Over tracks, when there is more than one (one track's table says it all): the score
+    // table's own summary rows.
     let summary: Vec<SummaryRow> = if groups.len() > 1 && results.len() > 1 {
-        score::aggregate(&results, &opts.score.metrics)
+        score::output::summary_rows(&results, &opts.score.metrics)
             .into_iter()
-            .flat_map(|(source, per)| {
-                [("median over tracks", 0), ("mean over tracks", 1)].map(|(label, pick)| SummaryRow {
-                    label: label.to_string(),
-                    source: source.clone(),
-                    values: opts
-                        .score
-                        .metrics
-                        .iter()
-                        .map(|m| {
-                            let (med, mean) = per[m];
-                            fmt_value(if pick == 0 { med } else { mean })
-                        })
-                        .collect(),
-                })
+            .map(|mut row| {
+                let values = row.split_off(2);
+                let source = row.pop().unwrap_or_default();
+                SummaryRow {
+                    label: row.pop().unwrap_or_default(),
+                    source,
+                    values,
+                }
             })
             .collect()
     } else {
         Vec::new()
     };
-    let tracks: Vec<TrackView> = views.into_iter().map(|(v, _)| v).collect();
     errors.extend(tracks.iter().flat_map(|t| t.errors.clone()));
     let warnings: Vec<String> = tracks.iter().flat_map(|t| t.warnings.clone()).collect();
     let estimates = tracks.iter().map(|t| t.items.len()).sum();

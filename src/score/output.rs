@@ -77,18 +77,27 @@ pub fn score_table(results: &[TrackResult], metrics: &[Metric]) -> String {
         }
     }
     if results.len() > 1 {
-        for (name, per) in super::aggregate(results, metrics) {
-            for (label, pick) in [("median over tracks", 0), ("mean over tracks", 1)] {
-                let mut r = vec![label.to_string(), name.clone()];
-                r.extend(metrics.iter().map(|m| {
-                    let (med, mean) = per[m];
-                    fmt_value(if pick == 0 { med } else { mean })
-                }));
-                rows.push(r);
-            }
-        }
+        rows.extend(summary_rows(results, metrics));
     }
     table(&header, &rows, 2)
+}
+
+/// Per source, the rows `[median over tracks, SOURCE, values...]` and `[mean over tracks,
+/// SOURCE, values...]` of [`super::aggregate`], formatted (the score table's last rows, and
+/// the report's summary).
+pub fn summary_rows(results: &[TrackResult], metrics: &[Metric]) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for (name, per) in super::aggregate(results, metrics) {
+        for (label, pick) in [("median over tracks", 0), ("mean over tracks", 1)] {
+            let mut r = vec![label.to_string(), name.clone()];
+            r.extend(metrics.iter().map(|m| {
+                let (med, mean) = per[m];
+                fmt_value(if pick == 0 { med } else { mean })
+            }));
+            rows.push(r);
+        }
+    }
+    rows
 }
 
 /// One track in museval's JSON layout (`targets[].frames[].metrics{SDR,ISR,SIR,SAR}`), with

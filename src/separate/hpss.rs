@@ -224,13 +224,7 @@ impl Separator for Hpss {
                 want.iter().map(|&w| apply(&stft, &spec, &mask, w, x.len())).collect()
             })
             .collect();
-        let mut out: Vec<Planar> = vec![Vec::with_capacity(chunk.len()); queries.len()];
-        for channel in per_channel {
-            for (o, est) in out.iter_mut().zip(channel) {
-                o.push(est);
-            }
-        }
-        Ok(out)
+        Ok(super::per_query(per_channel, queries.len()))
     }
 }
 

@@ -283,6 +283,18 @@ impl Separator for Negated {
     }
 }
 
+/// Estimates computed channel by channel (`[channel][query]`) regrouped per query
+/// (`[query][channel]`), as [`Separator::separate_many`] returns them.
+pub(crate) fn per_query(per_channel: Vec<Vec<Vec<f32>>>, queries: usize) -> Vec<Planar> {
+    let mut out: Vec<Planar> = vec![Vec::with_capacity(per_channel.len()); queries];
+    for channel in per_channel {
+        for (o, est) in out.iter_mut().zip(channel) {
+            o.push(est);
+        }
+    }
+    out
+}
+
 /// `chunk - estimate`, channel by channel.
 fn minus(chunk: &[Vec<f32>], est: &[Vec<f32>]) -> Planar {
     chunk

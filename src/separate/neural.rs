@@ -347,13 +347,7 @@ impl Separator for FlowSeparator {
             .iter()
             .map(|ch| self.bands.apply_masks(ch, sample_rate, &masks, frames))
             .collect::<Result<Vec<_>>>()?;
-        let mut out: Vec<Planar> = vec![Vec::with_capacity(chunk.len()); queries.len()];
-        for channel in per_channel {
-            for (o, est) in out.iter_mut().zip(channel) {
-                o.push(est);
-            }
-        }
-        Ok(out)
+        Ok(super::per_query(per_channel, queries.len()))
     }
 
     fn mask_spread(&self, chunk: &[Vec<f32>], sample_rate: u32, query: &Query) -> Option<Result<MaskSpread>> {
