@@ -8,7 +8,7 @@ use candle_core::{Device, Tensor, Var};
 use splitflow::flow::objectives::{
     LossStats, Objective, ObjectiveConfig, TimeSampling, loss, signal_loss, wcfm_weights, weighted_loss,
 };
-use splitflow::flow::sampling::{Sampler, combine, discriminative, euler, heun, mean_flow, noise};
+use splitflow::flow::sampling::{Sampler, bridge, combine, discriminative, euler, heun, mean_flow, noise};
 use splitflow::flow::{Field, conditional_velocity, interpolate, normal, rng, times};
 
 const CPU: Device = Device::Cpu;
@@ -595,5 +595,176 @@ fn batched_rows_start_from_the_noise_each_row_gets_alone() {
                 assert_eq!(max_abs_diff(a, &r), 0.0, "{sampler}, row {row}");
             }
         }
+    }
+}
+
+/// The recorded calls of a field: `(z, r, t)` flattened, one entry per call.
+type Calls = RefCell<Vec<(Vec<f32>, Vec<f32>, Vec<f32>)>>;
+
+/// A field that records its inputs and answers `direct` at `z = 0`, `t = 0` and `pred` at
+/// every other call (the bridge's two roles of one network).
+fn two_role_field<'a>(
+    direct: &'a Tensor,
+    pred: &'a Tensor,
+    seen: &'a Calls,
+) -> impl Fn(&Tensor, &Tensor, &Tensor) -> candle_core::Result<Tensor> + 'a {
+    move |z: &Tensor, r: &Tensor, t: &Tensor| {
+        let (zv, rv, tv) = (vec_of(z), r.to_vec1::<f32>()?, t.to_vec1::<f32>()?);
+        let n = z.dim(0)?;
+        let per = zv.len() / n;
+        // Row by row: a row at z = 0, t = 0 is a direct call.
+        let rows = (0..n)
+            .map(|i| {
+                let at_zero = tv[i] == 0.0 && zv[i * per..(i + 1) * per].iter().all(|&v| v == 0.0);
+                if at_zero { direct.get(i) } else { pred.get(i) }
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        seen.borrow_mut().push((zv, rv, tv));
+        Tensor::stack(&rows, 0)
+    }
+}
+
+/// The bridge loss: one detached direct call on the whole batch, then the direct rows at
+/// `z = 0`, `t = 0` and the bridge rows at `z_t = (1 − t) x + t (x̂ + σ ε)`; zero for a field
+/// that predicts the data in both roles, and the mean squared error of each role otherwise.
+#[test]
+fn bridge_loss_starts_from_the_direct_estimate_and_scores_the_data() {
+    // Four examples so that direct_fraction 0.25 puts exactly one in the direct part.
+    let x = Tensor::cat(&[data(), data().affine(-0.5, 0.1).unwrap()], 0).unwrap();
+    let objective = |sigma, direct_fraction| ObjectiveConfig {
+        objective: Objective::Bridge { sigma, direct_fraction },
+        time: TimeSampling::Grid { n: 2 },
+        ..ObjectiveConfig::default()
+    };
+    let c = objective(0.3, 0.25);
+    c.validate().unwrap();
+    let seen = RefCell::new(Vec::new());
+    let exact = two_role_field(&x, &x, &seen);
+    let (l, stats) = run_loss(&c, &exact, &x, 3);
+    assert_eq!(l, 0.0);
+    assert_eq!((stats.n_interval, stats.n_fm), (1, 3));
+    let calls = seen.borrow().clone();
+    assert_eq!(calls.len(), 2, "one direct call, one bridge call");
+    assert!(calls[0].0.iter().all(|&v| v == 0.0) && calls[0].2.iter().all(|&t| t == 0.0));
+    let (z, r, t) = &calls[1];
+    assert_eq!(r, t);
+    assert_eq!(t[0], 0.0);
+    assert!(z[..12].iter().all(|&v| v == 0.0), "the direct row sees z = 0");
+    // The bridge rows: z_t − (1 − t) x − t x̂ = t σ ε with ε the objective's first draw.
+    let eps = vec_of(&normal(&mut rng(3, 0), &[4, 1, 3, 4], &CPU).unwrap());
+    let xv = vec_of(&x);
+    for (i, &ti) in t.iter().enumerate().skip(1) {
+        let ti = ti as f64;
+        assert!((ti - 0.5).abs() < 1e-6 || (ti - 1.0).abs() < 1e-4, "grid time {ti}");
+        for j in i * 12..(i + 1) * 12 {
+            let expect = (1.0 - ti) * xv[j] as f64 + ti * (xv[j] as f64 + 0.3 * eps[j] as f64);
+            assert!((z[j] as f64 - expect).abs() < 1e-5, "z[{j}] {} vs {expect}", z[j]);
+        }
+    }
+    // A wrong direct estimate only moves the bridge's start; a wrong prediction is scored
+    // per role: the direct rows against the direct answer, the bridge rows against theirs.
+    let off = x.affine(1.0, 0.5).unwrap();
+    let seen = RefCell::new(Vec::new());
+    let (l, stats) = run_loss(&c, &two_role_field(&off, &x, &seen), &x, 3);
+    assert!((l - 0.25 / 4.0).abs() < 1e-6, "{l}");
+    assert_eq!((stats.interval_loss, stats.fm_loss), (Some(0.25), Some(0.0)));
+    let seen = RefCell::new(Vec::new());
+    let (l, _) = run_loss(&c, &two_role_field(&x, &off, &seen), &x, 3);
+    assert!((l - 0.75 * 0.25).abs() < 1e-6, "{l}");
+    // The same seed draws the same noise and times; without direct rows every row bridges.
+    let seen2 = RefCell::new(Vec::new());
+    run_loss(&objective(0.3, 0.0), &two_role_field(&x, &x, &seen2), &x, 3);
+    assert!(seen2.borrow()[1].2.iter().all(|&t| t > 0.0));
+    for bad in [objective(0.0, 0.25), objective(0.3, 1.0), objective(f64::NAN, 0.0)] {
+        assert!(bad.validate().is_err(), "{bad:?}");
+    }
+    let wcfm = ObjectiveConfig {
+        wcfm_eps: Some(1.0),
+        ..objective(0.3, 0.25)
+    };
+    assert!(wcfm.validate().is_err());
+    let waveform = ObjectiveConfig {
+        waveform_sisdr: 0.1,
+        ..objective(0.3, 0.25)
+    };
+    waveform.validate().unwrap();
+}
+
+/// The bridge sampler: the direct estimate, the start `y = x̂ + σ n` at t = 1, then
+/// `z_r = (1 − r) x̃ + r y`; exact in any number of steps for a field that predicts the data,
+/// the direct estimate itself when the prediction is the start's own direct part.
+#[test]
+fn bridge_sampler_refines_the_direct_estimate() {
+    let x = data();
+    let x_hat = x.affine(0.5, 0.2).unwrap();
+    let n = noise(&[2, 1, 3, 4], 7, 0, &CPU).unwrap();
+    for steps in [1, 2, 4] {
+        let seen = RefCell::new(Vec::new());
+        let out = bridge(&two_role_field(&x_hat, &x, &seen), &n, steps, 0.4).unwrap();
+        assert!(max_abs_diff(&out, &x) < 1e-6, "{steps} steps");
+        let calls = seen.into_inner();
+        assert_eq!(calls.len(), steps + 1);
+        let y = (&x_hat + (&n * 0.4).unwrap()).unwrap();
+        assert!(max_abs_diff(&Tensor::from_vec(calls[1].0.clone(), (2, 1, 3, 4), &CPU).unwrap(), &y) < 1e-6);
+        let grid: Vec<f32> = (0..steps).map(|k| 1.0 - k as f32 / steps as f32).collect();
+        let ts: Vec<f32> = calls[1..].iter().map(|c| c.2[0]).collect();
+        assert_eq!(ts, grid);
+        if steps == 2 {
+            // The second step sees z_0.5 = 0.5 x̃ + 0.5 y.
+            let half = ((&x * 0.5).unwrap() + (&y * 0.5).unwrap()).unwrap();
+            assert!(
+                max_abs_diff(
+                    &Tensor::from_vec(calls[2].0.clone(), (2, 1, 3, 4), &CPU).unwrap(),
+                    &half
+                ) < 1e-6
+            );
+        }
+    }
+    let s = Sampler::Bridge { steps: 2, sigma: 0.4 };
+    assert_eq!(s.evaluations(), 3);
+    assert!(s.is_generative());
+    let seen = RefCell::new(Vec::new());
+    let via_run = s.run(&two_role_field(&x_hat, &x, &seen), &n).unwrap();
+    assert!(max_abs_diff(&via_run, &x) < 1e-6);
+}
+
+/// `bridge:N` parses with no noise of its own and takes the model's; each sampler only runs
+/// on the models that have what it needs.
+#[test]
+fn samplers_match_the_objective_they_need() {
+    let b: Sampler = "bridge:2".parse().unwrap();
+    assert_eq!(b, Sampler::Bridge { steps: 2, sigma: 0.0 });
+    assert_eq!(b.to_string(), "bridge:2");
+    let model = Objective::Bridge {
+        sigma: 0.25,
+        direct_fraction: 0.25,
+    };
+    assert_eq!(
+        b.for_objective(&model).unwrap(),
+        Sampler::Bridge { steps: 2, sigma: 0.25 }
+    );
+    assert_eq!(Sampler::Direct.for_objective(&model).unwrap(), Sampler::Direct);
+    assert_eq!(
+        Sampler::Direct.for_objective(&Objective::Discriminative).unwrap(),
+        Sampler::Direct
+    );
+    let euler = Sampler::Euler { steps: 4 };
+    assert_eq!(euler.for_objective(&Objective::Cfm).unwrap(), euler);
+    for (s, o) in [
+        (b, Objective::Discriminative),
+        (b, Objective::Cfm),
+        (euler, model.clone()),
+        (euler, Objective::Discriminative),
+        (Sampler::Direct, Objective::Cfm),
+    ] {
+        let err = s.for_objective(&o).unwrap_err().to_string();
+        assert!(err.contains(&format!("sampler '{s}'")), "{err}");
+    }
+    // Grid times: the uniform sampler's own times, each as often.
+    let mut g = rng(0, 1);
+    let ts: Vec<f64> = (0..4000).map(|_| TimeSampling::Grid { n: 4 }.draw(&mut g)).collect();
+    for k in 1..=4 {
+        let share = ts.iter().filter(|&&t| (t - k as f64 / 4.0).abs() < 1e-4).count() as f64 / 4000.0;
+        assert!((share - 0.25).abs() < 0.03, "t = {k}/4: {share}");
     }
 }

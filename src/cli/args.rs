@@ -101,8 +101,9 @@ pub struct SeparateArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub steps: Option<u32>,
 
-    /// Flow sampler: meanflow, euler, heun or direct (default: what the model was trained for).
-    #[arg(long, value_name = "NAME", value_parser = ["meanflow", "euler", "heun", "direct"])]
+    /// Flow sampler: meanflow, euler, heun, bridge or direct (default: what the model was
+    /// trained for; a bridge model also runs direct, its first stage alone).
+    #[arg(long, value_name = "NAME", value_parser = ["meanflow", "euler", "heun", "bridge", "direct"])]
     pub sampler: Option<String>,
 
     /// Samples drawn and averaged (a flow model's estimate is random; more samples, less noise).

@@ -1,5 +1,6 @@
 //! Training objectives (time convention in [`crate::flow`]): conditional flow matching (CFM),
-//! SplitMeanFlow, and the discriminative baseline, with optional W-CFM pair weighting.
+//! SplitMeanFlow, the discriminative baseline, and the bridge that refines the baseline, with
+//! optional W-CFM pair weighting.
 //!
 //! All losses are per-example mean squared errors (mean over every element of an example),
 //! averaged over the batch, optionally with per-example W-CFM weights:
@@ -18,6 +19,16 @@
 //! * **Discriminative**: the same network called with `z = 0`, `r = t = 0`, trained to output
 //!   `x` directly with the mean squared error (the same loss family and scale as the generative
 //!   objectives, so learning rates carry over; the data `x` lies in `[-1, 1]`).
+//! * **Bridge** (the flow that starts at the predictive estimate, not at pure noise): one
+//!   network does both. Its discriminative output `x̂ = sg u(0, 0, 0)` plus noise,
+//!   `y = x̂ + σ ε`, is the starting point at `t = 1`; the path is `z_t = (1 − t) x + t y` and
+//!   the network called at `(z_t, t, t)` predicts the data `x` itself (x-prediction: with the
+//!   endpoint `y` known, the sampler's step from `t` to `r` is `z_r = (1 − r) x̃ + r y`, exact
+//!   when `x̃ = x`). The first `round(direct_fraction · B)` examples of the batch are trained
+//!   as the discriminative baseline (`z = 0`, `t = 0`, so `x̂` keeps meaning the direct
+//!   estimate), the others on the bridge; the loss of both is the squared error against `x`.
+//!   The network is called on the whole batch twice: once detached for `x̂`, once with
+//!   gradient.
 //!
 //! **W-CFM** (Calvo-Ordoñez et al. 2025, "Weighted Conditional Flow Matching"): each pair
 //! `(x, ε)` is weighted by the Gibbs kernel `exp(−c(x, ε)/eps)` with `c` the *mean* squared
@@ -58,6 +69,17 @@ pub enum Objective {
     SplitMeanFlow { fm_fraction: f64 },
     /// Direct regression of the data from `z = 0`, `r = t = 0` (the baseline).
     Discriminative,
+    /// The bridge from the direct estimate plus noise of scale `sigma` (> 0) to the data, with
+    /// a fraction `direct_fraction` (in `[0, 1)`) of each batch trained as the baseline.
+    Bridge { sigma: f64, direct_fraction: f64 },
+}
+
+impl Objective {
+    /// Whether the network's output at `z = 0`, `r = t = 0` is the data estimate (the
+    /// discriminative baseline and the bridge, whose starting point it is).
+    pub fn has_direct(&self) -> bool {
+        matches!(self, Objective::Discriminative | Objective::Bridge { .. })
+    }
 }
 
 /// How training times are drawn (`"kind"`-tagged in JSON).
@@ -68,6 +90,9 @@ pub enum TimeSampling {
     Uniform,
     /// `t = sigmoid(mean + std · n)`, `n ~ N(0, 1)`.
     LogitNormal { mean: f64, std: f64 },
+    /// `t` uniform on `{1/n, 2/n, …, 1}`: the times an `n`-step uniform sampler (or one with
+    /// fewer steps dividing `n`) evaluates, for few-step training (the bridge).
+    Grid { n: usize },
 }
 
 impl Default for TimeSampling {
@@ -84,6 +109,10 @@ impl TimeSampling {
             TimeSampling::LogitNormal { mean, std } => {
                 let n: f64 = rng.sample(StandardNormal);
                 1.0 / (1.0 + (-(mean + std * n)).exp())
+            }
+            TimeSampling::Grid { n } => {
+                let n = (*n).max(1);
+                rng.random_range(1..=n) as f64 / n as f64
             }
         };
         t.clamp(T_MARGIN, 1.0 - T_MARGIN)
@@ -129,10 +158,23 @@ impl ObjectiveConfig {
                 "split_mean_flow fm_fraction must be in [0, 1], got {fm_fraction}"
             );
         }
+        if let Objective::Bridge { sigma, direct_fraction } = self.objective {
+            ensure!(
+                sigma > 0.0 && sigma.is_finite(),
+                "bridge sigma must be a positive noise scale, got {sigma}"
+            );
+            ensure!(
+                (0.0..1.0).contains(&direct_fraction),
+                "bridge direct_fraction must be in [0, 1), got {direct_fraction}"
+            );
+        }
+        if let TimeSampling::Grid { n } = self.time {
+            ensure!(n >= 1, "grid time sampling needs n >= 1");
+        }
         if let Some(eps) = self.wcfm_eps {
             ensure!(eps > 0.0 && eps.is_finite(), "wcfm_eps must be positive, got {eps}");
-            if self.objective == Objective::Discriminative {
-                bail!("wcfm_eps weights noise/data pairs: it does not apply to the discriminative objective");
+            if self.objective.has_direct() {
+                bail!("wcfm_eps weights noise/data pairs: it does not apply to the discriminative or bridge objective");
             }
         }
         if self.signal_loss {
@@ -151,8 +193,8 @@ impl ObjectiveConfig {
             self.waveform_sisdr
         );
         ensure!(
-            self.waveform_sisdr == 0.0 || self.objective == Objective::Discriminative,
-            "waveform_sisdr applies to the discriminative objective only"
+            self.waveform_sisdr == 0.0 || self.objective.has_direct(),
+            "waveform_sisdr applies to the discriminative and bridge objectives only"
         );
         if let Some(p) = self.magnitude_weight {
             ensure!(p > 0.0 && p.is_finite(), "magnitude_weight must be positive, got {p}");
@@ -240,9 +282,13 @@ pub fn weighted_loss<R: Rng + ?Sized>(
     if cfg.objective == Objective::Discriminative {
         return discriminative_loss(field, x, &sq_err);
     }
+    if let Objective::Bridge { sigma, direct_fraction } = cfg.objective {
+        return bridge_loss(field, x, sigma, direct_fraction, &cfg.time, &sq_err, rng);
+    }
     let noise = normal(rng, x.dims(), dev)?.to_dtype(x.dtype())?;
     let (per, n_fm) = match cfg.objective {
         Objective::Discriminative => return discriminative_loss(field, x, &sq_err),
+        Objective::Bridge { .. } => unreachable!("handled above"),
         Objective::Cfm => {
             let t: Vec<f64> = (0..b).map(|_| cfg.time.draw(rng)).collect();
             let t = times(&t, dev)?;
@@ -346,6 +392,52 @@ pub fn signal_loss(
         weight_min: 1.0,
         weight_max: 1.0,
         ..LossStats::default()
+    };
+    Ok((loss, stats))
+}
+
+/// The bridge loss (module docs): `x̂ = sg field(0, 0, 0)`, then the first `n_d` examples at
+/// `z = 0`, `t = 0` and the others at `z_t = (1 − t) x + t (x̂ + σ ε)`, `t` from `time`, all
+/// scored against `x`. Draws: the noise `ε` (row-major, whole batch), then one time per
+/// bridge example. `fm_loss` reports the bridge examples, `interval_loss` the direct ones.
+fn bridge_loss<R: Rng + ?Sized>(
+    field: &Field,
+    x: &Tensor,
+    sigma: f64,
+    direct_fraction: f64,
+    time: &TimeSampling,
+    sq_err: &dyn Fn(&Tensor, &Tensor) -> Result<Tensor>,
+    rng: &mut R,
+) -> Result<(Tensor, LossStats)> {
+    let b = x.dim(0)?;
+    let dev = x.device();
+    let n_d = ((direct_fraction * b as f64).round() as usize).min(b);
+    let noise = normal(rng, x.dims(), dev)?.to_dtype(x.dtype())?;
+    let t: Vec<f64> = (0..b).map(|i| if i < n_d { 0.0 } else { time.draw(rng) }).collect();
+    let zero = Tensor::zeros(b, DType::F32, dev)?;
+    let x_hat = field(&x.zeros_like()?, &zero, &zero)?.detach();
+    let start = (x_hat + (noise * sigma)?)?;
+    // The direct rows have t = 0 and z = 0 (not x: the baseline never sees the data).
+    let t = times(&t, dev)?;
+    let z = interpolate(x, &start, &t)?;
+    let z = if n_d == 0 {
+        z
+    } else {
+        Tensor::cat(&[z.narrow(0, 0, n_d)?.zeros_like()?, z.narrow(0, n_d, b - n_d)?], 0)?
+    };
+    let pred = field(&z, &t, &t)?;
+    let per = sq_err(&pred, x)?;
+    let loss = per.mean_all()?;
+    let per_v: Vec<f32> = per.to_vec1()?;
+    let part_mean = |v: &[f32]| (!v.is_empty()).then(|| v.iter().sum::<f32>() / v.len() as f32);
+    let stats = LossStats {
+        loss: loss.to_scalar::<f32>()?,
+        fm_loss: part_mean(&per_v[n_d..]),
+        interval_loss: part_mean(&per_v[..n_d]),
+        n_fm: b - n_d,
+        n_interval: n_d,
+        weight_min: 1.0,
+        weight_max: 1.0,
     };
     Ok((loss, stats))
 }

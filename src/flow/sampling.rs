@@ -7,6 +7,8 @@
 //! * [`mean_flow`]: `N` uniform intervals `z_r = z_t − (t − r) · u(z_t, r, t)`; exact for any
 //!   `N` when `u` is the true average velocity (1 or 2 steps in practice).
 //! * [`discriminative`]: `u(0, 0, 0)`.
+//! * [`bridge`]: from the discriminative estimate plus noise, `N` uniform x-prediction steps
+//!   (a model trained with the bridge objective, [`crate::flow::objectives`]).
 //!
 //! Noise for sample `k` of seed `s` comes from [`noise`] (ChaCha8 seeded with `s`, stream `k`,
 //! drawn on the CPU): the same seed gives the same output, bit for bit on the CPU.
@@ -18,6 +20,7 @@ use anyhow::{Context, bail, ensure};
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::objectives::Objective;
 use super::{Field, normal, rng, time_full};
 use crate::Result;
 
@@ -85,6 +88,27 @@ pub fn mean_flow(field: &Field, noise: &Tensor, steps: usize) -> Result<Tensor> 
     jumps(field, noise, steps, true)
 }
 
+/// The bridge sampler: the direct estimate `x̂ = u(0, 0, 0)`, the start `y = x̂ + σ · noise` at
+/// `t = 1`, then `steps` uniform steps `z_r = (1 − r) · x̃ + r · y` with the network's data
+/// prediction `x̃ = u(z_t, t, t)` (`steps + 1` field evaluations). With `σ = 0` or zero noise it
+/// is a deterministic refinement of the direct estimate.
+pub fn bridge(field: &Field, noise: &Tensor, steps: usize, sigma: f64) -> Result<Tensor> {
+    check_steps(steps)?;
+    let x_hat = discriminative(field, noise.dims(), noise.device())?;
+    let start = (x_hat + (noise * sigma)?)?;
+    let mut z = start.clone();
+    for k in 0..steps {
+        let (t, r) = (grid(k, steps), grid(k + 1, steps));
+        let x_t = eval(field, &z, t, t)?;
+        z = if r == 0.0 {
+            x_t
+        } else {
+            ((x_t * (1.0 - r))? + (&start * r)?)?
+        };
+    }
+    Ok(z)
+}
+
 /// The discriminative estimate `u(0, 0, 0)` for a batch of `shape` `(B, ...)` (f32).
 pub fn discriminative(field: &Field, shape: &[usize], device: &Device) -> Result<Tensor> {
     ensure!(!shape.is_empty(), "the sample shape needs a batch axis");
@@ -97,9 +121,10 @@ pub fn noise(shape: &[usize], seed: u64, index: u64, device: &Device) -> Result<
     normal(&mut rng(seed, index), shape, device)
 }
 
-/// A sampler and its step count, written `euler:N`, `heun:N`, `meanflow:N` or `direct` on the
-/// command line and in JSON configs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A sampler and its step count, written `euler:N`, `heun:N`, `meanflow:N`, `bridge:N` or
+/// `direct` on the command line and in JSON configs. A bridge's noise scale belongs to the
+/// model ([`Sampler::for_objective`] sets it); `bridge:N` parses with `sigma = 0`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum Sampler {
     Euler {
@@ -113,6 +138,11 @@ pub enum Sampler {
     },
     /// The discriminative network (`z = 0`, `r = t = 0`); no noise.
     Direct,
+    /// [`bridge`] with `steps` steps from the direct estimate plus noise of scale `sigma`.
+    Bridge {
+        steps: usize,
+        sigma: f64,
+    },
 }
 
 impl Sampler {
@@ -127,7 +157,27 @@ impl Sampler {
             Sampler::Euler { steps } | Sampler::MeanFlow { steps } => steps,
             Sampler::Heun { steps } => 2 * steps,
             Sampler::Direct => 1,
+            Sampler::Bridge { steps, .. } => steps + 1,
         }
+    }
+
+    /// This sampler for a model trained with `objective`: a bridge takes the model's noise
+    /// scale. Errors when the two do not go together (a flow sampler on a model without a
+    /// flow, the bridge on a model not trained for it, the direct sampler on a flow model that
+    /// has no direct output).
+    pub fn for_objective(self, objective: &Objective) -> Result<Sampler> {
+        Ok(match (self, objective) {
+            (Sampler::Direct, o) if o.has_direct() => self,
+            (Sampler::Direct, _) => bail!("sampler 'direct' needs a discriminative or bridge model"),
+            (Sampler::Bridge { steps, .. }, Objective::Bridge { sigma, .. }) => {
+                Sampler::Bridge { steps, sigma: *sigma }
+            }
+            (Sampler::Bridge { .. }, _) => bail!("sampler '{self}' needs a model trained with the bridge objective"),
+            (_, Objective::Cfm | Objective::SplitMeanFlow { .. }) => self,
+            (_, _) => {
+                bail!("sampler '{self}' needs a flow model (CFM or SplitMeanFlow); this one runs direct or bridge")
+            }
+        })
     }
 
     /// Runs the sampler from `noise` (`(B, ...)`; only its shape and device matter for
@@ -138,6 +188,7 @@ impl Sampler {
             Sampler::Heun { steps } => heun(field, noise, steps),
             Sampler::MeanFlow { steps } => mean_flow(field, noise, steps),
             Sampler::Direct => discriminative(field, noise.dims(), noise.device()),
+            Sampler::Bridge { steps, sigma } => bridge(field, noise, steps, sigma),
         }
     }
 
@@ -203,6 +254,7 @@ impl fmt::Display for Sampler {
             Sampler::Heun { steps } => write!(f, "heun:{steps}"),
             Sampler::MeanFlow { steps } => write!(f, "meanflow:{steps}"),
             Sampler::Direct => write!(f, "direct"),
+            Sampler::Bridge { steps, .. } => write!(f, "bridge:{steps}"),
         }
     }
 }
@@ -211,7 +263,7 @@ impl FromStr for Sampler {
     type Err = anyhow::Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        const FORMS: &str = "euler:N, heun:N, meanflow:N or direct";
+        const FORMS: &str = "euler:N, heun:N, meanflow:N, bridge:N or direct";
         let s = s.trim().to_ascii_lowercase();
         if s == "direct" {
             return Ok(Sampler::Direct);
@@ -227,6 +279,7 @@ impl FromStr for Sampler {
             "euler" => Sampler::Euler { steps },
             "heun" => Sampler::Heun { steps },
             "meanflow" | "mean_flow" => Sampler::MeanFlow { steps },
+            "bridge" => Sampler::Bridge { steps, sigma: 0.0 },
             _ => bail!("sampler `{s}`: unknown name `{name}`, expected {FORMS}"),
         })
     }

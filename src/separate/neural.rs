@@ -34,11 +34,11 @@ use crate::model::{ModelConfig, Network, candle_err};
 /// How to run a flow model.
 #[derive(Clone, Debug)]
 pub struct FlowOptions {
-    /// Sampler kind (`meanflow`, `euler`, `heun`, `direct`); `None` picks the one the model
-    /// was trained for (mean flow for SplitMeanFlow, Euler for CFM, direct for the
-    /// discriminative variant).
+    /// Sampler kind (`meanflow`, `euler`, `heun`, `bridge`, `direct`); `None` picks the one the
+    /// model was trained for (mean flow for SplitMeanFlow, Euler for CFM, the bridge for a
+    /// bridge model, direct for the discriminative variant).
     pub sampler: Option<String>,
-    /// Sampling steps; `None`: 1 for mean flow, 4 for Euler/Heun.
+    /// Sampling steps; `None`: 1 for mean flow and the bridge, 4 for Euler/Heun.
     pub steps: Option<usize>,
     /// Samples drawn and averaged per chunk.
     pub samples: usize,
@@ -81,25 +81,27 @@ pub struct FlowSeparator {
 }
 
 /// The sampler for a model trained with `objective`, with the kind and steps `opts` asks for
-/// (defaults: mean flow 1 step for SplitMeanFlow, Euler 4 steps for CFM, direct for the
-/// discriminative variant, which only runs direct).
+/// (defaults: mean flow 1 step for SplitMeanFlow, Euler 4 steps for CFM, the bridge 1 step
+/// for a bridge model, direct for the discriminative variant, which only runs direct). A
+/// bridge model also runs `direct` (its first stage alone).
 pub fn choose_sampler(objective: &Objective, opts: &FlowOptions) -> Result<Sampler> {
     let kind = match (objective, opts.sampler.as_deref()) {
-        (Objective::Discriminative, None | Some("direct")) => "direct",
-        (Objective::Discriminative, Some(k)) => {
-            anyhow::bail!("sampler '{k}' needs a flow model; this model is discriminative (direct only)")
-        }
         (_, Some(k)) => k,
+        (Objective::Discriminative, None) => "direct",
+        (Objective::Bridge { .. }, None) => "bridge",
         (Objective::SplitMeanFlow { .. }, None) => "meanflow",
-        (_, None) => "euler",
+        (Objective::Cfm, None) => "euler",
     };
-    let steps = opts.steps.unwrap_or(if kind == "meanflow" { 1 } else { 4 });
+    let steps = opts
+        .steps
+        .unwrap_or(if matches!(kind, "meanflow" | "bridge") { 1 } else { 4 });
     let spec = if kind == "direct" {
         kind.to_string()
     } else {
         format!("{kind}:{steps}")
     };
-    spec.parse().map_err(|e| anyhow::anyhow!("sampler '{spec}': {e}"))
+    let sampler: Sampler = spec.parse().map_err(|e| anyhow::anyhow!("sampler '{spec}': {e}"))?;
+    sampler.for_objective(objective)
 }
 
 impl FlowSeparator {

@@ -65,6 +65,10 @@ pub struct TrainConfig {
     pub shards: usize,
     /// Seed of the data stream, the noise and the initial weights.
     pub seed: u64,
+    /// Start from the weights of this model folder (`config.json` + `model.safetensors`, e.g.
+    /// a shipped model or a finished run) instead of seeded random ones: a fine-tune. Its
+    /// network config must equal `model`. Read when a run starts, not on `--resume`.
+    pub init: Option<std::path::PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -93,6 +97,7 @@ impl Default for TrainConfig {
             workers: 1,
             shards: 1,
             seed: 0,
+            init: None,
         }
     }
 }
@@ -142,9 +147,16 @@ impl TrainConfig {
             "valid_split must be valid, test or heldout, got '{}'",
             self.valid_split
         );
+        self.valid_sampler()?;
+        Ok(())
+    }
+
+    /// The validation sampler, with the model's noise scale for a bridge; an error when it
+    /// does not suit the objective.
+    pub fn valid_sampler(&self) -> Result<Sampler> {
         self.valid_sampler
             .parse::<Sampler>()
-            .map_err(|e| anyhow::anyhow!("valid_sampler: {e}"))?;
-        Ok(())
+            .and_then(|s| s.for_objective(&self.objective.objective))
+            .map_err(|e| anyhow::anyhow!("valid_sampler: {e}"))
     }
 }

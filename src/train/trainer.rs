@@ -34,7 +34,7 @@ use crate::dsp::bands::Bands;
 use crate::flow::objectives;
 use crate::flow::sampling::Sampler;
 use crate::metrics::si_sdr_channel;
-use crate::model::package::RunFiles;
+use crate::model::package::{PackageConfig, RunFiles};
 use crate::model::{Network, candle_err};
 use crate::separate::neural::{Draws, sample_band_masks};
 use crate::train::waveform::{self, Synth};
@@ -394,7 +394,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
         .with_context(|| format!("{}: cannot open the {} split", opts.data.display(), cfg.valid_split))?;
     let valid = ValidSet::draw(&valid_sampler, cfg.valid_examples, cfg.seed ^ 0x05ee_d0f7_a11d)?;
     let bands = Arc::new(Bands::new(cfg.model.bands.clone())?);
-    let valid_flow: Sampler = cfg.valid_sampler.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let valid_flow: Sampler = cfg.valid_sampler()?;
 
     let dev = &opts.device;
     let mut tr = Trainee::new(cfg, dev)?;
@@ -514,6 +514,9 @@ impl Trainee {
         let varmap = VarMap::new();
         let vb = crate::model::init::seeded_var_builder(&varmap, cfg.seed, DType::F32, dev);
         let net = Network::new(&cfg.model, vb)?;
+        if let Some(init) = &cfg.init {
+            load_init(&varmap, &cfg.model, init, dev)?;
+        }
         let opt = AdamW::new(
             named_vars(&varmap),
             AdamWConfig {
@@ -703,6 +706,35 @@ fn save_checkpoint(files: &RunFiles, varmap: &VarMap, opt: &AdamW, ema: &Ema, st
 }
 
 /// Restores weights, optimiser and EMA from a state map; returns the step.
+/// Sets every variable of `varmap` from the model folder `dir` (a fine-tune's start): its
+/// network config must equal `model` and it must hold a tensor of the variable's shape for
+/// every name.
+fn load_init(varmap: &VarMap, model: &crate::model::ModelConfig, dir: &Path, dev: &Device) -> Result<()> {
+    let files = RunFiles::new(dir);
+    let pkg = PackageConfig::load(&files.config()).with_context(|| format!("init {}", dir.display()))?;
+    anyhow::ensure!(
+        &pkg.model == model,
+        "init {}: its network config differs from this run's `model`",
+        dir.display()
+    );
+    let weights = candle_core::safetensors::load(files.model(), dev)
+        .with_context(|| format!("{}: cannot read the init weights", files.model().display()))?;
+    for (name, var) in named_vars(varmap) {
+        let t = weights
+            .get(&name)
+            .ok_or_else(|| anyhow::anyhow!("{}: no weights for '{name}'", files.model().display()))?;
+        anyhow::ensure!(
+            t.dims() == var.dims(),
+            "{}: '{name}' has shape {:?}, the network wants {:?}",
+            files.model().display(),
+            t.dims(),
+            var.dims()
+        );
+        var.set(&t.to_dtype(var.dtype())?)?;
+    }
+    Ok(())
+}
+
 fn load_state(varmap: &VarMap, opt: &mut AdamW, ema: &mut Ema, state: &HashMap<String, Tensor>) -> Result<usize> {
     for (name, var) in named_vars(varmap) {
         let t = state
