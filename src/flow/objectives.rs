@@ -282,13 +282,12 @@ pub fn weighted_loss<R: Rng + ?Sized>(
     if cfg.objective == Objective::Discriminative {
         return discriminative_loss(field, x, &sq_err);
     }
-    if let Objective::Bridge { sigma, direct_fraction } = cfg.objective {
-        return bridge_loss(field, x, sigma, direct_fraction, &cfg.time, &sq_err, rng);
-    }
     let noise = normal(rng, x.dims(), dev)?.to_dtype(x.dtype())?;
     let (per, n_fm) = match cfg.objective {
         Objective::Discriminative => return discriminative_loss(field, x, &sq_err),
-        Objective::Bridge { .. } => unreachable!("handled above"),
+        Objective::Bridge { sigma, direct_fraction } => {
+            return bridge_loss(field, x, &noise, sigma, direct_fraction, &cfg.time, &sq_err, rng);
+        }
         Objective::Cfm => {
             let t: Vec<f64> = (0..b).map(|_| cfg.time.draw(rng)).collect();
             let t = times(&t, dev)?;
@@ -349,7 +348,6 @@ pub fn weighted_loss<R: Rng + ?Sized>(
     };
     let loss = weighted.mean_all()?;
     let per_v: Vec<f32> = per.to_vec1()?;
-    let part_mean = |v: &[f32]| (!v.is_empty()).then(|| v.iter().sum::<f32>() / v.len() as f32);
     let stats = LossStats {
         loss: loss.to_scalar::<f32>()?,
         fm_loss: part_mean(&per_v[..n_fm]),
@@ -398,11 +396,14 @@ pub fn signal_loss(
 
 /// The bridge loss (module docs): `x̂ = sg field(0, 0, 0)`, then the first `n_d` examples at
 /// `z = 0`, `t = 0` and the others at `z_t = (1 − t) x + t (x̂ + σ ε)`, `t` from `time`, all
-/// scored against `x`. Draws: the noise `ε` (row-major, whole batch), then one time per
-/// bridge example. `fm_loss` reports the bridge examples, `interval_loss` the direct ones.
+/// scored against `x`. Draws: the noise `ε` (row-major, whole batch: the caller's, drawn
+/// first as for every generative objective), then one time per bridge example. `fm_loss`
+/// reports the bridge examples, `interval_loss` the direct ones.
+#[allow(clippy::too_many_arguments)]
 fn bridge_loss<R: Rng + ?Sized>(
     field: &Field,
     x: &Tensor,
+    noise: &Tensor,
     sigma: f64,
     direct_fraction: f64,
     time: &TimeSampling,
@@ -412,7 +413,6 @@ fn bridge_loss<R: Rng + ?Sized>(
     let b = x.dim(0)?;
     let dev = x.device();
     let n_d = ((direct_fraction * b as f64).round() as usize).min(b);
-    let noise = normal(rng, x.dims(), dev)?.to_dtype(x.dtype())?;
     let t: Vec<f64> = (0..b).map(|i| if i < n_d { 0.0 } else { time.draw(rng) }).collect();
     let zero = Tensor::zeros(b, DType::F32, dev)?;
     let x_hat = field(&x.zeros_like()?, &zero, &zero)?.detach();
@@ -429,7 +429,6 @@ fn bridge_loss<R: Rng + ?Sized>(
     let per = sq_err(&pred, x)?;
     let loss = per.mean_all()?;
     let per_v: Vec<f32> = per.to_vec1()?;
-    let part_mean = |v: &[f32]| (!v.is_empty()).then(|| v.iter().sum::<f32>() / v.len() as f32);
     let stats = LossStats {
         loss: loss.to_scalar::<f32>()?,
         fm_loss: part_mean(&per_v[n_d..]),
@@ -440,6 +439,11 @@ fn bridge_loss<R: Rng + ?Sized>(
         weight_max: 1.0,
     };
     Ok((loss, stats))
+}
+
+/// Mean of one part of the per-example losses (`None` when the part is empty).
+fn part_mean(v: &[f32]) -> Option<f32> {
+    (!v.is_empty()).then(|| v.iter().sum::<f32>() / v.len() as f32)
 }
 
 /// The discriminative loss: `field(0, 0, 0)` against `x`, mean squared error (no draws).

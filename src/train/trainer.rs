@@ -705,7 +705,6 @@ fn save_checkpoint(files: &RunFiles, varmap: &VarMap, opt: &AdamW, ema: &Ema, st
     Ok(())
 }
 
-/// Restores weights, optimiser and EMA from a state map; returns the step.
 /// Sets every variable of `varmap` from the model folder `dir` (a fine-tune's start): its
 /// network config must equal `model` and it must hold a tensor of the variable's shape for
 /// every name.
@@ -735,6 +734,7 @@ fn load_init(varmap: &VarMap, model: &crate::model::ModelConfig, dir: &Path, dev
     Ok(())
 }
 
+/// Restores weights, optimiser and EMA from a state map; returns the step.
 fn load_state(varmap: &VarMap, opt: &mut AdamW, ema: &mut Ema, state: &HashMap<String, Tensor>) -> Result<usize> {
     for (name, var) in named_vars(varmap) {
         let t = state
