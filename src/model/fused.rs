@@ -25,6 +25,34 @@ use rayon::prelude::*;
 
 type CResult<T> = candle_core::Result<T>;
 
+/// `fn NAME(args) -> R { body }`, with the body compiled twice: for AVX2 + FMA (run where the
+/// CPU has them, detected at run time; std caches the answer) and for the baseline target.
+/// Only the instruction set differs: Rust never contracts `a * b + c` into an FMA by itself,
+/// so both give the same bits.
+macro_rules! multiversion {
+    ($(#[$m:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$m])*
+        fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            $(#[$m])*
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                $(#[$m])*
+                fn fast($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU has the features `fast` is compiled for (checked above).
+                    return unsafe { fast($($arg),*) };
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+
 fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> CResult<&'a [f32]> {
     let v = s.as_slice::<f32>()?;
     match l.contiguous_offsets() {
@@ -138,34 +166,72 @@ impl Patches {
     }
 }
 
-/// Unfolds one `(h, w)` channel plane into its `kh·kw` rows of `ho·wo` values.
-fn unfold_plane(g: &Patches, plane: &[f32], rows: &mut [f32]) {
-    let (ho, wo) = g.out();
-    let (w, ax) = (g.x.n, g.x);
-    let p = ho * wo;
-    for ky in 0..g.y.k {
-        for kx in 0..ax.k {
-            let row = &mut rows[(ky * ax.k + kx) * p..][..p];
-            let (x_lo, x_hi) = ax.valid(kx, wo);
-            for oy in 0..ho {
-                let out = &mut row[oy * wo..][..wo];
-                let Some(iy) = g.y.src(oy, ky) else {
-                    out.fill(0.0);
-                    continue;
-                };
-                let src = &plane[iy * w..][..w];
-                out[..x_lo].fill(0.0);
-                out[x_hi..].fill(0.0);
+multiversion! {
+    /// Unfolds output rows `oy0..oy1` of one `(h, w)` channel plane into its `kh·kw` rows of
+    /// `(oy1 - oy0)·wo` values.
+    fn unfold_plane(g: &Patches, plane: &[f32], rows: &mut [f32], oy0: usize, oy1: usize) {
+        let wo = g.x.out();
+        let (w, ax) = (g.x.n, g.x);
+        let p = (oy1 - oy0) * wo;
+        for ky in 0..g.y.k {
+            for kx in 0..ax.k {
+                let row = &mut rows[(ky * ax.k + kx) * p..][..p];
+                let (x_lo, x_hi) = ax.valid(kx, wo);
+                for oy in oy0..oy1 {
+                    let out = &mut row[(oy - oy0) * wo..][..wo];
+                    let Some(iy) = g.y.src(oy, ky) else {
+                        out.fill(0.0);
+                        continue;
+                    };
+                    let src = &plane[iy * w..][..w];
+                    out[..x_lo].fill(0.0);
+                    out[x_hi..].fill(0.0);
+                    if x_hi == x_lo {
+                        continue;
+                    }
+                    let off = kx * ax.d;
+                    if ax.s == 1 {
+                        let ix0 = x_lo + off - ax.p;
+                        out[x_lo..x_hi].copy_from_slice(&src[ix0..ix0 + (x_hi - x_lo)]);
+                    } else {
+                        for (ox, o) in out.iter_mut().enumerate().take(x_hi).skip(x_lo) {
+                            *o = src[ox * ax.s + off - ax.p];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// Adds the `kh·kw` rows of output rows `oy0..oy1` of one channel back into its `(h, w)`
+    /// plane (the adjoint of [`unfold_plane`]; the plane is not cleared first).
+    fn fold_plane(g: &Patches, rows: &[f32], plane: &mut [f32], oy0: usize, oy1: usize) {
+        let wo = g.x.out();
+        let (w, ax) = (g.x.n, g.x);
+        let p = (oy1 - oy0) * wo;
+        for ky in 0..g.y.k {
+            for kx in 0..ax.k {
+                let row = &rows[(ky * ax.k + kx) * p..][..p];
+                let (x_lo, x_hi) = ax.valid(kx, wo);
                 if x_hi == x_lo {
                     continue;
                 }
                 let off = kx * ax.d;
-                if ax.s == 1 {
-                    let ix0 = x_lo + off - ax.p;
-                    out[x_lo..x_hi].copy_from_slice(&src[ix0..ix0 + (x_hi - x_lo)]);
-                } else {
-                    for (ox, o) in out.iter_mut().enumerate().take(x_hi).skip(x_lo) {
-                        *o = src[ox * ax.s + off - ax.p];
+                for oy in oy0..oy1 {
+                    let Some(iy) = g.y.src(oy, ky) else { continue };
+                    let src = &row[(oy - oy0) * wo..][..wo];
+                    let dst = &mut plane[iy * w..][..w];
+                    if ax.s == 1 {
+                        let ix0 = x_lo + off - ax.p;
+                        for (d, s) in dst[ix0..ix0 + (x_hi - x_lo)].iter_mut().zip(&src[x_lo..x_hi]) {
+                            *d += s;
+                        }
+                    } else {
+                        for (ox, s) in src.iter().enumerate().take(x_hi).skip(x_lo) {
+                            dst[ox * ax.s + off - ax.p] += s;
+                        }
                     }
                 }
             }
@@ -173,56 +239,58 @@ fn unfold_plane(g: &Patches, plane: &[f32], rows: &mut [f32]) {
     }
 }
 
-/// Adds one channel's `kh·kw` rows back into its `(h, w)` plane (the adjoint of
-/// [`unfold_plane`]).
-fn fold_plane(g: &Patches, rows: &[f32], plane: &mut [f32]) {
-    let (ho, wo) = g.out();
-    let (w, ax) = (g.x.n, g.x);
-    let p = ho * wo;
-    plane.fill(0.0);
-    for ky in 0..g.y.k {
-        for kx in 0..ax.k {
-            let row = &rows[(ky * ax.k + kx) * p..][..p];
-            let (x_lo, x_hi) = ax.valid(kx, wo);
-            if x_hi == x_lo {
-                continue;
-            }
-            let off = kx * ax.d;
-            for oy in 0..ho {
-                let Some(iy) = g.y.src(oy, ky) else { continue };
-                let src = &row[oy * wo..][..wo];
-                let dst = &mut plane[iy * w..][..w];
-                if ax.s == 1 {
-                    let ix0 = x_lo + off - ax.p;
-                    for (d, s) in dst[ix0..ix0 + (x_hi - x_lo)].iter_mut().zip(&src[x_lo..x_hi]) {
-                        *d += s;
-                    }
-                } else {
-                    for (ox, s) in src.iter().enumerate().take(x_hi).skip(x_lo) {
-                        dst[ox * ax.s + off - ax.p] += s;
-                    }
-                }
-            }
+/// A row-major matrix operand of [`matmul`]: its values, the stride between its stored rows,
+/// and whether it is stored transposed.
+#[derive(Clone, Copy)]
+struct Operand<'a> {
+    data: &'a [f32],
+    ld: usize,
+    t: bool,
+}
+
+impl<'a> Operand<'a> {
+    /// A contiguous `(rows × cols)` matrix as stored (`t`: it holds the transpose).
+    fn dense(data: &'a [f32], cols: usize, t: bool) -> Self {
+        Self { data, ld: cols, t }
+    }
+    /// (row stride, column stride) of the logical matrix, and the length it needs for
+    /// `rows × cols` logical values.
+    fn strides(&self, rows: usize, cols: usize) -> (isize, isize, usize) {
+        if self.t {
+            (1, self.ld as isize, (cols - 1) * self.ld + rows)
+        } else {
+            (self.ld as isize, 1, (rows - 1) * self.ld + cols)
         }
     }
 }
 
-/// `dst (m × n) = [dst +] a · b` on row-major slices: `a` is `(m × k)`, or stored `(k × m)`
-/// when `a_t`; `b` is `(k × n)`, or stored `(n × k)` when `b_t`.
+/// `dst (m × n) = [dst +] a (m × k) · b (k × n)`, `dst` row-major with row stride `ld_dst`, or
+/// stored transposed (`(n × m)`, row stride `ld_dst`) when `dst_t`. gemm computes in the
+/// destination's column-major orientation (a row-major destination is the transposed
+/// product), and packs an operand whose rows are not contiguous in that orientation: the
+/// caller picks the storage that leaves the large operand unpacked.
 #[allow(clippy::too_many_arguments)]
 fn matmul(
     dst: &mut [f32],
+    (ld_dst, dst_t): (usize, bool),
     (m, n, k): (usize, usize, usize),
-    a: &[f32],
-    a_t: bool,
-    b: &[f32],
-    b_t: bool,
+    a: Operand,
+    b: Operand,
     accumulate: bool,
     par: gemm::Parallelism,
 ) {
-    assert!(dst.len() >= m * n && a.len() >= m * k && b.len() >= k * n);
-    let (a_rs, a_cs) = if a_t { (1, m as isize) } else { (k as isize, 1) };
-    let (b_rs, b_cs) = if b_t { (1, k as isize) } else { (n as isize, 1) };
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    let (a_rs, a_cs, a_len) = a.strides(m, k);
+    let (b_rs, b_cs, b_len) = b.strides(k, n);
+    let (d_rs, d_cs, d_len) = Operand {
+        data: &[],
+        ld: ld_dst,
+        t: dst_t,
+    }
+    .strides(m, n);
+    assert!(dst.len() >= d_len && a.data.len() >= a_len && b.data.len() >= b_len);
     // SAFETY: the slices hold the m×n, m×k and k×n matrices the strides describe (asserted
     // above); dst does not alias a or b (a &mut borrow).
     unsafe {
@@ -231,13 +299,13 @@ fn matmul(
             n,
             k,
             dst.as_mut_ptr(),
-            1,
-            n as isize,
+            d_cs,
+            d_rs,
             accumulate,
-            a.as_ptr(),
+            a.data.as_ptr(),
             a_cs,
             a_rs,
-            b.as_ptr(),
+            b.data.as_ptr(),
             b_cs,
             b_rs,
             1.0,
@@ -250,11 +318,17 @@ fn matmul(
     }
 }
 
+/// Scratch floats per tile of unfolded patches: 128 Ki floats (512 KiB) keep a tile of the
+/// im2col matrix in a core's L2 between its unfolding and its matrix product.
+const TILE_FLOATS: usize = 128 * 1024;
+
 /// A convolution `C_in → C_out` with geometry `g` (`g.c = C_in`), as one custom op over
-/// `(x, weight, bias)`: per example the patches are unfolded into a scratch matrix and
-/// multiplied by the weight matrix (gemm), so no batch-sized unfolded tensor exists; the
-/// backward recomputes the patches. With at least as many examples as threads the examples
-/// run in parallel, each gemm on one thread; otherwise the gemms use every thread.
+/// `(x, weight, bias)`. Per example, the output rows are cut into tiles whose unfolded patches
+/// (im2col) fit [`TILE_FLOATS`]; each tile is unfolded into a scratch matrix and multiplied by
+/// the weight matrix (gemm), so the patches never leave the cache and no batch-sized unfolded
+/// tensor exists; the backward recomputes them tile by tile. With at least as many examples
+/// as threads the examples run in parallel (tiles in order, each gemm on one thread);
+/// otherwise the forward runs the tiles in parallel and the backward's gemms use every thread.
 struct Conv {
     g: Patches,
     c_out: usize,
@@ -280,21 +354,108 @@ impl Conv {
             (false, gemm::Parallelism::None)
         }
     }
-    /// The patches of one example (`x` itself for a 1×1 convolution).
-    fn patches<'a>(&self, xb: &'a [f32], cols: &'a mut Vec<f32>, par: bool) -> &'a [f32] {
+    /// The output-row ranges of the tiles (one tile for a 1×1 convolution, which needs no
+    /// patches).
+    fn tiles(&self) -> Vec<(usize, usize)> {
+        let (ho, wo) = self.g.out();
+        let rows = if self.pointwise() {
+            ho
+        } else {
+            (TILE_FLOATS / (self.sizes().0 * wo).max(1)).clamp(1, ho.max(1))
+        };
+        (0..ho).step_by(rows.max(1)).map(|a| (a, (a + rows).min(ho))).collect()
+    }
+    /// The patches of output rows `oy0..oy1` of one example, `(C_in·kh·kw) × ((oy1 - oy0)·wo)`
+    /// (`x` itself for a 1×1 convolution).
+    fn patches<'a>(&self, xb: &'a [f32], cols: &'a mut Vec<f32>, (oy0, oy1): (usize, usize)) -> &'a [f32] {
         if self.pointwise() {
             return xb;
         }
-        let (kdim, p, _) = self.sizes();
+        let wo = self.g.x.out();
         let (kk, hw) = (self.g.taps(), self.g.y.n * self.g.x.n);
-        cols.resize(kdim * p, 0.0);
-        let unfold = |(c, rows): (usize, &mut [f32])| unfold_plane(&self.g, &xb[c * hw..][..hw], rows);
-        if par {
-            cols.par_chunks_mut(kk * p).enumerate().for_each(unfold);
-        } else {
-            cols.chunks_mut(kk * p).enumerate().for_each(unfold);
+        let tp = (oy1 - oy0) * wo;
+        cols.resize(self.g.c * kk * tp, 0.0);
+        for (c, rows) in cols.chunks_mut(kk * tp).enumerate() {
+            unfold_plane(&self.g, &xb[c * hw..][..hw], rows, oy0, oy1);
         }
         cols
+    }
+    /// The convolution whose output is this one's input gradient, for stride 1 on both axes
+    /// (and padding within the dilated kernel's reach): input `C_out` planes of `ho × wo`,
+    /// the same taps and dilation, padding `span − 1 − p` per axis, `C_in` outputs.
+    fn transposed(&self) -> Option<Conv> {
+        let flip = |a: &Axis, n_out: usize| -> Option<Axis> {
+            (a.s == 1 && a.p < a.span()).then(|| Axis {
+                n: n_out,
+                k: a.k,
+                s: 1,
+                p: a.span() - 1 - a.p,
+                d: a.d,
+            })
+        };
+        if self.pointwise() {
+            return None;
+        }
+        let (ho, wo) = self.g.out();
+        let g = Patches {
+            c: self.c_out,
+            y: flip(&self.g.y, ho)?,
+            x: flip(&self.g.x, wo)?,
+        };
+        (g.y.out() == self.g.y.n && g.x.out() == self.g.x.n).then_some(Conv { g, c_out: self.g.c })
+    }
+    /// The weight of [`Conv::transposed`]: `W'[ci][co][ky][kx] = W[co][ci][kh-1-ky][kw-1-kx]`,
+    /// a `C_in × (C_out·kh·kw)` matrix.
+    fn flipped_weight(&self, w: &[f32]) -> Vec<f32> {
+        let (co, ci, kh, kw) = (self.c_out, self.g.c, self.g.y.k, self.g.x.k);
+        let mut out = vec![0f32; w.len()];
+        for o in 0..co {
+            for i in 0..ci {
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        out[((i * co + o) * kh + ky) * kw + kx] =
+                            w[((o * ci + i) * kh + (kh - 1 - ky)) * kw + (kw - 1 - kx)];
+                    }
+                }
+            }
+        }
+        out
+    }
+    /// The forward of one tile of one example: `dst = bias + W · patches(tile)`, `dst` the
+    /// tile's `C_out` rows of `(tile.1 - tile.0)·wo` values, `ld` apart.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_tile(
+        &self,
+        dst: &mut [f32],
+        ld: usize,
+        xb: &[f32],
+        w: &[f32],
+        bias: &[f32],
+        cols: &mut Vec<f32>,
+        tile: (usize, usize),
+        par: gemm::Parallelism,
+    ) {
+        let (kdim, p, _) = self.sizes();
+        let tp = (tile.1 - tile.0) * self.g.x.out();
+        for (r, &b) in bias.iter().enumerate() {
+            dst[r * ld..r * ld + tp].fill(b);
+        }
+        let rhs = self.patches(xb, cols, tile);
+        // A 1×1 convolution has one tile, the whole plane: its patches are x, p apart.
+        let rhs_ld = if self.pointwise() { p } else { tp };
+        matmul(
+            dst,
+            (ld, false),
+            (self.c_out, tp, kdim),
+            Operand::dense(w, kdim, false),
+            Operand {
+                data: rhs,
+                ld: rhs_ld,
+                t: false,
+            },
+            true,
+            par,
+        );
     }
 }
 
@@ -314,25 +475,47 @@ impl CustomOp3 for Conv {
     ) -> CResult<(CpuStorage, Shape)> {
         let [x, w, bias] = three([(s1, l1), (s2, l2), (s3, l3)], self.name())?;
         let batch = l1.dims()[0];
-        let (kdim, p, xlen) = self.sizes();
+        let (_, p, xlen) = self.sizes();
         let co = self.c_out;
-        let (par_batch, par) = Self::schedule(batch);
+        let (par_batch, _) = Self::schedule(batch);
+        let tiles = self.tiles();
+        let wo = self.g.x.out();
         let mut y = vec![0f32; batch * co * p];
-        let run = |cols: &mut Vec<f32>, (yb, xb): (&mut [f32], &[f32])| {
-            for (row, &b) in yb.chunks_mut(p).zip(bias) {
-                row.fill(b);
-            }
-            let rhs = self.patches(xb, cols, !par_batch);
-            matmul(yb, (co, p, kdim), w, false, rhs, false, true, par);
+        let in_place = |yb: &mut [f32], xb: &[f32], cols: &mut Vec<f32>, tile: (usize, usize), par| {
+            self.forward_tile(&mut yb[tile.0 * wo..], p, xb, w, bias, cols, tile, par);
         };
         if par_batch {
             y.par_chunks_mut(co * p)
                 .zip(x.par_chunks(xlen))
-                .for_each_init(Vec::new, run);
+                .for_each_init(Vec::new, |cols, (yb, xb)| {
+                    for &tile in &tiles {
+                        in_place(yb, xb, cols, tile, gemm::Parallelism::None);
+                    }
+                });
+        } else if tiles.len() > 1 {
+            // Tiles in parallel, each into its own (C_out × tile) block, then copied in place.
+            for (yb, xb) in y.chunks_mut(co * p).zip(x.chunks(xlen)) {
+                let blocks: Vec<Vec<f32>> = tiles
+                    .par_iter()
+                    .map_init(Vec::new, |cols, &tile| {
+                        let tp = (tile.1 - tile.0) * wo;
+                        let mut block = vec![0f32; co * tp];
+                        self.forward_tile(&mut block, tp, xb, w, bias, cols, tile, gemm::Parallelism::None);
+                        block
+                    })
+                    .collect();
+                for (&tile, block) in tiles.iter().zip(&blocks) {
+                    let tp = (tile.1 - tile.0) * wo;
+                    for (row, src) in yb.chunks_mut(p).zip(block.chunks(tp)) {
+                        row[tile.0 * wo..][..tp].copy_from_slice(src);
+                    }
+                }
+            }
         } else {
+            let (_, par) = Self::schedule(batch);
             let mut cols = Vec::new();
-            for pair in y.chunks_mut(co * p).zip(x.chunks(xlen)) {
-                run(&mut cols, pair);
+            for (yb, xb) in y.chunks_mut(co * p).zip(x.chunks(xlen)) {
+                in_place(yb, xb, &mut cols, tiles[0], par);
             }
         }
         let (ho, wo) = self.g.out();
@@ -359,31 +542,85 @@ impl CustomOp3 for Conv {
         let (kdim, p, xlen) = self.sizes();
         let co = self.c_out;
         let (kk, hw) = (self.g.taps(), self.g.y.n * self.g.x.n);
+        let wo = self.g.x.out();
         let (par_batch, par) = Self::schedule(batch);
-        // Per example its own dW and db (summed in example order afterwards, so the result
+        let tiles = self.tiles();
+        // Per example its own dWᵀ and db (summed in example order afterwards, so the result
         // does not depend on how the work was split: runs stay reproducible bit for bit).
         let mut dx = vec![0f32; batch * xlen];
         let mut dw_all = vec![0f32; batch * co * kdim];
         let mut db_all = vec![0f32; batch * co];
         // One example: ((dx, x), dY) and its (dW, db).
         type Example<'a> = (((&'a mut [f32], &'a [f32]), &'a [f32]), (&'a mut [f32], &'a mut [f32]));
+        // dX of a stride-1 convolution is itself a stride-1 convolution of dY with the kernel
+        // flipped and its channels swapped: unfolded like the forward (a K = C_out·kh·kw
+        // product) instead of Wᵀ·dY (K = C_out, an output kh·kw times the input) folded back.
+        let transposed = self.transposed();
+        let flipped = transposed.as_ref().map(|_| self.flipped_weight(wv));
+        let zero_bias = vec![0f32; self.g.c];
         let work = |(cols, dcols): &mut (Vec<f32>, Vec<f32>), (((dxb, xb), gb), (dwb, dbb)): Example| {
             for (d, row) in dbb.iter_mut().zip(gb.chunks(p)) {
-                *d = row.iter().sum::<f32>();
+                *d = row_sum(row);
             }
-            let patches = self.patches(xb, cols, !par_batch);
-            // dW = dY · patchesᵀ; d(patches) = Wᵀ · dY.
-            matmul(dwb, (co, kdim, p), gb, false, patches, true, false, par);
-            if self.pointwise() {
-                matmul(dxb, (kdim, p, co), wv, true, gb, false, false, par);
-            } else {
-                dcols.resize(kdim * p, 0.0);
-                matmul(dcols, (kdim, p, co), wv, true, gb, false, false, par);
-                let fold = |(c, plane): (usize, &mut [f32])| fold_plane(&self.g, &dcols[c * kk * p..][..kk * p], plane);
-                if par_batch {
-                    dxb.chunks_mut(hw).enumerate().for_each(fold);
+            for (i, &tile) in tiles.iter().enumerate() {
+                let (start, tp) = (tile.0 * wo, (tile.1 - tile.0) * wo);
+                let dy = Operand {
+                    data: &gb[start..],
+                    ld: p,
+                    t: false,
+                };
+                let patches = self.patches(xb, cols, tile);
+                // dW += dY[:, tile] · patches(tile)ᵀ, kept as dWᵀ (C_in·kh·kw × C_out): gemm
+                // then reads the patches as they lie instead of packing them; d(patches) = Wᵀ ·
+                // dY[:, tile].
+                let (pd, pld) = if self.pointwise() {
+                    (&patches[start..], p)
                 } else {
-                    dxb.par_chunks_mut(hw).enumerate().for_each(fold);
+                    (patches, tp)
+                };
+                matmul(
+                    dwb,
+                    (co, true),
+                    (co, kdim, tp),
+                    dy,
+                    Operand {
+                        data: pd,
+                        ld: pld,
+                        t: true,
+                    },
+                    i > 0,
+                    par,
+                );
+                if self.pointwise() {
+                    matmul(
+                        &mut dxb[start..],
+                        (p, false),
+                        (kdim, tp, co),
+                        Operand::dense(wv, kdim, true),
+                        dy,
+                        false,
+                        par,
+                    );
+                } else if transposed.is_none() {
+                    dcols.resize(kdim * tp, 0.0);
+                    matmul(
+                        dcols,
+                        (tp, false),
+                        (kdim, tp, co),
+                        Operand::dense(wv, kdim, true),
+                        dy,
+                        false,
+                        par,
+                    );
+                    for (c, plane) in dxb.chunks_mut(hw).enumerate() {
+                        fold_plane(&self.g, &dcols[c * kk * tp..][..kk * tp], plane, tile.0, tile.1);
+                    }
+                }
+            }
+            if let (Some(t), Some(wt)) = (&transposed, &flipped) {
+                let w_in = t.g.x.out();
+                for tile in t.tiles() {
+                    t.forward_tile(&mut dxb[tile.0 * w_in..], hw, gb, wt, &zero_bias, dcols, tile, par);
                 }
             }
         };
@@ -411,7 +648,13 @@ impl CustomOp3 for Conv {
             }
             out
         };
-        let (dw, db) = (sum(&dw_all, co * kdim), sum(&db_all, co));
+        let (dw_t, db) = (sum(&dw_all, co * kdim), sum(&db_all, co));
+        let mut dw = vec![0f32; co * kdim];
+        for (r, row) in dw_t.chunks(co).enumerate() {
+            for (o, &v) in row.iter().enumerate() {
+                dw[o * kdim + r] = v;
+            }
+        }
         drop(guards);
         let dev = x.device();
         Ok((
@@ -419,6 +662,13 @@ impl CustomOp3 for Conv {
             Some(Tensor::from_vec(dw, w.shape(), dev)?),
             Some(Tensor::from_vec(db, b.shape(), dev)?),
         ))
+    }
+}
+
+multiversion! {
+    /// `Σ row` in lanes (see `stats`), as f32.
+    fn row_sum(row: &[f32]) -> f32 {
+        chunked_sum(row, |x| x) as f32
     }
 }
 
@@ -515,23 +765,170 @@ struct GroupNormAct {
     silu: bool,
 }
 
-#[inline]
-fn sigmoid(u: f32) -> f32 {
-    1.0 / (1.0 + (-u).exp())
+/// `e^x` without branches or calls, so that loops over slices vectorise (libm's `expf` is a
+/// scalar call per element): `x = n·ln 2 + r` with `|r| <= ln 2 / 2` (`n` rounded by the
+/// 1.5·2^23 addition, no `floor` call), Cephes' degree-6 polynomial for `e^r`, `2^n` built in
+/// the exponent bits. `x` is clamped to [-87, 88] (no infinities, no subnormal scale); relative
+/// error under 3e-7 there (tests/model_fused.rs).
+#[inline(always)]
+pub fn exp_fast(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
+    let x = x.clamp(-87.0, 88.0);
+    let t = x * std::f32::consts::LOG2_E + MAGIC;
+    let n = t - MAGIC;
+    let ni = t.to_bits() as i32 - MAGIC.to_bits() as i32;
+    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
+    let p =
+        ((((1.987_569_2e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 0.166_666_65) * r + 0.5;
+    let e = p * r * r + r + 1.0;
+    e * f32::from_bits(((ni + 127) as u32) << 23)
 }
 
-/// Mean and 1/std of one group's values (f64 sums).
+#[inline(always)]
+fn sigmoid(u: f32) -> f32 {
+    1.0 / (1.0 + exp_fast(-u))
+}
+
+/// Lanes of the chunked reductions below: partial sums in `LANES` independent accumulators (so
+/// the loops vectorise), each chunk of `LANES · 32` values folded into f64 totals, in a fixed
+/// order (the result does not depend on threads).
+const LANES: usize = 16;
+const CHUNK: usize = LANES * 32;
+
+/// Mean and 1/std of one group's values: the mean first, then the mean squared deviation
+/// (f32 lanes per chunk, f64 across chunks).
+#[inline(always)]
 fn stats(v: &[f32], eps: f64) -> (f32, f32) {
-    let (mut s, mut s2) = (0f64, 0f64);
-    for &x in v {
-        let x = f64::from(x);
-        s += x;
-        s2 += x * x;
-    }
     let n = v.len() as f64;
-    let mean = s / n;
-    let var = (s2 / n - mean * mean).max(0.0);
-    (mean as f32, (1.0 / (var + eps).sqrt()) as f32)
+    let mean = (chunked_sum(v, |x| x) / n) as f32;
+    let var = chunked_sum(v, |x| {
+        let d = x - mean;
+        d * d
+    }) / n;
+    (mean, (1.0 / (var + eps).sqrt()) as f32)
+}
+
+/// `Σ f(x)` over `v`: f32 lanes per chunk of `CHUNK` values, f64 across chunks.
+#[inline(always)]
+fn chunked_sum(v: &[f32], f: impl Fn(f32) -> f32 + Copy) -> f64 {
+    let mut total = 0f64;
+    for chunk in v.chunks(CHUNK) {
+        let mut acc = [0f32; LANES];
+        lanes(&mut acc, chunk, f);
+        total += acc.iter().map(|&a| f64::from(a)).sum::<f64>();
+    }
+    total
+}
+
+/// `acc[l] += f(x)` over `xs` in lanes (`xs.len()` need not divide by `LANES`).
+#[inline(always)]
+fn lanes(acc: &mut [f32; LANES], xs: &[f32], f: impl Fn(f32) -> f32) {
+    let mut it = xs.chunks_exact(LANES);
+    for c in &mut it {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += f(x);
+        }
+    }
+    for (a, &x) in acc.iter_mut().zip(it.remainder()) {
+        *a += f(x);
+    }
+}
+
+multiversion! {
+    /// One group of the forward: `out = act(x̂ · scale + shift)` per channel of the group
+    /// (`x` holds `scale.len()` channel planes).
+    fn group_forward(out: &mut [f32], xs: &[f32], scale: &[f32], shift: &[f32], eps: f64, silu: bool) {
+        let (mean, rstd) = stats(xs, eps);
+        let hw = xs.len() / scale.len();
+        for (j, (&s, &t)) in scale.iter().zip(shift).enumerate() {
+            let (a, sh) = (s * rstd, t - mean * rstd * s);
+            let (oc, xc) = (&mut out[j * hw..][..hw], &xs[j * hw..][..hw]);
+            if silu {
+                for (o, &x) in oc.iter_mut().zip(xc) {
+                    let u = x * a + sh;
+                    *o = u * sigmoid(u);
+                }
+            } else {
+                for (o, &x) in oc.iter_mut().zip(xc) {
+                    *o = x * a + sh;
+                }
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// One group of the backward: `dx` of the group into `dxg`, and `(dscale, dshift)` per
+    /// channel.
+    #[allow(clippy::too_many_arguments)]
+    fn group_backward(
+        dxg: &mut [f32],
+        xs: &[f32],
+        gs: &[f32],
+        scale: &[f32],
+        shift: &[f32],
+        eps: f64,
+        silu: bool,
+    ) -> Vec<(f32, f32)> {
+        let (mean, rstd) = stats(xs, eps);
+        let hw = xs.len() / scale.len();
+        let mut out = Vec::with_capacity(scale.len());
+        // Pass 1: the gradient w.r.t. the normalised value, into dx; the scale/shift gradients and
+        // the two group sums the normalisation's backward needs (in lanes per chunk, see `stats`).
+        let (mut m1, mut m2) = (0f64, 0f64);
+        for (j, (&s, &t)) in scale.iter().zip(shift).enumerate() {
+            let (xc, gc, dc) = (&xs[j * hw..][..hw], &gs[j * hw..][..hw], &mut dxg[j * hw..][..hw]);
+            let (mut ds, mut dt) = (0f64, 0f64);
+            for ((dk, xk), gk) in dc.chunks_mut(CHUNK).zip(xc.chunks(CHUNK)).zip(gc.chunks(CHUNK)) {
+                let mut acc = [[0f32; LANES]; 4];
+                let body = |acc: &mut [[f32; LANES]; 4], l: usize, d: &mut f32, x: f32, g: f32| {
+                    let xh = (x - mean) * rstd;
+                    let gu = if silu {
+                        let u = xh * s + t;
+                        let sg = sigmoid(u);
+                        g * sg * (1.0 + u * (1.0 - sg))
+                    } else {
+                        g
+                    };
+                    let dxh = gu * s;
+                    acc[0][l] += gu * xh;
+                    acc[1][l] += gu;
+                    acc[2][l] += dxh;
+                    acc[3][l] += dxh * xh;
+                    *d = dxh;
+                };
+                let mut d_it = dk.chunks_exact_mut(LANES);
+                let (mut x_it, mut g_it) = (xk.chunks_exact(LANES), gk.chunks_exact(LANES));
+                for ((d, x), g) in (&mut d_it).zip(&mut x_it).zip(&mut g_it) {
+                    for l in 0..LANES {
+                        body(&mut acc, l, &mut d[l], x[l], g[l]);
+                    }
+                }
+                let rest = d_it
+                    .into_remainder()
+                    .iter_mut()
+                    .zip(x_it.remainder())
+                    .zip(g_it.remainder());
+                for (l, ((d, &x), &g)) in rest.enumerate() {
+                    body(&mut acc, l, d, x, g);
+                }
+                let sum = |a: &[f32; LANES]| a.iter().map(|&v| f64::from(v)).sum::<f64>();
+                ds += sum(&acc[0]);
+                dt += sum(&acc[1]);
+                m1 += sum(&acc[2]);
+                m2 += sum(&acc[3]);
+            }
+            out.push((ds as f32, dt as f32));
+        }
+        let n = xs.len() as f64;
+        let (m1, m2) = ((m1 / n) as f32, (m2 / n) as f32);
+        // Pass 2: dx = rstd · (dx̂ − mean(dx̂) − x̂ · mean(dx̂ · x̂)).
+        for (d, &x) in dxg.iter_mut().zip(xs) {
+            let xh = (x - mean) * rstd;
+            *d = rstd * (*d - m1 - xh * m2);
+        }
+        out
+    }
 }
 
 impl GroupNormAct {
@@ -566,22 +963,9 @@ impl CustomOp3 for GroupNormAct {
             .zip(x.par_chunks(cg * hw))
             .enumerate()
             .for_each(|(i, (o, xs))| {
-                let (mean, rstd) = stats(xs, self.eps);
                 let c0 = (i / self.groups) * c + (i % self.groups) * cg;
-                for j in 0..cg {
-                    let (a, sh) = (scale[c0 + j] * rstd, shift[c0 + j] - mean * rstd * scale[c0 + j]);
-                    let (oc, xc) = (&mut o[j * hw..][..hw], &xs[j * hw..][..hw]);
-                    if self.silu {
-                        for (o, &x) in oc.iter_mut().zip(xc) {
-                            let u = x * a + sh;
-                            *o = u * sigmoid(u);
-                        }
-                    } else {
-                        for (o, &x) in oc.iter_mut().zip(xc) {
-                            *o = x * a + sh;
-                        }
-                    }
-                }
+                let (sc, sh) = (&scale[c0..c0 + cg], &shift[c0..c0 + cg]);
+                group_forward(o, xs, sc, sh, self.eps, self.silu);
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
@@ -639,44 +1023,9 @@ impl GroupNormAct {
             .zip(xv.par_chunks(cg * hw).zip(gr.par_chunks(cg * hw)))
             .enumerate()
             .map(|(i, (dxg, (xs, gs)))| {
-                let (mean, rstd) = stats(xs, self.eps);
                 let c0 = (i / self.groups) * c + (i % self.groups) * cg;
-                let mut out = Vec::with_capacity(cg);
-                // Pass 1: the gradient w.r.t. the normalised value, into dx; the scale/shift
-                // gradients and the two group sums the normalisation's backward needs.
-                let (mut m1, mut m2) = (0f64, 0f64);
-                for j in 0..cg {
-                    let (s, t) = (sc[c0 + j], sh[c0 + j]);
-                    let (xc, gc, dc) = (&xs[j * hw..][..hw], &gs[j * hw..][..hw], &mut dxg[j * hw..][..hw]);
-                    let (mut ds, mut dt, mut a1, mut a2) = (0f32, 0f32, 0f32, 0f32);
-                    for ((d, &x), &g) in dc.iter_mut().zip(xc).zip(gc) {
-                        let xh = (x - mean) * rstd;
-                        let gu = if self.silu {
-                            let u = xh * s + t;
-                            let sg = sigmoid(u);
-                            g * sg * (1.0 + u * (1.0 - sg))
-                        } else {
-                            g
-                        };
-                        ds += gu * xh;
-                        dt += gu;
-                        let dxh = gu * s;
-                        a1 += dxh;
-                        a2 += dxh * xh;
-                        *d = dxh;
-                    }
-                    m1 += f64::from(a1);
-                    m2 += f64::from(a2);
-                    out.push((ds, dt));
-                }
-                let n = (cg * hw) as f64;
-                let (m1, m2) = ((m1 / n) as f32, (m2 / n) as f32);
-                // Pass 2: dx = rstd · (dx̂ − mean(dx̂) − x̂ · mean(dx̂ · x̂)).
-                for (d, &x) in dxg.iter_mut().zip(xs) {
-                    let xh = (x - mean) * rstd;
-                    *d = rstd * (*d - m1 - xh * m2);
-                }
-                out
+                let (sc, sh) = (&sc[c0..c0 + cg], &sh[c0..c0 + cg]);
+                group_backward(dxg, xs, gs, sc, sh, self.eps, self.silu)
             })
             .collect();
         let mut dscale = vec![0f32; n_groups * cg];
