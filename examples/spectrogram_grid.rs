@@ -36,7 +36,12 @@ fn main() -> splitflow::Result<()> {
             None => {
                 let p = PathBuf::from(f);
                 let name = p.iter().rev().take(2).collect::<Vec<_>>();
-                let title = name.iter().rev().map(|s| s.to_string_lossy()).collect::<Vec<_>>().join("/");
+                let title = name
+                    .iter()
+                    .rev()
+                    .map(|s| s.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
                 (title, p)
             }
         };

@@ -29,7 +29,12 @@ def main():
         files[key].add(r["group"] if rendered else r["source_file"])
         minutes[key] += r["duration"] / 60
         split_min[(r["label"], r["split"])] += r["duration"] / 60
-        chains[r["label"]].add(r["group"].split("/")[0] if rendered else r["package"])
+        # A rendered instrument's chain is its bank (groups are BANK/PRESET); the procedural
+        # ambience set is one chain (one synthesiser, its groups are patches).
+        if rendered and "/" in r["group"]:
+            chains[r["label"]].add(r["group"].split("/")[0])
+        else:
+            chains[r["label"]].add(key[1])
     labels = sorted({k[0] for k in files})
     print("| label | packages / banks | distinct sources | minutes | train | valid | test | heldout | target |")
     print("|---|---|---|---|---|---|---|---|---|")

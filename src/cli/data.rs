@@ -11,6 +11,7 @@ use indicatif::{MultiProgress, ProgressBar};
 use crate::audio::encode::write_mono16;
 use crate::data::build::{self, BuildOptions, PackageReport, Progress};
 use crate::data::fetch::{self, Fetched};
+use crate::data::render::RENDER_SETS;
 use crate::data::sampler::{MixtureSampler, SamplerConfig};
 use crate::data::sources::PACKAGES;
 use crate::data::{LABELS, manifest};
@@ -260,10 +261,19 @@ fn run_preview(args: &PreviewArgs) -> crate::Result<()> {
     Ok(())
 }
 
-fn check_packages(list: &Option<Vec<String>>) -> Result<(), String> {
+/// Every `--package` name is a package, or (with `sets`, for `build`) selects a render set
+/// that needs no package (`ambience`).
+fn check_packages(list: &Option<Vec<String>>, sets: bool) -> Result<(), String> {
+    let mut names: Vec<&str> = PACKAGES.iter().map(|k| k.name).collect();
+    if sets {
+        for s in RENDER_SETS {
+            if !names.contains(&s.selected_by) {
+                names.push(s.selected_by);
+            }
+        }
+    }
     for p in list.iter().flatten() {
-        if !PACKAGES.iter().any(|k| k.name == p) {
-            let names: Vec<&str> = PACKAGES.iter().map(|k| k.name).collect();
+        if !names.contains(&p.as_str()) {
             return Err(format!("unknown package '{p}' (one of: {})", names.join(", ")));
         }
     }
@@ -275,7 +285,7 @@ fn mb(bytes: u64) -> String {
 }
 
 fn run_fetch(args: &FetchArgs) -> i32 {
-    if let Err(e) = check_packages(&args.package) {
+    if let Err(e) = check_packages(&args.package, false) {
         eprintln!("error: {e}");
         return 2;
     }
@@ -421,7 +431,7 @@ fn dir_bytes(dir: &Path) -> u64 {
 }
 
 fn run_build(args: &BuildArgs) -> i32 {
-    if let Err(e) = check_packages(&args.package) {
+    if let Err(e) = check_packages(&args.package, true) {
         eprintln!("error: {e}");
         return 2;
     }

@@ -422,7 +422,8 @@ impl Conv {
         out
     }
     /// The forward of one tile of one example: `dst = bias + W · patches(tile)`, `dst` the
-    /// tile's `C_out` rows of `(tile.1 - tile.0)·wo` values, `ld` apart.
+    /// tile's `C_out` rows of `(tile.1 - tile.0)·wo` values, `ld` apart; `bias: None` when
+    /// `dst` already holds it.
     #[allow(clippy::too_many_arguments)]
     fn forward_tile(
         &self,
@@ -430,14 +431,14 @@ impl Conv {
         ld: usize,
         xb: &[f32],
         w: &[f32],
-        bias: &[f32],
+        bias: Option<&[f32]>,
         cols: &mut Vec<f32>,
         tile: (usize, usize),
         par: gemm::Parallelism,
     ) {
         let (kdim, p, _) = self.sizes();
         let tp = (tile.1 - tile.0) * self.g.x.out();
-        for (r, &b) in bias.iter().enumerate() {
+        for (r, &b) in bias.unwrap_or_default().iter().enumerate() {
             dst[r * ld..r * ld + tp].fill(b);
         }
         let rhs = self.patches(xb, cols, tile);
@@ -480,9 +481,15 @@ impl CustomOp3 for Conv {
         let (par_batch, _) = Self::schedule(batch);
         let tiles = self.tiles();
         let wo = self.g.x.out();
-        let mut y = vec![0f32; batch * co * p];
+        // The output starts as the bias (one pass, no zero fill first).
+        let mut y = Vec::with_capacity(batch * co * p);
+        for _ in 0..batch {
+            for &b in bias {
+                y.extend(std::iter::repeat_n(b, p));
+            }
+        }
         let in_place = |yb: &mut [f32], xb: &[f32], cols: &mut Vec<f32>, tile: (usize, usize), par| {
-            self.forward_tile(&mut yb[tile.0 * wo..], p, xb, w, bias, cols, tile, par);
+            self.forward_tile(&mut yb[tile.0 * wo..], p, xb, w, None, cols, tile, par);
         };
         if par_batch {
             y.par_chunks_mut(co * p)
@@ -500,7 +507,7 @@ impl CustomOp3 for Conv {
                     .map_init(Vec::new, |cols, &tile| {
                         let tp = (tile.1 - tile.0) * wo;
                         let mut block = vec![0f32; co * tp];
-                        self.forward_tile(&mut block, tp, xb, w, bias, cols, tile, gemm::Parallelism::None);
+                        self.forward_tile(&mut block, tp, xb, w, Some(bias), cols, tile, gemm::Parallelism::None);
                         block
                     })
                     .collect();
@@ -557,7 +564,6 @@ impl CustomOp3 for Conv {
         // product) instead of Wᵀ·dY (K = C_out, an output kh·kw times the input) folded back.
         let transposed = self.transposed();
         let flipped = transposed.as_ref().map(|_| self.flipped_weight(wv));
-        let zero_bias = vec![0f32; self.g.c];
         let work = |(cols, dcols): &mut (Vec<f32>, Vec<f32>), (((dxb, xb), gb), (dwb, dbb)): Example| {
             for (d, row) in dbb.iter_mut().zip(gb.chunks(p)) {
                 *d = row_sum(row);
@@ -620,7 +626,8 @@ impl CustomOp3 for Conv {
             if let (Some(t), Some(wt)) = (&transposed, &flipped) {
                 let w_in = t.g.x.out();
                 for tile in t.tiles() {
-                    t.forward_tile(&mut dxb[tile.0 * w_in..], hw, gb, wt, &zero_bias, dcols, tile, par);
+                    // dx starts as zeros (its allocation), so no bias fill.
+                    t.forward_tile(&mut dxb[tile.0 * w_in..], hw, gb, wt, None, dcols, tile, par);
                 }
             }
         };
