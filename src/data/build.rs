@@ -24,7 +24,7 @@ use super::manifest::{self, ClipRow};
 pub use super::part::{
     BuildOptions, NoProgress, PackageReport, Progress, RenderStats, TRIM_DB, TRIM_MARGIN_SECS, find_source, staging_dir,
 };
-use super::part::{Drops, clip_stem, count_drop, finish_part, marker, part};
+use super::part::{Drops, clip_stem, count_drop, finish_part, marker, part, worker_pool};
 use super::render::{self, RENDER_SETS};
 use super::rules;
 use super::sources::{PACKAGES, Package, Role};
@@ -234,10 +234,7 @@ pub fn build_package(pkg: &Package, src: &Path, opts: &BuildOptions, progress: &
         progress.error(e);
     }
     progress.start(pkg.name, collected.members.len());
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.jobs.max(1))
-        .build()
-        .context("cannot start worker threads")?;
+    let pool = worker_pool(opts.jobs)?;
     let drops = Drops::default();
     // Files played as one (short syllables) or each on its own.
     let batches: Vec<&[Member]> = match rules::join_files(pkg.name) {

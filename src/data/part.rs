@@ -111,6 +111,14 @@ pub(crate) fn part(out: &Path, package: &str) -> PathBuf {
     out.join("parts").join(format!("{package}.jsonl"))
 }
 
+/// The thread pool a build decodes or renders on: `jobs` threads (at least one).
+pub fn worker_pool(jobs: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .build()
+        .context("cannot start worker threads")
+}
+
 /// A temporary staging folder `OUT/.work/PREFIX*` (deleted when dropped).
 pub fn staging_dir(out: &Path, prefix: &str) -> Result<tempfile::TempDir> {
     let work = out.join(".work");

@@ -513,7 +513,8 @@ struct Piston {
     exc: f32,
     decay: f32,
     noise: f32,
-    res: Vec<(Biquad, f32, f32, f32)>,
+    /// Exhaust resonances and their gains.
+    res: Vec<(Biquad, f32)>,
     /// The pulse's own bandwidth (combustion pulses are not clicks).
     pulse: Biquad,
     muffler: Biquad,
@@ -534,7 +535,7 @@ impl Piston {
             .map(|_| {
                 let f = log_uniform(rng, 60.0, 1500.0);
                 let q = uniform(rng, 1.5, 8.0);
-                (Biquad::new(Shape::Band, f, q, r), f, q, uniform(rng, 0.3, 1.0))
+                (Biquad::new(Shape::Band, f, q, r), uniform(rng, 0.3, 1.0))
             })
             .collect();
         let muffler_f = log_uniform(rng, 150.0, 2500.0);
@@ -577,7 +578,7 @@ impl Piston {
             self.muffler.set(Shape::Low, self.muffler_f * (1.0 + 1.5 * u), 0.7, r);
         }
         let mut y = 0.3 * self.muffler.run(e);
-        for (b, _, _, g) in &mut self.res {
+        for (b, g) in &mut self.res {
             y += *g * b.run(e);
         }
         y + self.mech_gain * self.mech.run(white(rng)) * (0.3 + u)

@@ -381,10 +381,7 @@ pub fn build_set(set: &RenderSet, opts: &BuildOptions, progress: &dyn Progress) 
     };
     progress.stage(set.name, "loading SoundFonts");
     let voices = load_voices(&opts.cache, tmp.path(), &mut rep)?;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.jobs.max(1))
-        .build()
-        .context("cannot start worker threads")?;
+    let pool = part::worker_pool(opts.jobs)?;
     progress.stage(set.name, "reading songs");
     let sources = pool.install(|| songs(set, opts, tmp.path(), &mut rep, progress))?;
     let mut jobs = Vec::new();
@@ -563,7 +560,6 @@ fn build_patches(
     secs: f64,
 ) -> Result<PackageReport> {
     let started = Instant::now();
-    let _tmp = part::staging_dir(&opts.out, set.name)?;
     let jobs: Vec<(&str, u64)> = set
         .labels
         .iter()
@@ -575,10 +571,7 @@ fn build_patches(
         files: jobs.len(),
         ..Default::default()
     };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.jobs.max(1))
-        .build()
-        .context("cannot start worker threads")?;
+    let pool = part::worker_pool(opts.jobs)?;
     progress.start(set.name, jobs.len());
     let drops = Drops::default();
     let stats = Mutex::new(RenderStats {
