@@ -88,6 +88,8 @@ pub fn package_version(package: &str) -> u32 {
         // Three renders per part, the MuseScore_General bank beside FluidR3_GM; MMA's random
         // timing/velocity/skips seeded per groove (render/mma.rs).
         "render-procedural" | "render-freedoom" | "render-mma" => 3,
+        // Animal scenes (birds, insects, frogs, mammals) beside wind, water and engines.
+        "render-ambience" => 2,
         _ => 1,
     }
 }

@@ -31,7 +31,7 @@
 //! Audio is read on demand (a hound reader seeks to the crop), or, with `preload`, kept in
 //! memory as i16 for the whole split (2 bytes per sample: 2.3 GB for the full train split).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -110,6 +110,12 @@ pub struct SamplerConfig {
     pub labels: Option<Vec<String>>,
     /// Load the split's audio into memory at `open` (i16) instead of reading crops on demand.
     pub preload: bool,
+    /// Share of draws per package, within every label it provides alongside other packages:
+    /// `{"render-ambience": 0.5}` gives that package's clips half of each such label's draws
+    /// (its clips weighted by duration among themselves, the other packages' clips sharing
+    /// the rest). Packages not named keep their duration weight; a label the package alone
+    /// provides is unaffected. Each share in (0, 1).
+    pub package_share: BTreeMap<String, f64>,
 }
 
 impl Default for SamplerConfig {
@@ -139,6 +145,7 @@ impl Default for SamplerConfig {
             augment_query: true,
             labels: None,
             preload: false,
+            package_share: BTreeMap::new(),
         }
     }
 }
@@ -201,6 +208,9 @@ impl SamplerConfig {
             "randaugment_m must be in 0..=10, not {}",
             self.randaugment_m
         );
+        if let Some((p, v)) = self.package_share.iter().find(|(_, v)| !(**v > 0.0 && **v < 1.0)) {
+            bail!("package_share: the share of '{p}' must be in (0, 1), not {v}");
+        }
         ensure!(
             (0.0..=12.0).contains(&self.pitch_semitones),
             "pitch_semitones must be in 0..=12, not {}",
@@ -292,6 +302,30 @@ pub fn compatible(a: usize, b: usize) -> bool {
     a != b && !(music(a) && instrument(b)) && !(music(b) && instrument(a))
 }
 
+/// Draw weights of the rows `idx` (one label): each clip's duration, then, for every package
+/// of `share` that provides some but not all of the label's clips, its clips scaled to that
+/// share of the label's total weight (the other clips scaled to share the rest).
+fn draw_weights(rows: &[ClipRow], idx: &[usize], share: &BTreeMap<String, f64>) -> Vec<f64> {
+    let mut w: Vec<f64> = idx.iter().map(|i| rows[*i].duration.max(1e-3)).collect();
+    for (pkg, s) in share {
+        let mine: f64 = idx
+            .iter()
+            .zip(&w)
+            .filter(|(i, _)| rows[**i].package == *pkg)
+            .map(|(_, x)| x)
+            .sum();
+        let total: f64 = w.iter().sum();
+        if mine <= 0.0 || mine >= total {
+            continue;
+        }
+        let (k_mine, k_other) = (s / mine, (1.0 - s) / (total - mine));
+        for (i, x) in idx.iter().zip(w.iter_mut()) {
+            *x *= if rows[*i].package == *pkg { k_mine } else { k_other };
+        }
+    }
+    w
+}
+
 /// Draws examples from one split of a corpus; `Send + Sync`, so one sampler can feed many
 /// threads.
 pub struct MixtureSampler {
@@ -343,10 +377,15 @@ impl MixtureSampler {
             );
             let n = groups.len() as u32;
             group_of.push(*groups.entry(r.group.as_str()).or_insert(n));
-            let (idx, cum) = &mut by_label[l];
-            let last = cum.last().copied().unwrap_or(0.0);
-            idx.push(i);
-            cum.push(last + r.duration.max(1e-3));
+            by_label[l].0.push(i);
+        }
+        for (idx, cum) in by_label.iter_mut() {
+            let w = draw_weights(&rows, idx, &cfg.package_share);
+            let mut sum = 0.0;
+            cum.extend(w.iter().map(|x| {
+                sum += x;
+                sum
+            }));
         }
         if let Some(n) = cfg.pitch_skip.iter().find(|n| !LABELS.contains(&n.as_str())) {
             bail!("pitch_skip: unknown label '{n}' (one of: {})", LABELS.join(", "));
@@ -661,6 +700,43 @@ mod tests {
         assert!(!compatible(l("speech"), l("speech")));
         assert!(compatible(l("music"), l("speech")));
         assert!(compatible(l("drums"), l("bass")));
+    }
+
+    #[test]
+    fn package_share_sets_each_packages_part_of_a_label() {
+        let row = |pkg: &str, d: f64| ClipRow {
+            path: String::new(),
+            label: "wind".into(),
+            duration: d,
+            rate: 22050,
+            package: pkg.into(),
+            source_file: String::new(),
+            group: String::new(),
+            licence: String::new(),
+            split: "train".into(),
+        };
+        // 9 s synthetic in two clips, 1 s recorded in two clips.
+        let rows = vec![row("synth", 6.0), row("rec", 0.25), row("synth", 3.0), row("rec", 0.75)];
+        let idx = [0, 1, 2, 3];
+        let none = draw_weights(&rows, &idx, &BTreeMap::new());
+        assert_eq!(none, vec![6.0, 0.25, 3.0, 0.75]);
+        let half = BTreeMap::from([("synth".to_string(), 0.5)]);
+        let w = draw_weights(&rows, &idx, &half);
+        let total: f64 = w.iter().sum();
+        // Half the weight each, durations kept as the weights within a package.
+        assert!(((w[0] + w[2]) / total - 0.5).abs() < 1e-12, "{w:?}");
+        assert!(
+            (w[0] / w[2] - 2.0).abs() < 1e-12 && (w[3] / w[1] - 3.0).abs() < 1e-12,
+            "{w:?}"
+        );
+        // A label the package alone provides, or a package absent from it, is unchanged.
+        assert_eq!(draw_weights(&rows, &[0, 2], &half), vec![6.0, 3.0]);
+        assert_eq!(draw_weights(&rows, &[1, 3], &half), vec![0.25, 0.75]);
+        let bad = SamplerConfig {
+            package_share: BTreeMap::from([("synth".to_string(), 1.0)]),
+            ..SamplerConfig::default()
+        };
+        assert!(bad.validate().is_err());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Procedural environmental sounds: wind, water and engines from seeded physical models, the
+//! Procedural environmental sounds: wind, water, engines and animals from seeded models, the
 //! `render-ambience` set. The allowed packages hold a few minutes and a few dozen source files
 //! of these labels (docs/data.md), so a model hears a handful of recordings, not the classes.
 //! Each *patch* here is one seed: a model (and its variant) with every parameter drawn, and a
@@ -15,7 +15,12 @@
 //! - engine: combustion engines (a firing pulse train at rpm / 60 x cylinders / 2 through
 //!   exhaust resonances and a muffler, per-cylinder levels, an rpm that follows a throttle),
 //!   electric motors (rotor harmonics and a whine), propellers (blade-pass modulated noise over
-//!   a piston engine) and turbines (roar and a spool whine).
+//!   a piston engine) and turbines (roar and a spool whine);
+//! - animal: scenes of 1-4 callers of one kind: birds (songs of 2-5 syllable kinds: sweeps,
+//!   trills, chirps, in phrases), insects (cricket chirps, cicada buzzes, flying buzz), frogs
+//!   (pulse-train croaks ringing formants, peeps) or a mammal species by source and filter
+//!   (a sawtooth at a pitch contour plus breath through gliding formants: moos, bleats,
+//!   howls, meows, barks, growls).
 //!
 //! Deterministic: ChaCha8 streams seeded by (label, patch), no floating-point reductions in a
 //! thread-dependent order.
@@ -26,7 +31,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::data::manifest::fnv1a;
 
 /// Labels the set renders.
-pub const AMBIENCE_LABELS: &[&str] = &["wind", "water", "engine"];
+pub const AMBIENCE_LABELS: &[&str] = &["wind", "water", "engine", "animal"];
 /// Patches per label and their length.
 pub const PATCHES_PER_LABEL: u64 = 60;
 pub const PATCH_SECS: f64 = 30.0;
@@ -46,6 +51,7 @@ pub fn render(label: &str, seed: u64, secs: f64, rate: u32) -> Option<Rendered> 
         "wind" => wind(&mut rng, n, r),
         "water" => water(&mut rng, n, r),
         "engine" => engine(&mut rng, n, r),
+        "animal" => animal(&mut rng, n, r),
         _ => return None,
     };
     let chain = recording_chain(&mut rng, &mut x, r);
@@ -679,6 +685,340 @@ fn engine(rng: &mut ChaCha8Rng, n: usize, r: f32) -> (String, Vec<f32>) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Animals
+
+/// A raised-cosine attack and release envelope over `len` samples (`a` and `d` as fractions).
+fn call_env(i: usize, len: usize, a: f32, d: f32) -> f32 {
+    let t = i as f32 / len.max(1) as f32;
+    let up = if t < a {
+        0.5 - 0.5 * (std::f32::consts::PI * t / a).cos()
+    } else {
+        1.0
+    };
+    let down = if t > 1.0 - d {
+        0.5 - 0.5 * (std::f32::consts::PI * (1.0 - t) / d).cos()
+    } else {
+        1.0
+    };
+    up * down
+}
+
+/// A band-limited sawtooth (PolyBLEP): the glottal-like source of calls.
+#[derive(Default)]
+struct Saw(f32);
+
+impl Saw {
+    fn next(&mut self, f: f32, r: f32) -> f32 {
+        let dt = (f / r).clamp(1e-5, 0.45);
+        self.0 = (self.0 + dt).fract();
+        let t = self.0;
+        let mut y = 2.0 * t - 1.0;
+        if t < dt {
+            let x = t / dt;
+            y -= x + x - x * x - 1.0;
+        } else if t > 1.0 - dt {
+            let x = (t - 1.0) / dt;
+            y -= x * x + x + x + 1.0;
+        }
+        y
+    }
+}
+
+/// Start times (samples) of calls at mean gap `gap` seconds (each gap uniform in 0.3-1.7x
+/// that), the first within `first` seconds, until `n`.
+fn schedule(rng: &mut ChaCha8Rng, n: usize, r: f32, first: f32, gap: f32) -> Vec<usize> {
+    let mut t = uniform(rng, 0.0, first) * r;
+    let mut v = Vec::new();
+    while (t as usize) < n {
+        v.push(t as usize);
+        t += gap * uniform(rng, 0.3, 1.7) * r;
+    }
+    v
+}
+
+/// One bird's song: a repertoire of 2-5 syllable kinds (sweeps, trills, chirps) in phrases.
+fn bird(rng: &mut ChaCha8Rng, out: &mut [f32], r: f32, gain: f32, first: f32) {
+    let base = log_uniform(rng, 1500.0, 6500.0);
+    let syllables: Vec<(f32, f32, f32, f32, f32, f32)> = (0..rng.random_range(2..=5))
+        .map(|_| {
+            (
+                uniform(rng, 0.02, 0.22),          // duration, s
+                base * log_uniform(rng, 0.6, 1.6), // start frequency
+                base * log_uniform(rng, 0.5, 2.0), // end frequency
+                if chance(rng, 0.35) {
+                    uniform(rng, 15.0, 90.0)
+                } else {
+                    0.0
+                }, // trill rate
+                uniform(rng, 0.02, 0.25),          // trill depth
+                uniform(rng, 0.0, 0.3),            // second harmonic
+            )
+        })
+        .collect();
+    let repeat = chance(rng, 0.5);
+    let gap = uniform(rng, 0.01, 0.12);
+    let (p_lo, p_hi) = (rng.random_range(2..6usize), rng.random_range(6..16usize));
+    let rest = uniform(rng, 0.6, 4.0);
+    let mut ph = 0.0f32;
+    for start in schedule(rng, out.len(), r, first, rest) {
+        let mut t = start;
+        let count = rng.random_range(p_lo..=p_hi);
+        let one = rng.random_range(0..syllables.len());
+        let level = gain * uniform(rng, 0.6, 1.0);
+        for k in 0..count {
+            let s = syllables[if repeat { one } else { k % syllables.len() }];
+            let len = (s.0 * r) as usize;
+            for i in 0..len {
+                let Some(o) = out.get_mut(t + i) else { break };
+                let u = i as f32 / len as f32;
+                let mut f = s.1 * (s.2 / s.1).powf(u);
+                if s.3 > 0.0 {
+                    f *= 1.0 + s.4 * (std::f32::consts::TAU * s.3 * i as f32 / r).sin();
+                }
+                ph = (ph + f.min(0.45 * r) / r).fract();
+                let y = (std::f32::consts::TAU * ph).sin() + s.5 * (2.0 * std::f32::consts::TAU * ph).sin();
+                *o += level * call_env(i, len, 0.2, 0.3) * y;
+            }
+            t += len + (gap * uniform(rng, 0.7, 1.3) * r) as usize;
+        }
+    }
+}
+
+/// Insects: cricket chirps (pulses of a pure carrier), cicada / katydid buzzes (band noise
+/// pulsed at 100-600 Hz) or a flying buzz (a wandering sawtooth through resonances).
+fn insect(rng: &mut ChaCha8Rng, out: &mut [f32], r: f32, gain: f32, first: f32) -> &'static str {
+    let n = out.len();
+    match rng.random_range(0..3) {
+        0 => {
+            let fc = log_uniform(rng, 2500.0, 7000.0);
+            let pulse = uniform(rng, 0.008, 0.025);
+            let rate = uniform(rng, 15.0, 60.0).min(0.7 / pulse);
+            let per = rng.random_range(2..=8usize);
+            let period = uniform(rng, 0.3, 1.5).max(per as f32 / rate + 0.1);
+            let mut ph = 0.0f32;
+            for start in schedule(rng, n, r, first, period) {
+                for k in 0..per {
+                    let t0 = start + (k as f32 / rate * r) as usize;
+                    let len = (pulse * r) as usize;
+                    for i in 0..len {
+                        let Some(o) = out.get_mut(t0 + i) else { break };
+                        let f = fc * (1.0 - 0.04 * i as f32 / len as f32);
+                        ph = (ph + f.min(0.45 * r) / r).fract();
+                        *o += gain * call_env(i, len, 0.3, 0.5) * (std::f32::consts::TAU * ph).sin();
+                    }
+                }
+            }
+            "cricket"
+        }
+        1 => {
+            let fc = log_uniform(rng, 2500.0, 8000.0);
+            let mut band = Biquad::new(Shape::Band, fc, uniform(rng, 2.0, 8.0), r);
+            let am = uniform(rng, 100.0, 600.0);
+            let phrase = uniform(rng, 1.0, 8.0);
+            let mut ph = 0.0f32;
+            for start in schedule(rng, n, r, first, phrase * 1.5) {
+                let len = (phrase * uniform(rng, 0.5, 1.0) * r) as usize;
+                for i in 0..len {
+                    let Some(o) = out.get_mut(start + i) else { break };
+                    ph = (ph + am / r).fract();
+                    let m = (0.5 + 0.5 * (std::f32::consts::TAU * ph).sin()).powi(3);
+                    *o += gain * 4.0 * call_env(i, len, 0.15, 0.2) * m * band.run(white(rng));
+                }
+            }
+            "cicada"
+        }
+        _ => {
+            let mut f0 = Walk::new(log_uniform(rng, 150.0, 600.0), uniform(rng, 0.2, 1.5), 0.0, r);
+            f0.step = f0.mean * 0.08 * (6.0 * f0.k).sqrt();
+            let mut near = Walk::new(0.5, uniform(rng, 0.5, 3.0), 0.35, r);
+            let mut saw = Saw::default();
+            let mut res = [
+                Biquad::new(Shape::Band, uniform(rng, 400.0, 1500.0), 3.0, r),
+                Biquad::new(Shape::Band, uniform(rng, 1500.0, 5000.0), 3.0, r),
+            ];
+            for o in out.iter_mut() {
+                let s = saw.next(f0.next(rng), r);
+                let a = near.next(rng).clamp(0.05, 1.2);
+                *o += gain * a * a * (res[0].run(s) + 0.6 * res[1].run(s));
+            }
+            "buzzing insect"
+        }
+    }
+}
+
+/// A frog: croaks (a pulse train, each pulse ringing two or three formants) or peeps (rising
+/// tones).
+fn frog(rng: &mut ChaCha8Rng, out: &mut [f32], r: f32, gain: f32, first: f32) {
+    let n = out.len();
+    let every = uniform(rng, 0.3, 2.5);
+    if chance(rng, 0.7) {
+        let rate = log_uniform(rng, 20.0, 200.0);
+        let dur = uniform(rng, 0.08, 0.8);
+        let mut formants: Vec<Biquad> = (0..rng.random_range(2..=3))
+            .map(|k| {
+                Biquad::new(
+                    Shape::Band,
+                    log_uniform(rng, 300.0, 1200.0) * (1.0 + k as f32),
+                    uniform(rng, 4.0, 12.0),
+                    r,
+                )
+            })
+            .collect();
+        for start in schedule(rng, n, r, first, every) {
+            let len = (dur * uniform(rng, 0.8, 1.2) * r) as usize;
+            let mut next = 0.0f32;
+            for i in 0..len {
+                let Some(o) = out.get_mut(start + i) else { break };
+                let x = if i as f32 >= next {
+                    next += r / rate * uniform(rng, 0.9, 1.1);
+                    1.0
+                } else {
+                    0.0
+                };
+                let y: f32 = formants.iter_mut().map(|b| b.run(x)).sum();
+                *o += gain * 6.0 * call_env(i, len, 0.1, 0.3) * y;
+            }
+        }
+    } else {
+        let (f1, f2) = (log_uniform(rng, 1800.0, 3000.0), log_uniform(rng, 2500.0, 4000.0));
+        let dur = uniform(rng, 0.08, 0.25);
+        let mut ph = 0.0f32;
+        for start in schedule(rng, n, r, first, every) {
+            let len = (dur * r) as usize;
+            for i in 0..len {
+                let Some(o) = out.get_mut(start + i) else { break };
+                let f = f1 + (f2 - f1) * i as f32 / len as f32;
+                ph = (ph + f.min(0.45 * r) / r).fract();
+                *o += gain * call_env(i, len, 0.2, 0.3) * (std::f32::consts::TAU * ph).sin();
+            }
+        }
+    }
+}
+
+/// A mammal's calls by source and filter: a sawtooth at a pitch contour plus breath noise,
+/// through three formants that glide during the call; moos, bleats (tremolo), howls (slow
+/// slides), meows (formants opening and closing), barks (short, noisy, repeated) and growls
+/// (rough, low).
+fn mammal(rng: &mut ChaCha8Rng, out: &mut [f32], r: f32, gain: f32, first: f32) -> &'static str {
+    const KINDS: [(&str, f32, f32, f32, f32); 6] = [
+        // name, f0 range (Hz), call length range (s)
+        ("moo", 70.0, 220.0, 0.8, 2.5),
+        ("bleat", 180.0, 500.0, 0.3, 1.0),
+        ("howl", 250.0, 900.0, 1.2, 3.5),
+        ("meow", 350.0, 900.0, 0.3, 1.2),
+        ("bark", 250.0, 900.0, 0.06, 0.25),
+        ("growl", 60.0, 160.0, 0.5, 2.0),
+    ];
+    let (name, lo, hi, d_lo, d_hi) = KINDS[rng.random_range(0..KINDS.len())];
+    let f0 = log_uniform(rng, lo, hi);
+    let size = log_uniform(rng, 0.6, 1.6); // formants scale with the vocal tract
+    let fmt = [
+        log_uniform(rng, 300.0, 1000.0) * size,
+        log_uniform(rng, 900.0, 2500.0) * size,
+        log_uniform(rng, 2000.0, 4000.0) * size,
+    ];
+    let noise = match name {
+        "bark" => uniform(rng, 0.3, 0.7),
+        "growl" => uniform(rng, 0.2, 0.5),
+        _ => uniform(rng, 0.0, 0.25),
+    };
+    let tremolo = if name == "bleat" { uniform(rng, 5.0, 12.0) } else { 0.0 };
+    let rough = if name == "growl" { uniform(rng, 20.0, 45.0) } else { 0.0 };
+    let burst = if name == "bark" {
+        rng.random_range(1..=5usize)
+    } else {
+        1
+    };
+    let gap = if name == "bark" {
+        uniform(rng, 0.6, 3.0)
+    } else {
+        uniform(rng, 1.0, 5.0)
+    };
+    let mut saw = Saw::default();
+    let mut bank = fmt.map(|f| Biquad::new(Shape::Band, f, 5.0, r));
+    for start in schedule(rng, out.len(), r, first, gap) {
+        let mut t = start;
+        for _ in 0..burst {
+            let len = (uniform(rng, d_lo, d_hi) * r) as usize;
+            // Contour: rise-fall for most, a fall for barks, a slow slide for howls.
+            let (rise, fall) = match name {
+                "bark" => (1.15, 0.7),
+                "howl" => (log_uniform(rng, 1.1, 1.6), log_uniform(rng, 0.6, 0.95)),
+                _ => (log_uniform(rng, 1.0, 1.3), log_uniform(rng, 0.7, 1.0)),
+            };
+            let open = uniform(rng, 0.6, 1.3);
+            let (mut ph_t, mut ph_r) = (0.0f32, 0.0f32);
+            for i in 0..len {
+                let Some(o) = out.get_mut(t + i) else { break };
+                let u = i as f32 / len as f32;
+                let c = if u < 0.3 {
+                    rise.powf(u / 0.3)
+                } else {
+                    rise * (fall / rise).powf((u - 0.3) / 0.7)
+                };
+                if i % BLOCK == 0 {
+                    // Meows open then close the mouth: formants rise then fall.
+                    let m = if name == "meow" {
+                        0.7 + 0.6 * (std::f32::consts::PI * u).sin()
+                    } else {
+                        open
+                    };
+                    for (b, f) in bank.iter_mut().zip(fmt) {
+                        b.set(Shape::Band, f * m, 5.0, r);
+                    }
+                }
+                let mut s = saw.next(f0 * c, r) * (1.0 - noise) + 2.0 * noise * white(rng);
+                if tremolo > 0.0 {
+                    ph_t = (ph_t + tremolo / r).fract();
+                    s *= 0.6 + 0.4 * (std::f32::consts::TAU * ph_t).sin();
+                }
+                if rough > 0.0 {
+                    ph_r = (ph_r + rough / r).fract();
+                    s *= 0.5 + 0.5 * (std::f32::consts::TAU * ph_r).sin().abs();
+                }
+                let y = bank[0].run(s) + 0.7 * bank[1].run(s) + 0.4 * bank[2].run(s);
+                *o += gain * call_env(i, len, 0.1, 0.25) * y;
+            }
+            t += len + (uniform(rng, 0.08, 0.3) * r) as usize;
+        }
+    }
+    name
+}
+
+/// An animal scene: 1-4 callers of one kind (birds, insects, frogs or a mammal species), each
+/// at its own distance, over a faint bed of noise.
+fn animal(rng: &mut ChaCha8Rng, n: usize, r: f32) -> (String, Vec<f32>) {
+    const KINDS: [&str; 5] = ["birds", "birds", "insects", "frogs", "mammal"];
+    let kind = KINDS[rng.random_range(0..KINDS.len())];
+    let callers = rng.random_range(1..=4usize);
+    let mut out = vec![0f32; n];
+    let mut names: Vec<&str> = Vec::new();
+    for c in 0..callers {
+        // The first caller is near and starts at once; the others farther, later.
+        let gain = if c == 0 { 1.0 } else { log_uniform(rng, 0.15, 0.8) };
+        let first = if c == 0 { 0.05 } else { 3.0 };
+        match kind {
+            "birds" => bird(rng, &mut out, r, gain, first),
+            "insects" => names.push(insect(rng, &mut out, r, gain, first)),
+            "frogs" => frog(rng, &mut out, r, gain, first),
+            _ => names.push(mammal(rng, &mut out, r, gain, first)),
+        }
+    }
+    let bed = log_uniform(rng, 0.002, 0.02);
+    let mut pink = Pink::default();
+    for o in out.iter_mut() {
+        *o += bed * pink.next(white(rng));
+    }
+    names.dedup();
+    let what = if names.is_empty() {
+        format!("{callers} {kind}")
+    } else {
+        format!("{callers} {kind} ({})", names.join(", "))
+    };
+    (what, out)
+}
+
+// ---------------------------------------------------------------------------------------
 // Recording chains
 
 /// A small Schroeder/Freeverb room: parallel damped combs into series all-passes.
@@ -784,7 +1124,7 @@ mod tests {
     #[test]
     fn every_seed_of_a_label_renders_sound() {
         // The models' parameter ranges never produce silence or a blow-up.
-        for label in AMBIENCE_LABELS {
+        for label in AMBIENCE_LABELS.iter().filter(|l| **l != "animal") {
             for seed in 0..PATCHES_PER_LABEL {
                 let p = render(label, seed, 0.5, 8000).expect("a label of the set");
                 assert!(
@@ -795,6 +1135,47 @@ mod tests {
                 assert!(rms(&p.samples[2000..]) > 1e-4, "{}", p.description);
             }
         }
+    }
+
+    #[test]
+    fn every_animal_scene_calls_for_much_of_its_length() {
+        // Calls come and go; over 6 s every scene is active (20 ms frames within 30 dB of
+        // its loudest) for at least a tenth of the time, so its clips survive the build's
+        // segmentation into active stretches.
+        let r = 16000;
+        for seed in 0..PATCHES_PER_LABEL {
+            let p = render("animal", seed, 6.0, r).expect("animal is in the set");
+            assert!(
+                p.samples.iter().all(|v| v.is_finite() && v.abs() < 50.0),
+                "{}",
+                p.description
+            );
+            let frames: Vec<f32> = p.samples.chunks(320).map(rms).collect();
+            let top = frames.iter().fold(0f32, |m, v| m.max(*v));
+            let active = frames.iter().filter(|v| **v > top * 0.0316).count() as f32 / frames.len() as f32;
+            assert!(top > 1e-3 && active > 0.1, "{:.2} active: {}", active, p.description);
+        }
+    }
+
+    #[test]
+    fn a_cricket_chirps_at_its_carrier() {
+        // Find a cricket patch; the 5 ms around its loudest sample lie inside a pulse (8-25
+        // ms long): their zero crossings give a carrier of 2.5-7 kHz.
+        let r = 32000;
+        let p = (0..200u64)
+            .filter_map(|s| render("animal", s, 2.0, r))
+            .find(|p| p.description.contains("(cricket") && !p.description.contains("low-pass"))
+            .expect("a cricket patch among 200 seeds");
+        let (peak, _) = p
+            .samples
+            .iter()
+            .enumerate()
+            .fold((0, 0f32), |b, (i, v)| if v.abs() > b.1 { (i, v.abs()) } else { b });
+        let at = peak.saturating_sub(80).min(p.samples.len() - 160);
+        let frame = &p.samples[at..at + 160];
+        let crossings = frame.windows(2).filter(|w| (w[0] < 0.0) != (w[1] < 0.0)).count();
+        let f = crossings as f32 / 2.0 / 0.005;
+        assert!((2000.0..7500.0).contains(&f), "{f} Hz: {}", p.description);
     }
 
     #[test]

@@ -617,7 +617,7 @@ mod tests {
         assert_eq!(set.len(), 1, "--package ambience selects the one set");
         let rep = build_patches(set[0], &opts, &NoProgress, 2, 5.0).expect("builds");
         assert!(rep.errors.is_empty(), "{:?}", rep.errors);
-        assert_eq!(rep.files, 6, "2 patches x 3 labels");
+        assert_eq!(rep.files, 8, "2 patches x 4 labels");
         let rows = crate::data::manifest::read_jsonl(&out.join("parts/render-ambience.jsonl")).expect("part");
         let audio = rows
             .iter()
