@@ -110,11 +110,12 @@ pub struct SamplerConfig {
     pub labels: Option<Vec<String>>,
     /// Load the split's audio into memory at `open` (i16) instead of reading crops on demand.
     pub preload: bool,
-    /// Share of draws per package, within every label it provides alongside other packages:
-    /// `{"render-ambience": 0.5}` gives that package's clips half of each such label's draws
-    /// (its clips weighted by duration among themselves, the other packages' clips sharing
-    /// the rest). Packages not named keep their duration weight; a label the package alone
-    /// provides is unaffected. Each share in (0, 1).
+    /// Share of draws per package (the manifest's `package` column), within every label it
+    /// provides alongside other packages: `{"procedural-ambience": 0.5}` gives the ambience
+    /// set's clips half of each such label's draws (its clips weighted by duration among
+    /// themselves, the other packages' clips sharing the rest). Packages not named keep their
+    /// duration weight; a label the package alone provides is unaffected. Each share in
+    /// (0, 1).
     pub package_share: BTreeMap<String, f64>,
 }
 
