@@ -563,3 +563,17 @@ fn mixtures_from_the_heldout_split_use_only_its_labels() {
     let best = tones.iter().copied().max_by(|a, b| power(*a).total_cmp(&power(*b)));
     assert_eq!(best, Some(170.0));
 }
+
+#[test]
+fn package_share_keys_that_match_no_clip_are_reported() {
+    let d = corpus();
+    let cfg = |key: &str| SamplerConfig {
+        package_share: std::collections::BTreeMap::from([(key.to_string(), 0.5)]),
+        ..SamplerConfig::default()
+    };
+    let s = MixtureSampler::open(d.path(), "train", cfg("fixture")).unwrap();
+    assert!(s.unmatched_shares().is_empty());
+    // The set's name is not the package column: such a share would change nothing.
+    let s = MixtureSampler::open(d.path(), "train", cfg("render-ambience")).unwrap();
+    assert_eq!(s.unmatched_shares(), vec!["render-ambience"]);
+}

@@ -485,3 +485,19 @@ fn bridge_fine_tunes_a_direct_model() {
     let err = String::from_utf8_lossy(&run.get_output().stderr).to_string();
     assert!(err.contains("sampler 'euler:4'"), "{err}");
 }
+
+/// A `package_share` naming no train clip's package stops the run before anything is
+/// written, with the name and the packages the split has; a known one trains.
+#[test]
+fn a_package_share_that_matches_nothing_stops_the_run_before_it_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_corpus(tmp.path());
+    let out = tmp.path().join("run");
+    let mut cfg = config(2, Objective::Discriminative, "direct");
+    cfg.data.package_share = std::collections::BTreeMap::from([("render-ambience".to_string(), 0.5)]);
+    let e = format!("{:#}", train(&options(tmp.path(), &out, cfg.clone())).unwrap_err());
+    assert!(e.contains("'render-ambience'") && e.contains("fixture"), "{e}");
+    assert!(!out.exists(), "a failed start leaves no run folder");
+    cfg.data.package_share = std::collections::BTreeMap::from([("fixture".to_string(), 0.5)]);
+    assert_eq!(train(&options(tmp.path(), &out, cfg)).unwrap().steps_done, 2);
+}

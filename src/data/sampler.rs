@@ -115,7 +115,8 @@ pub struct SamplerConfig {
     /// set's clips half of each such label's draws (its clips weighted by duration among
     /// themselves, the other packages' clips sharing the rest). Packages not named keep their
     /// duration weight; a label the package alone provides is unaffected. Each share in
-    /// (0, 1).
+    /// (0, 1); the trainer refuses a key no train clip comes from
+    /// ([`MixtureSampler::unmatched_shares`]).
     pub package_share: BTreeMap<String, f64>,
 }
 
@@ -446,6 +447,17 @@ impl MixtureSampler {
     /// The split's manifest rows ([`Parts`] refers to them by index).
     pub fn rows(&self) -> &[ClipRow] {
         &self.rows
+    }
+
+    /// The `package_share` keys that name no package of this split's rows (a typo, or the
+    /// set column instead of the package column): they change no draw.
+    pub fn unmatched_shares(&self) -> Vec<&str> {
+        self.cfg
+            .package_share
+            .keys()
+            .filter(|p| !self.rows.iter().any(|r| r.package == **p))
+            .map(String::as_str)
+            .collect()
     }
 
     /// Labels targets are drawn from (indices in [`LABELS`]).

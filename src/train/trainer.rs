@@ -376,23 +376,41 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
     let cfg = &opts.config;
     cfg.check()?;
     let files = RunFiles { dir: opts.out.clone() };
-    std::fs::create_dir_all(&files.dir).with_context(|| format!("{}: cannot create", files.dir.display()))?;
     if !opts.resume && files.state().exists() {
         anyhow::bail!(
             "{}: a run is already there; pass --resume to continue it or choose another --out",
             files.dir.display()
         );
     }
-    let cfg_json = serde_json::to_string_pretty(cfg)?;
-    crate::atomic::write(&files.config(), cfg_json.as_bytes())?;
 
     let train_set = Arc::new(
         MixtureSampler::open(&opts.data, "train", cfg.data.clone())
             .with_context(|| format!("{}: cannot open the train split", opts.data.display()))?,
     );
+    let unmatched = train_set.unmatched_shares();
+    if !unmatched.is_empty() {
+        let mut known: Vec<&str> = train_set.rows().iter().map(|r| r.package.as_str()).collect();
+        known.sort_unstable();
+        known.dedup();
+        anyhow::bail!(
+            "{}: data.package_share names {} that no train clip comes from (the manifest's package column: {})",
+            opts.data.display(),
+            unmatched
+                .iter()
+                .map(|p| format!("'{p}'"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            known.join(", ")
+        );
+    }
     let valid_sampler = MixtureSampler::open(&opts.data, &cfg.valid_split, cfg.data.clone())
         .with_context(|| format!("{}: cannot open the {} split", opts.data.display(), cfg.valid_split))?;
     let valid = ValidSet::draw(&valid_sampler, cfg.valid_examples, cfg.seed ^ 0x05ee_d0f7_a11d)?;
+    // The run folder is made once the data is known to be usable: a start that fails on the
+    // corpus or the config leaves nothing behind.
+    std::fs::create_dir_all(&files.dir).with_context(|| format!("{}: cannot create", files.dir.display()))?;
+    let cfg_json = serde_json::to_string_pretty(cfg)?;
+    crate::atomic::write(&files.config(), cfg_json.as_bytes())?;
     let bands = Arc::new(Bands::new(cfg.model.bands.clone())?);
     let valid_flow: Sampler = cfg.valid_sampler()?;
 

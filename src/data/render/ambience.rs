@@ -105,6 +105,24 @@ impl Brown {
     }
 }
 
+/// An oscillator's phase in cycles, `[0, 1)`.
+#[derive(Clone, Copy, Default)]
+struct Phase(f32);
+
+impl Phase {
+    /// Advances one sample at `f` Hz (held under 0.45 `rate`, below Nyquist) and returns the
+    /// new phase.
+    fn step(&mut self, f: f32, rate: f32) -> f32 {
+        self.0 = (self.0 + f.min(0.45 * rate) / rate).fract();
+        self.0
+    }
+
+    /// `sin(2π phase)` after a [`Phase::step`].
+    fn sin(&mut self, f: f32, rate: f32) -> f32 {
+        (std::f32::consts::TAU * self.step(f, rate)).sin()
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Shape {
     Low,
@@ -619,20 +637,19 @@ fn engine(rng: &mut ChaCha8Rng, n: usize, r: f32) -> (String, Vec<f32>) {
             };
             let mut hiss = Biquad::new(Shape::Band, uniform(rng, 500.0, 4000.0), 1.0, r);
             let hiss_gain = uniform(rng, 0.0, 0.3);
-            let (mut ph, mut phw, mut phs) = (0.0f32, 0.0f32, 0.0f32);
+            let (mut ph, mut phw, mut phs) = (Phase::default(), Phase::default(), Phase::default());
             for o in out.iter_mut() {
                 let u = 0.05 + 0.95 * throttle.next(rng, r);
                 let f = max_hz * u;
-                ph = (ph + f / r).fract();
-                phw = (phw + (f * whine_k).min(0.4 * r) / r).fract();
+                let ph = ph.step(f, r);
+                let whine_sin = phw.sin((f * whine_k).min(0.4 * r), r);
                 let mut y = 0.0;
                 for (h, g) in &harmonics {
                     y += g * (std::f32::consts::TAU * ph * h).sin();
                 }
-                y = y * 0.3 * u + whine * u * (std::f32::consts::TAU * phw).sin();
+                y = y * 0.3 * u + whine * u * whine_sin;
                 if let Some((fs, gs)) = switching {
-                    phs = (phs + fs / r).fract();
-                    y += gs * (std::f32::consts::TAU * phs).sin();
+                    y += gs * phs.sin(fs, r);
                 }
                 *o = y + hiss_gain * hiss.run(white(rng)) * u;
             }
@@ -645,12 +662,11 @@ fn engine(rng: &mut ChaCha8Rng, n: usize, r: f32) -> (String, Vec<f32>) {
             let under = uniform(rng, 0.1, 0.8);
             let mut air = Biquad::new(Shape::Low, uniform(rng, 400.0, 3000.0), 0.7, r);
             let mut pink = Pink::default();
-            let mut ph = 0.0f32;
+            let mut ph = Phase::default();
             for (i, o) in out.iter_mut().enumerate() {
                 let u = throttle.next(rng, r);
                 let rpm = p.idle + (p.max - p.idle) * u;
-                ph = (ph + rpm / 60.0 * blades / r).fract();
-                let m = (1.0 + depth * (std::f32::consts::TAU * ph).cos()).powi(2);
+                let m = (1.0 + depth * (std::f32::consts::TAU * ph.step(rpm / 60.0 * blades, r)).cos()).powi(2);
                 let y = air.run(pink.next(white(rng))) * 4.0 * m * (0.2 + u);
                 *o = y + under * p.next(rng, u, i % BLOCK == 0, r);
             }
@@ -664,8 +680,7 @@ fn engine(rng: &mut ChaCha8Rng, n: usize, r: f32) -> (String, Vec<f32>) {
             let mut hp = Biquad::new(Shape::High, uniform(rng, 40.0, 200.0), 0.7, r);
             let (mut pink, mut brown) = (Pink::default(), Brown::default());
             let mut wobble = Walk::new(0.0, 0.5, 0.003, r);
-            let mut ph = 0.0f32;
-            let mut ph2 = 0.0f32;
+            let (mut ph, mut ph2) = (Phase::default(), Phase::default());
             for (i, o) in out.iter_mut().enumerate() {
                 let u = 0.3 + 0.7 * throttle.next(rng, r);
                 if i % BLOCK == 0 {
@@ -674,9 +689,7 @@ fn engine(rng: &mut ChaCha8Rng, n: usize, r: f32) -> (String, Vec<f32>) {
                 let w = white(rng);
                 let y = hp.run(roar.run(pink.next(w) + 2.0 * brown.next(w))) * 2.0 * u;
                 let f = whine_f * u * (1.0 + wobble.next(rng));
-                ph = (ph + f.min(0.45 * r) / r).fract();
-                ph2 = (ph2 + (1.5 * f).min(0.45 * r) / r).fract();
-                *o = y + whine * u * ((std::f32::consts::TAU * ph).sin() + 0.3 * (std::f32::consts::TAU * ph2).sin());
+                *o = y + whine * u * (ph.sin(f, r) + 0.3 * ph2.sin(1.5 * f, r));
             }
             format!("turbine, whine {whine_f:.0} Hz")
         }
@@ -759,7 +772,7 @@ fn bird(rng: &mut ChaCha8Rng, out: &mut [f32], r: f32, gain: f32, first: f32) {
     let gap = uniform(rng, 0.01, 0.12);
     let (p_lo, p_hi) = (rng.random_range(2..6usize), rng.random_range(6..16usize));
     let rest = uniform(rng, 0.6, 4.0);
-    let mut ph = 0.0f32;
+    let mut ph = Phase::default();
     for start in schedule(rng, out.len(), r, first, rest) {
         let mut t = start;
         let count = rng.random_range(p_lo..=p_hi);
@@ -775,7 +788,7 @@ fn bird(rng: &mut ChaCha8Rng, out: &mut [f32], r: f32, gain: f32, first: f32) {
                 if s.3 > 0.0 {
                     f *= 1.0 + s.4 * (std::f32::consts::TAU * s.3 * i as f32 / r).sin();
                 }
-                ph = (ph + f.min(0.45 * r) / r).fract();
+                let ph = ph.step(f, r);
                 let y = (std::f32::consts::TAU * ph).sin() + s.5 * (2.0 * std::f32::consts::TAU * ph).sin();
                 *o += level * call_env(i, len, 0.2, 0.3) * y;
             }
@@ -795,7 +808,7 @@ fn insect(rng: &mut ChaCha8Rng, out: &mut [f32], r: f32, gain: f32, first: f32) 
             let rate = uniform(rng, 15.0, 60.0).min(0.7 / pulse);
             let per = rng.random_range(2..=8usize);
             let period = uniform(rng, 0.3, 1.5).max(per as f32 / rate + 0.1);
-            let mut ph = 0.0f32;
+            let mut ph = Phase::default();
             for start in schedule(rng, n, r, first, period) {
                 for k in 0..per {
                     let t0 = start + (k as f32 / rate * r) as usize;
@@ -803,8 +816,7 @@ fn insect(rng: &mut ChaCha8Rng, out: &mut [f32], r: f32, gain: f32, first: f32) 
                     for i in 0..len {
                         let Some(o) = out.get_mut(t0 + i) else { break };
                         let f = fc * (1.0 - 0.04 * i as f32 / len as f32);
-                        ph = (ph + f.min(0.45 * r) / r).fract();
-                        *o += gain * call_env(i, len, 0.3, 0.5) * (std::f32::consts::TAU * ph).sin();
+                        *o += gain * call_env(i, len, 0.3, 0.5) * ph.sin(f, r);
                     }
                 }
             }
@@ -815,13 +827,12 @@ fn insect(rng: &mut ChaCha8Rng, out: &mut [f32], r: f32, gain: f32, first: f32) 
             let mut band = Biquad::new(Shape::Band, fc, uniform(rng, 2.0, 8.0), r);
             let am = uniform(rng, 100.0, 600.0);
             let phrase = uniform(rng, 1.0, 8.0);
-            let mut ph = 0.0f32;
+            let mut ph = Phase::default();
             for start in schedule(rng, n, r, first, phrase * 1.5) {
                 let len = (phrase * uniform(rng, 0.5, 1.0) * r) as usize;
                 for i in 0..len {
                     let Some(o) = out.get_mut(start + i) else { break };
-                    ph = (ph + am / r).fract();
-                    let m = (0.5 + 0.5 * (std::f32::consts::TAU * ph).sin()).powi(3);
+                    let m = (0.5 + 0.5 * ph.sin(am, r)).powi(3);
                     *o += gain * 4.0 * call_env(i, len, 0.15, 0.2) * m * band.run(white(rng));
                 }
             }
@@ -882,14 +893,13 @@ fn frog(rng: &mut ChaCha8Rng, out: &mut [f32], r: f32, gain: f32, first: f32) {
     } else {
         let (f1, f2) = (log_uniform(rng, 1800.0, 3000.0), log_uniform(rng, 2500.0, 4000.0));
         let dur = uniform(rng, 0.08, 0.25);
-        let mut ph = 0.0f32;
+        let mut ph = Phase::default();
         for start in schedule(rng, n, r, first, every) {
             let len = (dur * r) as usize;
             for i in 0..len {
                 let Some(o) = out.get_mut(start + i) else { break };
                 let f = f1 + (f2 - f1) * i as f32 / len as f32;
-                ph = (ph + f.min(0.45 * r) / r).fract();
-                *o += gain * call_env(i, len, 0.2, 0.3) * (std::f32::consts::TAU * ph).sin();
+                *o += gain * call_env(i, len, 0.2, 0.3) * ph.sin(f, r);
             }
         }
     }
@@ -947,7 +957,7 @@ fn mammal(rng: &mut ChaCha8Rng, out: &mut [f32], r: f32, gain: f32, first: f32) 
                 _ => (log_uniform(rng, 1.0, 1.3), log_uniform(rng, 0.7, 1.0)),
             };
             let open = uniform(rng, 0.6, 1.3);
-            let (mut ph_t, mut ph_r) = (0.0f32, 0.0f32);
+            let (mut ph_t, mut ph_r) = (Phase::default(), Phase::default());
             for i in 0..len {
                 let Some(o) = out.get_mut(t + i) else { break };
                 let u = i as f32 / len as f32;
@@ -969,12 +979,10 @@ fn mammal(rng: &mut ChaCha8Rng, out: &mut [f32], r: f32, gain: f32, first: f32) 
                 }
                 let mut s = saw.next(f0 * c, r) * (1.0 - noise) + 2.0 * noise * white(rng);
                 if tremolo > 0.0 {
-                    ph_t = (ph_t + tremolo / r).fract();
-                    s *= 0.6 + 0.4 * (std::f32::consts::TAU * ph_t).sin();
+                    s *= 0.6 + 0.4 * ph_t.sin(tremolo, r);
                 }
                 if rough > 0.0 {
-                    ph_r = (ph_r + rough / r).fract();
-                    s *= 0.5 + 0.5 * (std::f32::consts::TAU * ph_r).sin().abs();
+                    s *= 0.5 + 0.5 * ph_r.sin(rough, r).abs();
                 }
                 let y = bank[0].run(s) + 0.7 * bank[1].run(s) + 0.4 * bank[2].run(s);
                 *o += gain * call_env(i, len, 0.1, 0.25) * y;
