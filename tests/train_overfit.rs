@@ -501,3 +501,35 @@ fn a_package_share_that_matches_nothing_stops_the_run_before_it_starts() {
     cfg.data.package_share = std::collections::BTreeMap::from([("fixture".to_string(), 0.5)]);
     assert_eq!(train(&options(tmp.path(), &out, cfg)).unwrap().steps_done, 2);
 }
+
+/// `snapshot_every` keeps the EMA weights of those steps as model folders of their own: each
+/// loads as a separator, the last equals the run's model.safetensors, the first differs.
+#[test]
+fn snapshots_are_model_folders_of_their_steps() {
+    use splitflow::model::package::RunFiles;
+    use splitflow::separate::neural::{FlowOptions, FlowSeparator};
+    let tmp = tempfile::tempdir().unwrap();
+    make_corpus(tmp.path());
+    let out = tmp.path().join("run");
+    let mut cfg = config(20, Objective::Discriminative, "direct");
+    cfg.snapshot_every = 10;
+    train(&options(tmp.path(), &out, cfg)).unwrap();
+    let run = RunFiles::new(&out);
+    let snaps: Vec<String> = std::fs::read_dir(out.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(snaps, ["step-000010", "step-000020"]);
+    for step in [10, 20] {
+        FlowSeparator::load(&run.snapshot(step), "snap", FlowOptions::default()).unwrap();
+        assert_eq!(
+            std::fs::read(run.snapshot(step).join("config.json")).unwrap(),
+            std::fs::read(run.config()).unwrap()
+        );
+    }
+    let last = std::fs::read(run.model()).unwrap();
+    assert_eq!(std::fs::read(RunFiles::new(&run.snapshot(20)).model()).unwrap(), last);
+    assert_ne!(std::fs::read(RunFiles::new(&run.snapshot(10)).model()).unwrap(), last);
+}

@@ -36,6 +36,10 @@ impl RunFiles {
     pub fn config(&self) -> PathBuf {
         self.dir.join("config.json")
     }
+    /// The model folder of the EMA weights kept at `step` (`snapshot_every`).
+    pub fn snapshot(&self, step: usize) -> PathBuf {
+        self.dir.join("snapshots").join(format!("step-{step:06}"))
+    }
     pub fn log(&self) -> PathBuf {
         self.dir.join("log.csv")
     }

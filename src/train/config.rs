@@ -47,6 +47,10 @@ pub struct TrainConfig {
     pub query_align_weight: f64,
     /// Save a checkpoint every N steps.
     pub checkpoint_every: usize,
+    /// Also keep the EMA weights every N steps (0: never) as `snapshots/step-NNNNNN/`, each
+    /// a model folder of its own (`config.json` + `model.safetensors`), so a long run's
+    /// checkpoints can be scored afterwards and the best one picked on held-out audio.
+    pub snapshot_every: usize,
     /// Validate every N steps.
     pub valid_every: usize,
     /// Fixed validation mixtures (drawn once from `valid_split`).
@@ -90,6 +94,7 @@ impl Default for TrainConfig {
             example_query_fraction: 0.25,
             query_align_weight: 0.1,
             checkpoint_every: 200,
+            snapshot_every: 0,
             valid_every: 200,
             valid_examples: 48,
             valid_split: "valid".into(),

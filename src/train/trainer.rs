@@ -501,6 +501,9 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
         if step.is_multiple_of(cfg.checkpoint_every) {
             save_checkpoint(&files, &tr.varmap, &tr.opt, &tr.ema, step)?;
         }
+        if cfg.snapshot_every > 0 && step.is_multiple_of(cfg.snapshot_every) {
+            save_snapshot(&files, &tr.ema, step)?;
+        }
     }
     drop(loader);
     save_checkpoint(&files, &tr.varmap, &tr.opt, &tr.ema, step)?;
@@ -720,6 +723,17 @@ fn save_checkpoint(files: &RunFiles, varmap: &VarMap, opt: &AdamW, ema: &Ema, st
     state.insert(STEP_KEY.into(), Tensor::new(&[step as u32], &Device::Cpu)?);
     save_atomic(&files.state(), &state)?;
     save_atomic(&files.model(), &ema.weights())?;
+    Ok(())
+}
+
+/// Keeps the EMA weights of `step` as a model folder of their own (`RunFiles::snapshot`): the
+/// run's config.json beside them, both written atomically.
+fn save_snapshot(files: &RunFiles, ema: &Ema, step: usize) -> Result<()> {
+    let snap = RunFiles::new(&files.snapshot(step));
+    std::fs::create_dir_all(&snap.dir).with_context(|| format!("{}: cannot create", snap.dir.display()))?;
+    let cfg = std::fs::read(files.config()).with_context(|| format!("{}: cannot read", files.config().display()))?;
+    crate::atomic::write(&snap.config(), &cfg)?;
+    save_atomic(&snap.model(), &ema.weights())?;
     Ok(())
 }
 
