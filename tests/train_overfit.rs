@@ -515,12 +515,11 @@ fn snapshots_are_model_folders_of_their_steps() {
     cfg.snapshot_every = 10;
     train(&options(tmp.path(), &out, cfg)).unwrap();
     let run = RunFiles::new(&out);
-    let snaps: Vec<String> = std::fs::read_dir(out.join("snapshots"))
+    let mut snaps: Vec<String> = std::fs::read_dir(out.join("snapshots"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
         .collect();
+    snaps.sort();
     assert_eq!(snaps, ["step-000010", "step-000020"]);
     for step in [10, 20] {
         FlowSeparator::load(&run.snapshot(step), "snap", FlowOptions::default()).unwrap();

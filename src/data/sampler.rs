@@ -31,7 +31,7 @@
 //! Audio is read on demand (a hound reader seeks to the crop), or, with `preload`, kept in
 //! memory as i16 for the whole split (2 bytes per sample: 2.3 GB for the full train split).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -449,14 +449,20 @@ impl MixtureSampler {
         &self.rows
     }
 
+    /// The packages this split's rows come from (the manifest's `package` column), sorted.
+    pub fn packages(&self) -> BTreeSet<&str> {
+        self.rows.iter().map(|r| r.package.as_str()).collect()
+    }
+
     /// The `package_share` keys that name no package of this split's rows (a typo, or the
     /// set column instead of the package column): they change no draw.
     pub fn unmatched_shares(&self) -> Vec<&str> {
+        let packages = self.packages();
         self.cfg
             .package_share
             .keys()
-            .filter(|p| !self.rows.iter().any(|r| r.package == **p))
             .map(String::as_str)
+            .filter(|p| !packages.contains(p))
             .collect()
     }
 

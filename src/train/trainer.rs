@@ -389,9 +389,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
     );
     let unmatched = train_set.unmatched_shares();
     if !unmatched.is_empty() {
-        let mut known: Vec<&str> = train_set.rows().iter().map(|r| r.package.as_str()).collect();
-        known.sort_unstable();
-        known.dedup();
+        let known: Vec<&str> = train_set.packages().into_iter().collect();
         anyhow::bail!(
             "{}: data.package_share names {} that no train clip comes from (the manifest's package column: {})",
             opts.data.display(),
@@ -502,7 +500,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
             save_checkpoint(&files, &tr.varmap, &tr.opt, &tr.ema, step)?;
         }
         if cfg.snapshot_every > 0 && step.is_multiple_of(cfg.snapshot_every) {
-            save_snapshot(&files, &tr.ema, step)?;
+            save_snapshot(&files, cfg_json.as_bytes(), &tr.ema, step)?;
         }
     }
     drop(loader);
@@ -727,12 +725,11 @@ fn save_checkpoint(files: &RunFiles, varmap: &VarMap, opt: &AdamW, ema: &Ema, st
 }
 
 /// Keeps the EMA weights of `step` as a model folder of their own (`RunFiles::snapshot`): the
-/// run's config.json beside them, both written atomically.
-fn save_snapshot(files: &RunFiles, ema: &Ema, step: usize) -> Result<()> {
+/// run's config.json (`cfg_json`, the bytes written at the start) beside them, both atomically.
+fn save_snapshot(files: &RunFiles, cfg_json: &[u8], ema: &Ema, step: usize) -> Result<()> {
     let snap = RunFiles::new(&files.snapshot(step));
     std::fs::create_dir_all(&snap.dir).with_context(|| format!("{}: cannot create", snap.dir.display()))?;
-    let cfg = std::fs::read(files.config()).with_context(|| format!("{}: cannot read", files.config().display()))?;
-    crate::atomic::write(&snap.config(), &cfg)?;
+    crate::atomic::write(&snap.config(), cfg_json)?;
     save_atomic(&snap.model(), &ema.weights())?;
     Ok(())
 }
