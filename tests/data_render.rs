@@ -561,3 +561,71 @@ fn splits_balance_minutes_per_label_and_stay_disjoint() {
     b.reverse();
     assert_eq!(a, b);
 }
+
+#[test]
+fn mix_sets_render_each_song_whole_as_music_one_group_per_song() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    freedoom_fixture(&cache);
+    let (a, b) = (dir.path().join("j1"), dir.path().join("j2"));
+    let o = build_jobs(&cache, &a, "mixes-freedoom", 1);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(build_jobs(&cache, &b, "mixes-freedoom", 2).status.success());
+    assert_eq!(
+        std::fs::read(a.join("manifest.jsonl")).unwrap(),
+        std::fs::read(b.join("manifest.jsonl")).unwrap()
+    );
+    let rows = manifest::read_jsonl(&a.join("manifest.jsonl")).unwrap();
+    let song = "usr/share/games/doom/freedoom2.wad!D_TEST";
+    let mut renders = std::collections::BTreeSet::new();
+    for r in &rows {
+        assert_eq!(
+            std::fs::read(a.join(&r.path)).unwrap(),
+            std::fs::read(b.join(&r.path)).unwrap(),
+            "{} differs between -j 1 and -j 2",
+            r.path
+        );
+        assert_eq!((r.label.as_str(), r.package.as_str()), ("music", "freedoom-mixes"));
+        assert!(r.path.starts_with("audio/music/render-freedoom-mixes/"), "{r:?}");
+        // Every render of the song in one group: a test song is never heard in training.
+        assert_eq!(r.group, format!("mix {song}"));
+        let k = r
+            .source_file
+            .strip_prefix(&format!("{song} mix "))
+            .and_then(|s| s.strip_suffix(" (3 parts)"))
+            .unwrap_or_else(|| panic!("{r:?}"));
+        renders.insert(k.to_string());
+    }
+    assert_eq!(renders.into_iter().collect::<Vec<_>>(), ["0", "1", "2"]);
+    // Mix 0 plays the song whole: piano (key 60) in 0-1 s, bass (key 40) in 2-3 s, drums in
+    // 4-5 s, each at its own time and pitch. Its clips, in order, from the first onset.
+    let mut x = Vec::new();
+    for r in rows.iter().filter(|r| r.source_file.contains(" mix 0 ")) {
+        let mut w = hound::WavReader::open(a.join(&r.path)).unwrap();
+        x.extend(w.samples::<i16>().map(|s| f32::from(s.unwrap()) / 32768.0));
+    }
+    let rate = 22050.0;
+    let onset = x.iter().position(|v| v.abs() > 1e-3).unwrap() as f64 / rate;
+    assert!(x.len() as f64 / rate >= onset + 5.0, "{} s", x.len() as f64 / rate);
+    let at = |from: f64, to: f64| rms(&x, rate, onset + from, onset + to);
+    let playing = [at(0.05, 0.95), at(2.05, 2.95), at(4.05, 4.95)];
+    let quiet = at(1.6, 1.9).max(at(3.6, 3.9));
+    for p in playing {
+        assert!(
+            p > 0.01 && p > 30.0 * quiet,
+            "playing {playing:?}, between parts {quiet}"
+        );
+    }
+    let crossings = |from: f64| {
+        let w = &x[((onset + from) * rate) as usize..((onset + from + 0.4) * rate) as usize];
+        w.windows(2).filter(|p| (p[0] < 0.0) != (p[1] < 0.0)).count() as f64 / 0.4
+    };
+    for (from, key) in [(0.05, 60.0), (2.05, 40.0)] {
+        let want = 2.0 * 441.0 * 2f64.powf((key - 69.0) / 12.0);
+        let zc = crossings(from);
+        assert!(
+            (zc - want).abs() < want * 0.1,
+            "key {key} at {from} s: {zc} crossings/s, want {want}"
+        );
+    }
+}

@@ -90,6 +90,8 @@ pub fn package_version(package: &str) -> u32 {
         "render-procedural" | "render-freedoom" | "render-mma" => 3,
         // Animal scenes (birds, insects, frogs, mammals) beside wind, water and engines.
         "render-ambience" => 2,
+        // Its soundtrack became music.
+        "widelands-data" => 2,
         _ => 1,
     }
 }
@@ -155,6 +157,15 @@ pub fn classify(package: &str, path: &str) -> Decision {
         "warzone2100-data" => warzone(&lower, file),
         "openttd-opensfx" => openttd(&lower, file),
         "widelands-data" => widelands(&lower, file),
+        "naev-data" => {
+            // dat/snd/music/*.ogg: the soundtrack (six composers); the sound effects (lasers,
+            // explosions, synthetic engines) have no label.
+            if lower.contains("/dat/snd/music/") {
+                keep("music", file)
+            } else {
+                Decision::Drop("sound effect")
+            }
+        }
         "minetest-data" => {
             if stem(&lower).starts_with("env_sounds_water") {
                 keep("water", file)
@@ -406,12 +417,14 @@ fn openttd(p: &str, file: String) -> Decision {
 
 /// widelands-data: `data/sound/animals/` (birds, boar, coyote, crickets, frog, moose, stag,
 /// wolf), farm animals (ox, sheep, horse, donkey) and the ducks of `data/world/critters/`;
-/// crafts, industry, military and jingles are dropped, and so is its music (not a listed
-/// music source).
+/// its soundtrack (`data/music/`: 29 in-game tracks, intro, menu) is music; crafts,
+/// industry, military and jingles are dropped.
 fn widelands(p: &str, file: String) -> Decision {
     let s = stem(p);
     let farm = ["ox_", "sheep_", "horse_", "donkey", "farm_animal_"];
-    if p.contains("/data/sound/animals/")
+    if p.contains("/data/music/") {
+        keep("music", file)
+    } else if p.contains("/data/sound/animals/")
         || (p.contains("/data/sound/farm/") && farm.iter().any(|f| s.starts_with(f)))
         || p.contains("/data/world/critters/duck/")
     {
@@ -576,7 +589,16 @@ mod tests {
             "animal"
         );
         assert_eq!(label("widelands-data", &format!("{wl}sound/farm/scythe_00.ogg")), None);
-        assert_eq!(label("widelands-data", &format!("{wl}music/ingame_00.ogg")), None);
+        assert_eq!(
+            label("widelands-data", &format!("{wl}music/ingame_00.ogg")),
+            Some(("music", "widelands-data/ingame_00.ogg".into()))
+        );
+        let nv = "usr/share/naev/dat/snd/";
+        assert_eq!(
+            label("naev-data", &format!("{nv}music/zalek1.ogg")),
+            Some(("music", "naev-data/zalek1.ogg".into()))
+        );
+        assert_eq!(label("naev-data", &format!("{nv}sounds/laser.wav")), None);
         let mt = "usr/share/games/minetest/games/minetest_game/mods/env_sounds/sounds/";
         assert_eq!(
             label("minetest-data", &format!("{mt}env_sounds_water.1.ogg"))

@@ -213,9 +213,15 @@ pub const PACKAGES: &[Package] = &[
     ),
     rec(
         "widelands-data",
-        "GPL-2+",
-        &["animal"],
-        "birds, boar, coyote, crickets, frog, moose, stag, wolf, farm animals, ducks",
+        "GPL-2+ (3 music tracks CC-BY-SA-3.0)",
+        &["animal", "music"],
+        "birds, boar, coyote, crickets, frog, moose, stag, wolf, farm animals, ducks; 31 music tracks",
+    ),
+    rec(
+        "naev-data",
+        "per track: GPL-2+, GPL-3 or CC-BY-3.0, CC-BY-3.0, CC-BY-SA-3.0",
+        &["music"],
+        "dat/snd/music: 55 tracks by six composers (the sound effects unused)",
     ),
     synth("fluid-soundfont-gm", "MIT", "FluidR3_GM.sf2, General MIDI SoundFont"),
     synth(

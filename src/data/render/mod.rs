@@ -14,6 +14,13 @@
 //! drum kit, dry or with rustysynth's reverb (chosen by a hash of the job). The split
 //! group is the preset (font + program) or the kit family, so test presets and kits are never
 //! heard in training.
+//!
+//! The opt-in *mix sets* (`render-procedural-mixes`, `render-freedoom-mixes`,
+//! `render-mma-mixes`; `--package mixes-procedural` etc.) render the same songs whole: mix `k`
+//! of a song is the sum of its parts' render `k` (the same presets and reverb as those stems,
+//! the song's own balance of velocities and controllers), labelled `music`, one split group per
+//! song. The `music` label otherwise has one training package (ufoai's soundtrack); these give
+//! it the instrument labels' hundreds of songs, banks and styles.
 
 pub mod ambience;
 pub mod midi;
@@ -71,6 +78,15 @@ pub enum SongSource {
     Ambience,
 }
 
+/// What a render set writes from each song.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Renders {
+    /// Each part on its own, labelled by its GM family.
+    Stems,
+    /// The song whole (every labelled part, each render's presets), labelled `music`.
+    Mixes,
+}
+
 /// A render set: built and resumed like a package.
 #[derive(Clone, Copy, Debug)]
 pub struct RenderSet {
@@ -86,6 +102,8 @@ pub struct RenderSet {
     pub labels: &'static [&'static str],
     /// Built only when `--package` names it (not part of the default corpus).
     pub opt_in: bool,
+    /// Stems or whole-song mixes.
+    pub renders: Renders,
 }
 
 const FONTS: &str = "FluidR3_GM: MIT; avldrums kits: CC-BY-SA-3.0";
@@ -100,6 +118,7 @@ pub const RENDER_SETS: &[RenderSet] = &[
         licence: FONTS,
         labels: INSTRUMENT_LABELS,
         opt_in: false,
+        renders: Renders::Stems,
     },
     RenderSet {
         name: "render-freedoom",
@@ -109,6 +128,7 @@ pub const RENDER_SETS: &[RenderSet] = &[
         licence: "music: BSD-3-Clause (Freedoom); FluidR3_GM: MIT; avldrums kits: CC-BY-SA-3.0",
         labels: INSTRUMENT_LABELS,
         opt_in: false,
+        renders: Renders::Stems,
     },
     RenderSet {
         name: "render-mma",
@@ -118,6 +138,7 @@ pub const RENDER_SETS: &[RenderSet] = &[
         licence: "grooves: GPL-2+ (MMA); FluidR3_GM: MIT; avldrums kits: CC-BY-SA-3.0",
         labels: INSTRUMENT_LABELS,
         opt_in: false,
+        renders: Renders::Stems,
     },
     RenderSet {
         name: "render-ambience",
@@ -128,8 +149,42 @@ pub const RENDER_SETS: &[RenderSet] = &[
         labels: ambience::AMBIENCE_LABELS,
         // Until a training run shows it helps on held-out packages (docs/training.md, run 18).
         opt_in: true,
+        renders: Renders::Stems,
+    },
+    RenderSet {
+        name: "render-procedural-mixes",
+        package: "procedural-mixes",
+        selected_by: "mixes-procedural",
+        source: SongSource::Procedural,
+        licence: FONTS,
+        labels: MIX_LABELS,
+        opt_in: true,
+        renders: Renders::Mixes,
+    },
+    RenderSet {
+        name: "render-freedoom-mixes",
+        package: "freedoom-mixes",
+        selected_by: "mixes-freedoom",
+        source: SongSource::Freedoom,
+        licence: "music: BSD-3-Clause (Freedoom); FluidR3_GM: MIT; avldrums kits: CC-BY-SA-3.0",
+        labels: MIX_LABELS,
+        opt_in: true,
+        renders: Renders::Mixes,
+    },
+    RenderSet {
+        name: "render-mma-mixes",
+        package: "mma-mixes",
+        selected_by: "mixes-mma",
+        source: SongSource::Mma,
+        licence: "grooves: GPL-2+ (MMA); FluidR3_GM: MIT; avldrums kits: CC-BY-SA-3.0",
+        labels: MIX_LABELS,
+        opt_in: true,
+        renders: Renders::Mixes,
     },
 ];
+
+/// The label of a mix set's clips.
+pub const MIX_LABELS: &[&str] = &["music"];
 
 /// The render sets selected by the options.
 pub fn selected_sets(opts: &BuildOptions) -> Vec<&'static RenderSet> {
@@ -366,6 +421,35 @@ struct Job<'a> {
     part: Part,
     voice: &'a Voice,
     reverb: Option<u8>,
+    /// Which of the part's [`PRESETS_PER_PART`] renders this is.
+    k: usize,
+}
+
+/// The stems of `sources`: every labelled part, [`PRESETS_PER_PART`] renders each.
+fn stem_jobs<'a>(sources: &'a [Source], voices: &'a Voices, rep: &mut PackageReport) -> Vec<Job<'a>> {
+    let mut jobs = Vec::new();
+    for src in sources {
+        let (parts, unlabelled) = midi::split_parts(&src.song);
+        count(rep, "notes of unlabelled programs", unlabelled);
+        for part in parts {
+            for k in 0..PRESETS_PER_PART {
+                let h = fnv1a(&format!("{}|{}|{:?}|{k}", src.id, part.channel, part.program));
+                let Some(voice) = voices.pick(&part, k, h) else {
+                    count(rep, "no preset for the label", 1);
+                    continue;
+                };
+                let reverb = (h >> 40) % 2 == 1;
+                jobs.push(Job {
+                    src,
+                    part: part.clone(),
+                    voice,
+                    reverb: reverb.then_some(40 + ((h >> 44) % 88) as u8),
+                    k,
+                });
+            }
+        }
+    }
+    jobs
 }
 
 /// Builds one render set (see the module documentation) into `opts.out`.
@@ -384,38 +468,30 @@ pub fn build_set(set: &RenderSet, opts: &BuildOptions, progress: &dyn Progress) 
     let pool = part::worker_pool(opts.jobs)?;
     progress.stage(set.name, "reading songs");
     let sources = pool.install(|| songs(set, opts, tmp.path(), &mut rep, progress))?;
-    let mut jobs = Vec::new();
-    for src in &sources {
-        let (parts, unlabelled) = midi::split_parts(&src.song);
-        count(&mut rep, "notes of unlabelled programs", unlabelled);
-        for part in parts {
-            for k in 0..PRESETS_PER_PART {
-                let h = fnv1a(&format!("{}|{}|{:?}|{k}", src.id, part.channel, part.program));
-                let Some(voice) = voices.pick(&part, k, h) else {
-                    count(&mut rep, "no preset for the label", 1);
-                    continue;
-                };
-                let reverb = (h >> 40) % 2 == 1;
-                jobs.push(Job {
-                    src,
-                    part: part.clone(),
-                    voice,
-                    reverb: reverb.then_some(40 + ((h >> 44) % 88) as u8),
-                });
-            }
-        }
-    }
-    rep.files = jobs.len();
-    progress.start(set.name, jobs.len());
+    let jobs = stem_jobs(&sources, &voices, &mut rep);
+    let mixes = match set.renders {
+        Renders::Stems => Vec::new(),
+        Renders::Mixes => mix_jobs(&sources, &jobs),
+    };
+    rep.files = match set.renders {
+        Renders::Stems => jobs.len(),
+        Renders::Mixes => mixes.len(),
+    };
+    progress.start(set.name, rep.files);
     let drops = Drops::default();
     let stats = Mutex::new(RenderStats {
         songs: sources.len(),
-        stems: jobs.len(),
+        stems: rep.files,
         ..Default::default()
     });
-    let results = run_jobs(&pool, &jobs, progress, |j| {
-        render_job(set, j, opts, &drops, &stats).with_context(|| format!("{}: {}", set.name, j.src.id))
-    });
+    let results = match set.renders {
+        Renders::Stems => run_jobs(&pool, &jobs, progress, |j| {
+            render_job(set, j, opts, &drops, &stats).with_context(|| format!("{}: {}", set.name, j.src.id))
+        }),
+        Renders::Mixes => run_jobs(&pool, &mixes, progress, |m| {
+            render_mix(set, m, opts, &drops, &stats).with_context(|| format!("{}: {}", set.name, m.src.id))
+        }),
+    };
     rep.render = Some(stats.into_inner().unwrap_or_else(|e| e.into_inner()));
     part::finish_part(&opts.out, set.name, results, drops, rep, started)
 }
@@ -441,13 +517,8 @@ fn run_jobs<T: Sync>(
     })
 }
 
-fn render_job(
-    set: &RenderSet,
-    j: &Job,
-    opts: &BuildOptions,
-    drops: &Drops,
-    stats: &Mutex<RenderStats>,
-) -> Result<Vec<ClipRow>> {
+/// Renders one stem's signal (unscaled), adding its synthesis time to `stats`.
+fn render_stem(j: &Job, opts: &BuildOptions, stats: &Mutex<RenderStats>) -> Result<Vec<f32>> {
     let t0 = Instant::now();
     let settings = RenderSettings {
         rate: opts.rate,
@@ -455,11 +526,20 @@ fn render_job(
         tail_secs: if j.reverb.is_some() { 2.5 } else { 1.0 },
     };
     let x = synth::render_part(&j.part.events, j.voice, &settings)?;
-    {
-        let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
-        s.synth_cpu_s += t0.elapsed().as_secs_f64();
-        s.rendered_s += x.len() as f64 / f64::from(opts.rate);
-    }
+    let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
+    s.synth_cpu_s += t0.elapsed().as_secs_f64();
+    s.rendered_s += x.len() as f64 / f64::from(opts.rate);
+    Ok(x)
+}
+
+fn render_job(
+    set: &RenderSet,
+    j: &Job,
+    opts: &BuildOptions,
+    drops: &Drops,
+    stats: &Mutex<RenderStats>,
+) -> Result<Vec<ClipRow>> {
+    let x = render_stem(j, opts, stats)?;
     let label = j.part.label;
     let program = j
         .part
@@ -479,6 +559,56 @@ fn render_job(
         j.voice.name
     );
     write_stem(set, label, &source_file, &j.voice.group, x, opts, drops)
+}
+
+/// One whole-song mix: render `k` of every labelled part of `src`.
+struct Mix<'a> {
+    src: &'a Source,
+    k: usize,
+    parts: Vec<&'a Job<'a>>,
+}
+
+/// The mixes of a mix set: for each song (in order) and render `k`, its stems of render `k`.
+fn mix_jobs<'a>(sources: &'a [Source], jobs: &'a [Job<'a>]) -> Vec<Mix<'a>> {
+    let mut out = Vec::new();
+    for src in sources {
+        for k in 0..PRESETS_PER_PART {
+            let parts: Vec<&Job> = jobs.iter().filter(|j| std::ptr::eq(j.src, src) && j.k == k).collect();
+            if !parts.is_empty() {
+                out.push(Mix { src, k, parts });
+            }
+        }
+    }
+    out
+}
+
+/// Renders a mix (the sum of its stems, unscaled, so the song keeps its own balance) and
+/// writes it as `music` clips grouped by song.
+fn render_mix(
+    set: &RenderSet,
+    m: &Mix,
+    opts: &BuildOptions,
+    drops: &Drops,
+    stats: &Mutex<RenderStats>,
+) -> Result<Vec<ClipRow>> {
+    let mut mix: Vec<f32> = Vec::new();
+    for j in &m.parts {
+        let x = render_stem(j, opts, stats)?;
+        if x.len() > mix.len() {
+            mix.resize(x.len(), 0.0);
+        }
+        mix.iter_mut().zip(&x).for_each(|(a, v)| *a += v);
+    }
+    let source_file = format!("{} mix {} ({} parts)", m.src.id, m.k, m.parts.len());
+    write_stem(
+        set,
+        MIX_LABELS[0],
+        &source_file,
+        &format!("mix {}", m.src.id),
+        mix,
+        opts,
+        drops,
+    )
 }
 
 /// Scales a rendered stem to [`STEM_PEAK`], cuts its active stretches into clips and writes
