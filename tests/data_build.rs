@@ -390,3 +390,72 @@ fn npm_tarballs_are_read_like_packages() {
     // Only audio members are extracted (the README never reaches the rules).
     assert!(done.contains("\"files\": 2"), "{done}");
 }
+
+#[test]
+fn opt_in_packages_build_only_when_named_and_may_read_another_deb() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    // One extracted widelands-data tree: an animal call and two soundtrack files.
+    let wl = cache.join("widelands-data/usr/share/games/widelands/data");
+    write_wav(&wl.join("sound/animals/wolf_00.wav"), 22050, 1, 0.2, 2.0, 1);
+    write_wav(&wl.join("music/ingame_00.wav"), 22050, 2, 0.0, 4.0, 2);
+    write_wav(&wl.join("music/menu.wav"), 22050, 2, 0.0, 3.0, 3);
+    let labels = |out: &Path| -> Vec<(String, String, String)> {
+        let mut v: Vec<_> = manifest::read_jsonl(&out.join("manifest.jsonl"))
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.package, r.label, r.group))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    // The default view of the package keeps the animal and drops the soundtrack.
+    let out = dir.path().join("a");
+    let o = build_one(&cache, &out, "widelands-data");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        labels(&out),
+        [(
+            "widelands-data".into(),
+            "animal".into(),
+            "widelands-data/wolf_00.wav".into()
+        )]
+    );
+    // The opt-in view reads the same tree (no widelands-music folder or .deb exists) and keeps
+    // only the soundtrack, grouped per file.
+    let out = dir.path().join("b");
+    let o = build_one(&cache, &out, "widelands-music");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        labels(&out),
+        [
+            (
+                "widelands-music".into(),
+                "music".into(),
+                "widelands-data/ingame_00.wav".into()
+            ),
+            (
+                "widelands-music".into(),
+                "music".into(),
+                "widelands-data/menu.wav".into()
+            ),
+        ]
+    );
+    // A build that names no package leaves the opt-in ones out (and says nothing of them).
+    let out = dir.path().join("c");
+    let o = Command::new(env!("CARGO_BIN_EXE_splitflow"))
+        .args(["data", "build", "--quiet", "--only", "music,animal", "--cache"])
+        .arg(&cache)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("widelands-music") && !err.contains("naev-data"), "{err}");
+    let packages: std::collections::BTreeSet<String> = labels(&out).into_iter().map(|r| r.0).collect();
+    assert!(
+        packages.contains("widelands-data") && !packages.contains("widelands-music"),
+        "{packages:?}"
+    );
+}

@@ -293,11 +293,17 @@ fn run_fetch(args: &FetchArgs) -> i32 {
         eprintln!("error: {}: {e}", args.cache.display());
         return 1;
     }
-    let names: Vec<&str> = PACKAGES
+    // Opt-in packages only when named; a package read from another's .deb fetches that one.
+    let mut names: Vec<&str> = PACKAGES
         .iter()
-        .map(|p| p.name)
-        .filter(|n| args.package.as_ref().is_none_or(|l| l.iter().any(|x| x == n)))
+        .filter(|p| match &args.package {
+            Some(l) => l.iter().any(|x| x == p.name),
+            None => !p.opt_in,
+        })
+        .map(|p| p.source())
         .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    names.retain(|n| seen.insert(*n));
     if let Err(e) = fetch::ensure_lists(&args.cache, &names) {
         eprintln!("warning: {e:#}");
     }

@@ -70,10 +70,9 @@ pub fn selected_packages(opts: &BuildOptions) -> Vec<&'static Package> {
                 .as_ref()
                 .is_none_or(|l| p.labels.iter().any(|x| l.iter().any(|y| y == x)))
         })
-        .filter(|p| {
-            opts.only_packages
-                .as_ref()
-                .is_none_or(|l| l.iter().any(|y| y == p.name))
+        .filter(|p| match &opts.only_packages {
+            Some(l) => l.iter().any(|y| y == p.name),
+            None => !p.opt_in,
         })
         .collect()
 }
@@ -117,13 +116,13 @@ pub fn build(opts: &BuildOptions, progress: &dyn Progress) -> Result<BuildReport
             report.packages.push(r);
             continue;
         }
-        let Some(src) = find_source(&opts.cache, pkg.name) else {
+        let Some(src) = find_source(&opts.cache, pkg.source()) else {
             report.failed.push((
                 pkg.name.to_string(),
                 format!(
                     "{}: no {}_*.deb (run `splitflow data fetch`)",
                     opts.cache.display(),
-                    pkg.name
+                    pkg.source()
                 ),
             ));
             continue;

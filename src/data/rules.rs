@@ -90,8 +90,6 @@ pub fn package_version(package: &str) -> u32 {
         "render-procedural" | "render-freedoom" | "render-mma" => 3,
         // Animal scenes (birds, insects, frogs, mammals) beside wind, water and engines.
         "render-ambience" => 2,
-        // Its soundtrack became music.
-        "widelands-data" => 2,
         _ => 1,
     }
 }
@@ -157,6 +155,15 @@ pub fn classify(package: &str, path: &str) -> Decision {
         "warzone2100-data" => warzone(&lower, file),
         "openttd-opensfx" => openttd(&lower, file),
         "widelands-data" => widelands(&lower, file),
+        "widelands-music" => {
+            // widelands-data's data/music/ (29 in-game tracks, intro, menu); groups named after
+            // the .deb's files like widelands-data's own.
+            if lower.contains("/data/music/") {
+                keep("music", format!("widelands-data/{}", file_name(path)))
+            } else {
+                Decision::Drop("not music")
+            }
+        }
         "naev-data" => {
             // dat/snd/music/*.ogg: the soundtrack (six composers); the sound effects (lasers,
             // explosions, synthetic engines) have no label.
@@ -417,14 +424,12 @@ fn openttd(p: &str, file: String) -> Decision {
 
 /// widelands-data: `data/sound/animals/` (birds, boar, coyote, crickets, frog, moose, stag,
 /// wolf), farm animals (ox, sheep, horse, donkey) and the ducks of `data/world/critters/`;
-/// its soundtrack (`data/music/`: 29 in-game tracks, intro, menu) is music; crafts,
-/// industry, military and jingles are dropped.
+/// crafts, industry, military, jingles and the soundtrack are dropped (the soundtrack is the
+/// opt-in package `widelands-music`).
 fn widelands(p: &str, file: String) -> Decision {
     let s = stem(p);
     let farm = ["ox_", "sheep_", "horse_", "donkey", "farm_animal_"];
-    if p.contains("/data/music/") {
-        keep("music", file)
-    } else if p.contains("/data/sound/animals/")
+    if p.contains("/data/sound/animals/")
         || (p.contains("/data/sound/farm/") && farm.iter().any(|f| s.starts_with(f)))
         || p.contains("/data/world/critters/duck/")
     {
@@ -589,9 +594,14 @@ mod tests {
             "animal"
         );
         assert_eq!(label("widelands-data", &format!("{wl}sound/farm/scythe_00.ogg")), None);
+        assert_eq!(label("widelands-data", &format!("{wl}music/ingame_00.ogg")), None);
         assert_eq!(
-            label("widelands-data", &format!("{wl}music/ingame_00.ogg")),
+            label("widelands-music", &format!("{wl}music/ingame_00.ogg")),
             Some(("music", "widelands-data/ingame_00.ogg".into()))
+        );
+        assert_eq!(
+            label("widelands-music", &format!("{wl}sound/animals/wolf_00.ogg")),
+            None
         );
         let nv = "usr/share/naev/dat/snd/";
         assert_eq!(
