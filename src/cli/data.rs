@@ -296,10 +296,7 @@ fn run_fetch(args: &FetchArgs) -> i32 {
     // Opt-in packages only when named; a package read from another's .deb fetches that one.
     let mut names: Vec<&str> = PACKAGES
         .iter()
-        .filter(|p| match &args.package {
-            Some(l) => l.iter().any(|x| x == p.name),
-            None => !p.opt_in,
-        })
+        .filter(|p| p.selected_by(args.package.as_deref()))
         .map(|p| p.source())
         .collect();
     let mut seen = std::collections::BTreeSet::new();

@@ -70,10 +70,7 @@ pub fn selected_packages(opts: &BuildOptions) -> Vec<&'static Package> {
                 .as_ref()
                 .is_none_or(|l| p.labels.iter().any(|x| l.iter().any(|y| y == x)))
         })
-        .filter(|p| match &opts.only_packages {
-            Some(l) => l.iter().any(|y| y == p.name),
-            None => !p.opt_in,
-        })
+        .filter(|p| p.selected_by(opts.only_packages.as_deref()))
         .collect()
 }
 

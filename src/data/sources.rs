@@ -38,6 +38,15 @@ impl Package {
     pub fn source(&self) -> &'static str {
         self.deb.unwrap_or(self.name)
     }
+
+    /// Whether a `--package` list selects it: named in the list, or, without a list, any
+    /// package that is not opt-in.
+    pub fn selected_by(&self, named: Option<&[String]>) -> bool {
+        match named {
+            Some(l) => l.iter().any(|x| x == self.name),
+            None => !self.opt_in,
+        }
+    }
 }
 
 const fn rec(
