@@ -10,7 +10,7 @@ use midly::{Format, Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, T
 use splitflow::data::manifest::{self, ClipRow, SPLITS};
 use splitflow::data::render::midi::{self, Msg};
 use splitflow::data::render::synth::{self, Font, RenderSettings};
-use splitflow::data::render::{procedural, sf3, wad};
+use splitflow::data::render::{pat, procedural, sf3, wad};
 
 fn chunk(id: &[u8; 4], data: &[u8]) -> Vec<u8> {
     let mut v = id.to_vec();
@@ -628,4 +628,95 @@ fn mix_sets_render_each_song_whole_as_music_one_group_per_song() {
             "key {key} at {from} s: {zc} crossings/s, want {want}"
         );
     }
+}
+
+/// A FreePats-like package in the cache: a TiMidity configuration naming a piano, two
+/// basses, a guitar, a cello, a trumpet, a kick and a snare (sines, written by `pat::write`) and a patch
+/// that is not a GUS patch.
+fn freepats_fixture(cache: &Path) {
+    let root = cache.join("freepats");
+    let cfg = root.join("etc/timidity/freepats.cfg");
+    std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    std::fs::write(
+        &cfg,
+        "dir /usr/share/midi/freepats\ndrumset 0\n 36\tDrum_000/036_Kick.pat\n 40 Drum_000/040_Snare.pat\n\
+         bank 0\n 0\tTone_000/000_Piano.pat amp=120\n 33 Tone_000/033_Finger_Bass.pat\n\
+         34 Tone_000/034_Pick_Bass.pat\n 41 Tone_000/041_Viola.pat\n 25 Tone_000/025_Steel_Guitar.pat\n\
+         42 Tone_000/042_Cello.pat\n 56 Tone_000/056_Trumpet.pat\n",
+    )
+    .unwrap();
+    let sine = |root: f64, looped: bool| {
+        // Looped: 0.5 s; one-shots: 1.5 s, so that a part of two notes makes a clip of 1 s.
+        let n = if looped { 11_025 } else { 33_075 };
+        let data: Vec<i16> = (0..n)
+            .map(|i| (8000.0 * (std::f64::consts::TAU * root * i as f64 / 22_050.0).sin()) as i16)
+            .collect();
+        let period = 22_050.0 / root;
+        let lp = looped.then_some((5_000, 5_000 + (period * 20.0).round() as usize));
+        pat::Patch {
+            samples: vec![pat::PatSample::new(22_050, root, data, lp)],
+        }
+    };
+    let dir = root.join("usr/share/midi/freepats");
+    for (file, root_hz, looped) in [
+        ("Tone_000/000_Piano.pat", 261.63, false),
+        ("Tone_000/033_Finger_Bass.pat", 82.41, true),
+        ("Tone_000/034_Pick_Bass.pat", 110.0, true),
+        ("Tone_000/025_Steel_Guitar.pat", 196.0, false),
+        ("Tone_000/042_Cello.pat", 130.81, true),
+        ("Tone_000/056_Trumpet.pat", 466.16, true),
+        ("Drum_000/036_Kick.pat", 60.0, false),
+        ("Drum_000/040_Snare.pat", 200.0, false),
+    ] {
+        let f = dir.join(file);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(&f, pat::write(&sine(root_hz, looped))).unwrap();
+    }
+    std::fs::write(dir.join("Tone_000/041_Viola.pat"), b"not a patch").unwrap();
+}
+
+#[test]
+fn freepats_render_set_plays_the_songs_with_the_gus_patches() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, out) = (dir.path().join("cache"), dir.path().join("corpus"));
+    freedoom_fixture(&cache);
+    freepats_fixture(&cache);
+    let o = build(&cache, &out, "render-freedoom-freepats");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{}\n{stderr}", String::from_utf8_lossy(&o.stdout));
+    // The unreadable patch is named and skipped; the rest of the bank renders.
+    assert!(
+        stderr.contains("041_Viola.pat") && stderr.contains("not a GUS patch"),
+        "{stderr}"
+    );
+    let rows = manifest::read_jsonl(&out.join("manifest.jsonl")).unwrap();
+    let mut groups: Vec<(&str, &str)> = rows.iter().map(|r| (r.label.as_str(), r.group.as_str())).collect();
+    groups.sort();
+    groups.dedup();
+    // Piano: its own program, the bank's only piano, once; bass: its own program (33), then
+    // one drawn from the two; drums: the one kit, once. Nothing from the GM banks.
+    assert_eq!(rows.len(), 4, "{rows:#?}");
+    assert!(groups.contains(&("piano", "freepats/p000")), "{groups:?}");
+    assert!(groups.contains(&("bass", "freepats/p033")), "{groups:?}");
+    assert!(
+        groups.contains(&("drums", "freepats/kit/freepats Standard")),
+        "{groups:?}"
+    );
+    for r in &rows {
+        assert_eq!(r.package, "freedoom");
+        assert!(
+            r.path
+                .starts_with(&format!("audio/{}/render-freedoom-freepats/", r.label)),
+            "{r:?}"
+        );
+        assert!(r.source_file.contains("-> freepats.sf2 "), "{r:?}");
+        assert!((0.95..3.6).contains(&r.duration), "{r:?}");
+    }
+    assert!(manifest::split_conflicts(&rows).is_empty());
+    // Without the package the set fails with a one-line reason naming it.
+    let bare = dir.path().join("bare");
+    freedoom_fixture(&bare);
+    let o = build(&bare, &dir.path().join("c2"), "render-freedoom-freepats");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("freepats"));
 }

@@ -63,7 +63,8 @@ pub struct BuildArgs {
     /// Only the packages that provide these labels (comma-separated).
     #[arg(long, value_name = "LABELS", value_delimiter = ',')]
     pub only: Option<Vec<String>>,
-    /// Only these packages (comma-separated).
+    /// Only these packages or render sets (comma-separated); opt-in packages and sets
+    /// (freepats, widelands-music, naev-data, ambience, mixes-*) are built only when named.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub package: Option<Vec<String>>,
     /// Files decoded in parallel (default: all cores).
@@ -261,14 +262,16 @@ fn run_preview(args: &PreviewArgs) -> crate::Result<()> {
     Ok(())
 }
 
-/// Every `--package` name is a package, or (with `sets`, for `build`) selects a render set
-/// that needs no package (`ambience`).
+/// Every `--package` name is a package, or (with `sets`, for `build`) selects a render set:
+/// one that needs no package (`ambience`) or a set by its name (`render-freedoom-freepats`).
 fn check_packages(list: &Option<Vec<String>>, sets: bool) -> Result<(), String> {
     let mut names: Vec<&str> = PACKAGES.iter().map(|k| k.name).collect();
     if sets {
         for s in RENDER_SETS {
-            if !names.contains(&s.selected_by) {
-                names.push(s.selected_by);
+            for n in [s.selected_by, s.name] {
+                if !names.contains(&n) {
+                    names.push(n);
+                }
             }
         }
     }

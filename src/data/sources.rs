@@ -290,6 +290,15 @@ pub const PACKAGES: &[Package] = &[
         "67 MIDI songs as WAD lumps D_*",
     ),
     synth("mma", "GPL-2+", "Musical MIDI Accompaniment grooves"),
+    // Opt-in: the render sets `render-*-freepats` play the same songs with it (docs/data.md).
+    Package {
+        opt_in: true,
+        ..synth(
+            "freepats",
+            "GPL-2+ with a composition exception",
+            "FreePats GUS patches (TiMidity): recorded pianos, guitars, basses, strings, brass, reeds, a drum kit",
+        )
+    },
 ];
 
 /// The package called `name`.

@@ -21,10 +21,16 @@
 //! the song's own balance of velocities and controllers), labelled `music`, one split group per
 //! song. The `music` label otherwise has one training package (ufoai's soundtrack); these give
 //! it the instrument labels' hundreds of songs, banks and styles.
+//!
+//! The opt-in *FreePats sets* (`render-procedural-freepats`, `render-freedoom-freepats`,
+//! `render-mma-freepats`; `--package freepats`) play the same songs with a third bank, the
+//! `freepats` GUS patches converted to a SoundFont by [`pat`]: [`FREEPATS_RENDERS_PER_PART`]
+//! renders a part, never more than its label has presets.
 
 pub mod ambience;
 pub mod midi;
 pub mod mma;
+pub mod pat;
 pub mod procedural;
 pub mod sf3;
 pub mod synth;
@@ -49,8 +55,12 @@ use crate::Result;
 /// Labels the renderer produces.
 pub const INSTRUMENT_LABELS: &[&str] = &["drums", "bass", "piano", "guitar", "strings", "winds"];
 
-/// Renders of each part (different presets).
+/// Renders of each part (different presets) with the General MIDI banks.
 pub const PRESETS_PER_PART: usize = 3;
+/// Renders of each part with the FreePats bank: its own program, then one drawn.
+pub const FREEPATS_RENDERS_PER_PART: usize = 2;
+/// The TiMidity configuration of the `freepats` package.
+pub const FREEPATS_CONFIG: &str = "etc/timidity/freepats.cfg";
 /// Procedural songs and their length, seconds.
 pub const PROCEDURAL_SONGS: u64 = 60;
 pub const PROCEDURAL_SECS: f64 = 40.0;
@@ -87,6 +97,25 @@ pub enum Renders {
     Mixes,
 }
 
+/// The banks a render set plays its parts with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Banks {
+    /// FluidR3_GM and MuseScore_General (melodic presets and kits) and the avldrums kits.
+    GeneralMidi,
+    /// The `freepats` GUS patches ([`pat`]): one more bank of recorded samples.
+    Freepats,
+}
+
+impl Banks {
+    /// How many times each part is rendered.
+    pub fn renders_per_part(self) -> usize {
+        match self {
+            Banks::GeneralMidi => PRESETS_PER_PART,
+            Banks::Freepats => FREEPATS_RENDERS_PER_PART,
+        }
+    }
+}
+
 /// A render set: built and resumed like a package.
 #[derive(Clone, Copy, Debug)]
 pub struct RenderSet {
@@ -104,6 +133,8 @@ pub struct RenderSet {
     pub opt_in: bool,
     /// Stems or whole-song mixes.
     pub renders: Renders,
+    /// The banks its parts are played with.
+    pub banks: Banks,
 }
 
 const FONTS: &str = "FluidR3_GM: MIT; avldrums kits: CC-BY-SA-3.0";
@@ -119,6 +150,7 @@ pub const RENDER_SETS: &[RenderSet] = &[
         labels: INSTRUMENT_LABELS,
         opt_in: false,
         renders: Renders::Stems,
+        banks: Banks::GeneralMidi,
     },
     RenderSet {
         name: "render-freedoom",
@@ -129,6 +161,7 @@ pub const RENDER_SETS: &[RenderSet] = &[
         labels: INSTRUMENT_LABELS,
         opt_in: false,
         renders: Renders::Stems,
+        banks: Banks::GeneralMidi,
     },
     RenderSet {
         name: "render-mma",
@@ -139,6 +172,7 @@ pub const RENDER_SETS: &[RenderSet] = &[
         labels: INSTRUMENT_LABELS,
         opt_in: false,
         renders: Renders::Stems,
+        banks: Banks::GeneralMidi,
     },
     RenderSet {
         name: "render-ambience",
@@ -150,6 +184,7 @@ pub const RENDER_SETS: &[RenderSet] = &[
         // Until a training run shows it helps on held-out packages (docs/training.md, run 18).
         opt_in: true,
         renders: Renders::Stems,
+        banks: Banks::GeneralMidi,
     },
     RenderSet {
         name: "render-procedural-mixes",
@@ -160,6 +195,7 @@ pub const RENDER_SETS: &[RenderSet] = &[
         labels: MIX_LABELS,
         opt_in: true,
         renders: Renders::Mixes,
+        banks: Banks::GeneralMidi,
     },
     RenderSet {
         name: "render-freedoom-mixes",
@@ -170,6 +206,7 @@ pub const RENDER_SETS: &[RenderSet] = &[
         labels: MIX_LABELS,
         opt_in: true,
         renders: Renders::Mixes,
+        banks: Banks::GeneralMidi,
     },
     RenderSet {
         name: "render-mma-mixes",
@@ -180,13 +217,51 @@ pub const RENDER_SETS: &[RenderSet] = &[
         labels: MIX_LABELS,
         opt_in: true,
         renders: Renders::Mixes,
+        banks: Banks::GeneralMidi,
+    },
+    // The same songs played with the FreePats bank (opt-in: `--package freepats`).
+    RenderSet {
+        name: "render-procedural-freepats",
+        package: "procedural",
+        selected_by: "freepats",
+        source: SongSource::Procedural,
+        licence: FREEPATS_LICENCE,
+        labels: INSTRUMENT_LABELS,
+        opt_in: true,
+        renders: Renders::Stems,
+        banks: Banks::Freepats,
+    },
+    RenderSet {
+        name: "render-freedoom-freepats",
+        package: "freedoom",
+        selected_by: "freepats",
+        source: SongSource::Freedoom,
+        licence: "music: BSD-3-Clause (Freedoom); FreePats: GPL-2+ with a composition exception",
+        labels: INSTRUMENT_LABELS,
+        opt_in: true,
+        renders: Renders::Stems,
+        banks: Banks::Freepats,
+    },
+    RenderSet {
+        name: "render-mma-freepats",
+        package: "mma",
+        selected_by: "freepats",
+        source: SongSource::Mma,
+        licence: "grooves: GPL-2+ (MMA); FreePats: GPL-2+ with a composition exception",
+        labels: INSTRUMENT_LABELS,
+        opt_in: true,
+        renders: Renders::Stems,
+        banks: Banks::Freepats,
     },
 ];
+
+const FREEPATS_LICENCE: &str = "FreePats: GPL-2+ with a composition exception";
 
 /// The label of a mix set's clips.
 pub const MIX_LABELS: &[&str] = &["music"];
 
-/// The render sets selected by the options.
+/// The render sets selected by the options: without `--package` every set that is not
+/// opt-in; with it, the sets it names by their `selected_by` package or by their own name.
 pub fn selected_sets(opts: &BuildOptions) -> Vec<&'static RenderSet> {
     RENDER_SETS
         .iter()
@@ -196,7 +271,7 @@ pub fn selected_sets(opts: &BuildOptions) -> Vec<&'static RenderSet> {
                 .is_none_or(|l| l.iter().any(|x| s.labels.contains(&x.as_str())))
         })
         .filter(|s| match &opts.only_packages {
-            Some(l) => l.iter().any(|y| y == s.selected_by),
+            Some(l) => l.iter().any(|y| y == s.selected_by || y == s.name),
             None => !s.opt_in,
         })
         .collect()
@@ -237,6 +312,17 @@ struct Voices {
 }
 
 impl Voices {
+    /// How many groups (programs or kit families) `label` has.
+    fn groups(&self, label: &str) -> usize {
+        let mut g: Vec<&str> = self
+            .by_label
+            .get(label)
+            .map(|v| v.iter().map(|x| x.group.as_str()).collect())
+            .unwrap_or_default();
+        g.dedup();
+        g.len()
+    }
+
     /// A voice for `part`: render `k` of it, hash `h`. Render k < banks uses the part's own
     /// program in bank k (at bank number 0) when it has it; others draw a group (program or
     /// kit family) uniformly, then a preset in it.
@@ -269,11 +355,35 @@ fn package_font(cache: &Path, package: &str, suffix: &str, tmp: &Path) -> Result
     Font::load(path)
 }
 
-fn load_voices(cache: &Path, tmp: &Path, rep: &mut PackageReport) -> Result<Voices> {
-    let mut fonts = vec![package_font(cache, "fluid-soundfont-gm", "FluidR3_GM.sf2", tmp)?];
-    match package_font(cache, "musescore-general-soundfont", "MuseScore_General_Full.sf3", tmp) {
-        Ok(f) => fonts.push(f),
-        Err(_) => count(rep, "MuseScore_General not in the cache", 1),
+/// The FreePats bank: the `freepats` package's GUS patches as a SoundFont ([`pat`]); patches
+/// that cannot be read are counted and skipped.
+fn freepats_font(cache: &Path, tmp: &Path, rep: &mut PackageReport) -> Result<Font> {
+    let files = package_files(cache, "freepats", &[".pat", ".cfg"], tmp)?;
+    let (_, cfg) = files
+        .iter()
+        .find(|(rel, _)| rel == FREEPATS_CONFIG)
+        .with_context(|| format!("freepats: no {FREEPATS_CONFIG}"))?;
+    let text = std::fs::read_to_string(cfg).with_context(|| format!("{}: cannot read", cfg.display()))?;
+    let by_rel: BTreeMap<String, PathBuf> = files.into_iter().collect();
+    let (bytes, skipped) = pat::config_to_sf2("freepats", &text, &by_rel)?;
+    for why in &skipped {
+        eprintln!("warning: freepats: {why} (skipped)");
+    }
+    count(rep, "freepats patch not readable", skipped.len());
+    Font::from_sf2("freepats", &bytes, "freepats (converted from GUS patches)")
+}
+
+fn load_voices(cache: &Path, tmp: &Path, rep: &mut PackageReport, banks: Banks) -> Result<Voices> {
+    let mut fonts = Vec::new();
+    match banks {
+        Banks::GeneralMidi => {
+            fonts.push(package_font(cache, "fluid-soundfont-gm", "FluidR3_GM.sf2", tmp)?);
+            match package_font(cache, "musescore-general-soundfont", "MuseScore_General_Full.sf3", tmp) {
+                Ok(f) => fonts.push(f),
+                Err(_) => count(rep, "MuseScore_General not in the cache", 1),
+            }
+        }
+        Banks::Freepats => fonts.push(freepats_font(cache, tmp, rep)?),
     }
     let mut by_label: BTreeMap<&'static str, Vec<Voice>> = BTreeMap::new();
     let mut kits = Vec::new();
@@ -288,13 +398,15 @@ fn load_voices(cache: &Path, tmp: &Path, rep: &mut PackageReport) -> Result<Voic
         }
         kits.extend(synth::drum_kits(font));
     }
-    match package_files(cache, "avldrums.lv2-soundfont", &[".sf2"], tmp) {
-        Ok(files) => {
-            for (_, f) in files {
-                kits.extend(synth::drum_kits(&Font::load(&f)?));
+    if banks == Banks::GeneralMidi {
+        match package_files(cache, "avldrums.lv2-soundfont", &[".sf2"], tmp) {
+            Ok(files) => {
+                for (_, f) in files {
+                    kits.extend(synth::drum_kits(&Font::load(&f)?));
+                }
             }
+            Err(_) => *rep.drops.entry("avldrums kits not in the cache".into()).or_default() += 1,
         }
-        Err(_) => *rep.drops.entry("avldrums kits not in the cache".into()).or_default() += 1,
     }
     by_label.insert("drums", kits);
     for (l, v) in &mut by_label {
@@ -421,18 +533,30 @@ struct Job<'a> {
     part: Part,
     voice: &'a Voice,
     reverb: Option<u8>,
-    /// Which of the part's [`PRESETS_PER_PART`] renders this is.
+    /// Which of the part's renders this is (0 .. the set's [`Banks::renders_per_part`]).
     k: usize,
 }
 
-/// The stems of `sources`: every labelled part, [`PRESETS_PER_PART`] renders each.
-fn stem_jobs<'a>(sources: &'a [Source], voices: &'a Voices, rep: &mut PackageReport) -> Vec<Job<'a>> {
+/// The stems of `sources`: every labelled part, `renders` renders each (with `cap`, no more
+/// than its label has groups).
+fn stem_jobs<'a>(
+    sources: &'a [Source],
+    voices: &'a Voices,
+    rep: &mut PackageReport,
+    renders: usize,
+    cap: bool,
+) -> Vec<Job<'a>> {
     let mut jobs = Vec::new();
     for src in sources {
         let (parts, unlabelled) = midi::split_parts(&src.song);
         count(rep, "notes of unlabelled programs", unlabelled);
         for part in parts {
-            for k in 0..PRESETS_PER_PART {
+            let n = if cap {
+                renders.min(voices.groups(part.label))
+            } else {
+                renders
+            };
+            for k in 0..n {
                 let h = fnv1a(&format!("{}|{}|{:?}|{k}", src.id, part.channel, part.program));
                 let Some(voice) = voices.pick(&part, k, h) else {
                     count(rep, "no preset for the label", 1);
@@ -464,14 +588,18 @@ pub fn build_set(set: &RenderSet, opts: &BuildOptions, progress: &dyn Progress) 
         ..Default::default()
     };
     progress.stage(set.name, "loading SoundFonts");
-    let voices = load_voices(&opts.cache, tmp.path(), &mut rep)?;
+    let voices = load_voices(&opts.cache, tmp.path(), &mut rep, set.banks)?;
     let pool = part::worker_pool(opts.jobs)?;
     progress.stage(set.name, "reading songs");
     let sources = pool.install(|| songs(set, opts, tmp.path(), &mut rep, progress))?;
-    let jobs = stem_jobs(&sources, &voices, &mut rep);
+    let renders = set.banks.renders_per_part();
+    // The General MIDI sets keep three renders whatever their presets (the corpus the bundled
+    // models were trained on); FreePats, with one kit, renders drum parts once.
+    let cap = set.banks == Banks::Freepats;
+    let jobs = stem_jobs(&sources, &voices, &mut rep, renders, cap);
     let mixes = match set.renders {
         Renders::Stems => Vec::new(),
-        Renders::Mixes => mix_jobs(&sources, &jobs),
+        Renders::Mixes => mix_jobs(&sources, &jobs, renders),
     };
     rep.files = match set.renders {
         Renders::Stems => jobs.len(),
@@ -569,10 +697,10 @@ struct Mix<'a> {
 }
 
 /// The mixes of a mix set: for each song (in order) and render `k`, its stems of render `k`.
-fn mix_jobs<'a>(sources: &'a [Source], jobs: &'a [Job<'a>]) -> Vec<Mix<'a>> {
+fn mix_jobs<'a>(sources: &'a [Source], jobs: &'a [Job<'a>], renders: usize) -> Vec<Mix<'a>> {
     let mut out = Vec::new();
     for src in sources {
-        for k in 0..PRESETS_PER_PART {
+        for k in 0..renders {
             let parts: Vec<&Job> = jobs.iter().filter(|j| std::ptr::eq(j.src, src) && j.k == k).collect();
             if !parts.is_empty() {
                 out.push(Mix { src, k, parts });
@@ -754,6 +882,40 @@ mod tests {
             .map(|r| (r.path.clone(), std::fs::read(out.join(&r.path)).expect("clip written")))
             .collect();
         (rows, audio)
+    }
+
+    #[test]
+    fn freepats_sets_are_opt_in_and_selected_by_the_package_or_their_name() {
+        let opts = |p: Option<&[&str]>| BuildOptions {
+            cache: PathBuf::new(),
+            out: PathBuf::new(),
+            rate: 22050,
+            clip_secs: 10.0,
+            only_labels: None,
+            only_packages: p.map(|l| l.iter().map(|s| s.to_string()).collect()),
+            jobs: 1,
+        };
+        let names = |o: &BuildOptions| selected_sets(o).iter().map(|s| s.name).collect::<Vec<_>>();
+        assert_eq!(
+            names(&opts(None)),
+            ["render-procedural", "render-freedoom", "render-mma"]
+        );
+        assert_eq!(
+            names(&opts(Some(&["freepats"]))),
+            [
+                "render-procedural-freepats",
+                "render-freedoom-freepats",
+                "render-mma-freepats"
+            ]
+        );
+        assert_eq!(
+            names(&opts(Some(&["render-mma-freepats", "mma"]))),
+            ["render-mma", "render-mma-freepats"]
+        );
+        for s in RENDER_SETS {
+            assert_eq!(s.banks == Banks::Freepats, s.name.ends_with("-freepats"), "{}", s.name);
+        }
+        assert_eq!(Banks::GeneralMidi.renders_per_part(), PRESETS_PER_PART);
     }
 
     #[test]

@@ -63,7 +63,7 @@ fn chunks(b: &[u8]) -> Result<Vec<Chunk<'_>>> {
     Ok(out)
 }
 
-fn write_chunk(out: &mut Vec<u8>, id: &[u8; 4], data: &[u8]) {
+pub(super) fn write_chunk(out: &mut Vec<u8>, id: &[u8; 4], data: &[u8]) {
     out.extend_from_slice(id);
     out.extend_from_slice(&(data.len() as u32).to_le_bytes());
     out.extend_from_slice(data);
@@ -72,7 +72,7 @@ fn write_chunk(out: &mut Vec<u8>, id: &[u8; 4], data: &[u8]) {
     }
 }
 
-fn write_list(out: &mut Vec<u8>, kind: &[u8; 4], body: &[u8]) {
+pub(super) fn write_list(out: &mut Vec<u8>, kind: &[u8; 4], body: &[u8]) {
     let mut d = kind.to_vec();
     d.extend_from_slice(body);
     write_chunk(out, b"LIST", &d);

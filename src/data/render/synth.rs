@@ -28,12 +28,20 @@ impl Font {
         } else {
             bytes
         };
-        let sf = SoundFont::new(&mut std::io::Cursor::new(&bytes))
-            .map_err(|e| anyhow::anyhow!("{}: not a usable SoundFont: {e:?}", path.display()))?;
         let name = path
             .file_stem()
             .map_or_else(|| "soundfont".into(), |s| s.to_string_lossy().into_owned());
-        Ok(Font { name, sf: Arc::new(sf) })
+        Font::from_sf2(&name, &bytes, &path.display().to_string())
+    }
+
+    /// A SoundFont 2 held in memory (`what` names it in errors), called `name` in groups.
+    pub fn from_sf2(name: &str, bytes: &[u8], what: &str) -> Result<Font> {
+        let sf = SoundFont::new(&mut std::io::Cursor::new(bytes))
+            .map_err(|e| anyhow::anyhow!("{what}: not a usable SoundFont: {e:?}"))?;
+        Ok(Font {
+            name: name.to_string(),
+            sf: Arc::new(sf),
+        })
     }
 
     /// `(bank, patch, name)` of every preset.
