@@ -9,7 +9,8 @@
 //!    from each other and compatible with everything already drawn: `music` (a full mix) never
 //!    meets an instrument label (drums, bass, piano, guitar, strings, winds) in one mixture,
 //!    since either could be inside the other;
-//! 3. for each source a **clip** of that label (weighted by duration within the label) and a
+//! 3. for each source a **clip** of that label (weighted by duration within the label, or with
+//!    [`SamplerConfig::group_power`] below 1 by its group's duration to that power) and a
 //!    random **crop** of `seconds` (clips shorter than the crop are looped with random gaps,
 //!    starting at a random phase); each source gets its own augmentation
 //!    ([`crate::data::augment`]: random low-pass / EQ, a RandAugment policy, optionally a
@@ -118,6 +119,11 @@ pub struct SamplerConfig {
     /// (0, 1); the trainer refuses a key no train clip comes from
     /// ([`MixtureSampler::unmatched_shares`]).
     pub package_share: BTreeMap<String, f64>,
+    /// Weight of each group (speaker, preset, kit, file: the manifest's `group`) within its
+    /// label, as its total duration to this power: 1 draws every clip by its duration (a
+    /// group by its minutes), 0 draws every group alike (clips by duration within it), so
+    /// that a label's one long recording does not crowd out its many short ones. In [0, 1].
+    pub group_power: f64,
 }
 
 impl Default for SamplerConfig {
@@ -148,6 +154,7 @@ impl Default for SamplerConfig {
             labels: None,
             preload: false,
             package_share: BTreeMap::new(),
+            group_power: 1.0,
         }
     }
 }
@@ -213,6 +220,11 @@ impl SamplerConfig {
         if let Some((p, v)) = self.package_share.iter().find(|(_, v)| !(**v > 0.0 && **v < 1.0)) {
             bail!("package_share: the share of '{p}' must be in (0, 1), not {v}");
         }
+        ensure!(
+            (0.0..=1.0).contains(&self.group_power),
+            "group_power must be in 0..=1, not {}",
+            self.group_power
+        );
         ensure!(
             (0.0..=12.0).contains(&self.pitch_semitones),
             "pitch_semitones must be in 0..=12, not {}",
@@ -304,11 +316,22 @@ pub fn compatible(a: usize, b: usize) -> bool {
     a != b && !(music(a) && instrument(b)) && !(music(b) && instrument(a))
 }
 
-/// Draw weights of the rows `idx` (one label): each clip's duration, then, for every package
-/// of `share` that provides some but not all of the label's clips, its clips scaled to that
-/// share of the label's total weight (the other clips scaled to share the rest).
-fn draw_weights(rows: &[ClipRow], idx: &[usize], share: &BTreeMap<String, f64>) -> Vec<f64> {
+/// Draw weights of the rows `idx` (one label): each clip's duration, scaled by its group's
+/// total duration to the power `group_power - 1` (so a group weighs its duration to
+/// `group_power`), then, for every package of `share` that provides some but not all of the
+/// label's clips, its clips scaled to that share of the label's total weight (the other clips
+/// scaled to share the rest).
+fn draw_weights(rows: &[ClipRow], idx: &[usize], share: &BTreeMap<String, f64>, group_power: f64) -> Vec<f64> {
     let mut w: Vec<f64> = idx.iter().map(|i| rows[*i].duration.max(1e-3)).collect();
+    if group_power != 1.0 {
+        let mut total: HashMap<&str, f64> = HashMap::new();
+        for (i, x) in idx.iter().zip(&w) {
+            *total.entry(rows[*i].group.as_str()).or_default() += x;
+        }
+        for (i, x) in idx.iter().zip(w.iter_mut()) {
+            *x *= total[rows[*i].group.as_str()].powf(group_power - 1.0);
+        }
+    }
     for (pkg, s) in share {
         let mine: f64 = idx
             .iter()
@@ -382,7 +405,7 @@ impl MixtureSampler {
             by_label[l].0.push(i);
         }
         for (idx, cum) in by_label.iter_mut() {
-            let w = draw_weights(&rows, idx, &cfg.package_share);
+            let w = draw_weights(&rows, idx, &cfg.package_share, cfg.group_power);
             let mut sum = 0.0;
             cum.extend(w.iter().map(|x| {
                 sum += x;
@@ -722,6 +745,40 @@ mod tests {
     }
 
     #[test]
+    fn group_power_weighs_groups_by_their_duration_to_that_power() {
+        let row = |group: &str, d: f64| ClipRow {
+            path: String::new(),
+            label: "engine".into(),
+            duration: d,
+            rate: 22050,
+            package: "p".into(),
+            source_file: String::new(),
+            group: group.into(),
+            licence: String::new(),
+            split: "train".into(),
+        };
+        // Group a: 12 s in three clips (8 + 2 + 2); group b: one clip of 3 s.
+        let rows = vec![row("a", 8.0), row("b", 3.0), row("a", 2.0), row("a", 2.0)];
+        let idx = [0, 1, 2, 3];
+        let share = BTreeMap::new();
+        assert_eq!(draw_weights(&rows, &idx, &share, 1.0), vec![8.0, 3.0, 2.0, 2.0]);
+        let group = |w: &[f64]| (w[0] + w[2] + w[3]) / w[1];
+        // Power 0: both groups alike, clips by duration within a; 0.5: sqrt(12) / sqrt(3) = 2.
+        let w0 = draw_weights(&rows, &idx, &share, 0.0);
+        assert!(
+            (group(&w0) - 1.0).abs() < 1e-12 && (w0[0] / w0[2] - 4.0).abs() < 1e-12,
+            "{w0:?}"
+        );
+        let w5 = draw_weights(&rows, &idx, &share, 0.5);
+        assert!((group(&w5) - 2.0).abs() < 1e-12, "{w5:?}");
+        let bad = SamplerConfig {
+            group_power: 1.5,
+            ..SamplerConfig::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
     fn package_share_sets_each_packages_part_of_a_label() {
         let row = |pkg: &str, d: f64| ClipRow {
             path: String::new(),
@@ -737,10 +794,10 @@ mod tests {
         // 9 s synthetic in two clips, 1 s recorded in two clips.
         let rows = vec![row("synth", 6.0), row("rec", 0.25), row("synth", 3.0), row("rec", 0.75)];
         let idx = [0, 1, 2, 3];
-        let none = draw_weights(&rows, &idx, &BTreeMap::new());
+        let none = draw_weights(&rows, &idx, &BTreeMap::new(), 1.0);
         assert_eq!(none, vec![6.0, 0.25, 3.0, 0.75]);
         let half = BTreeMap::from([("synth".to_string(), 0.5)]);
-        let w = draw_weights(&rows, &idx, &half);
+        let w = draw_weights(&rows, &idx, &half, 1.0);
         let total: f64 = w.iter().sum();
         // Half the weight each, durations kept as the weights within a package.
         assert!(((w[0] + w[2]) / total - 0.5).abs() < 1e-12, "{w:?}");
@@ -749,8 +806,8 @@ mod tests {
             "{w:?}"
         );
         // A label the package alone provides, or a package absent from it, is unchanged.
-        assert_eq!(draw_weights(&rows, &[0, 2], &half), vec![6.0, 3.0]);
-        assert_eq!(draw_weights(&rows, &[1, 3], &half), vec![0.25, 0.75]);
+        assert_eq!(draw_weights(&rows, &[0, 2], &half, 1.0), vec![6.0, 3.0]);
+        assert_eq!(draw_weights(&rows, &[1, 3], &half, 1.0), vec![0.25, 0.75]);
         let bad = SamplerConfig {
             package_share: BTreeMap::from([("synth".to_string(), 1.0)]),
             ..SamplerConfig::default()
