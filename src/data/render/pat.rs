@@ -16,10 +16,10 @@
 //! out (stems are mono).
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use anyhow::{Context, bail};
 
+use super::sf3::u32_at;
 use crate::Result;
 
 const MODE_16BIT: u8 = 1;
@@ -86,10 +86,6 @@ pub struct Patch {
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
 /// Parses a GUS patch (`GF1PATCH110` or `GF1PATCH100`, one instrument, its first layer).
@@ -565,14 +561,8 @@ pub fn to_sf2(
     if !drums.is_empty() {
         let inst = sf.begin_instrument(kit_name)?;
         for (key, patch) in drums {
-            let f = 440.0 * 2f64.powf((f64::from(*key) - 69.0) / 12.0);
-            let map = key_map(&patch.samples);
-            let i = map[usize::from(*key)];
-            let s = patch
-                .samples
-                .iter()
-                .find(|s| s.low_hz <= f && f <= s.high_hz)
-                .unwrap_or(&patch.samples[i]);
+            // The sample TiMidity would pick for this key (range, else nearest root).
+            let s = &patch.samples[key_map(&patch.samples)[usize::from(*key)]];
             let id = sf.sample(&format!("d{key:03}"), s, true)?;
             sf.zone_for(id, s, *key, *key, true)?;
         }
@@ -624,20 +614,6 @@ pub fn config_to_sf2(
     }
     let kit = format!("{bank_name} Standard");
     Ok((to_sf2(bank_name, &programs, &drums, &kit)?, skipped))
-}
-
-/// [`config_to_sf2`] for a configuration file on disk whose patches lie under `root` at the
-/// configuration's package paths.
-pub fn load_config(bank_name: &str, cfg: &Path, root: &Path) -> Result<(Vec<u8>, Vec<String>)> {
-    let text = std::fs::read_to_string(cfg).with_context(|| format!("{}: cannot read", cfg.display()))?;
-    let mut files = BTreeMap::new();
-    for f in super::super::extract::files_under(root)? {
-        let rel = f.strip_prefix(root).unwrap_or(&f).to_string_lossy().replace('\\', "/");
-        if rel.to_ascii_lowercase().ends_with(".pat") {
-            files.insert(rel, f);
-        }
-    }
-    config_to_sf2(bank_name, &text, &files)
 }
 
 /// Writes `patch` as a GUS patch with 16-bit signed samples: what [`parse`] reads back

@@ -78,7 +78,7 @@ pub(super) fn write_list(out: &mut Vec<u8>, kind: &[u8; 4], body: &[u8]) {
     write_chunk(out, b"LIST", &d);
 }
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
+pub(super) fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
