@@ -271,7 +271,7 @@ fn labels_are_distinct_music_avoids_instruments_and_targets_are_balanced() {
         }
         // Each source comes from a clip of its label in this split.
         let rows = s.rows();
-        assert_eq!(rows[p.target_row].label, LABELS[p.label]);
+        assert_eq!(rows[p.target_row.expect("a present target")].label, LABELS[p.label]);
         for ((l, _), r) in p.interferers.iter().zip(&p.interferer_rows) {
             assert_eq!(rows[*r].label, LABELS[*l]);
             assert_eq!(rows[*r].split, "train");
@@ -291,6 +291,57 @@ fn labels_are_distinct_music_avoids_instruments_and_targets_are_balanced() {
 }
 
 #[test]
+fn absent_examples_query_a_label_the_mixture_lacks() {
+    let d = corpus();
+    let present = MixtureSampler::open(d.path(), "train", SamplerConfig::default()).unwrap();
+    let cfg = SamplerConfig {
+        absent_p: 0.5,
+        ..SamplerConfig::default()
+    };
+    let s = MixtureSampler::open(d.path(), "train", cfg).unwrap();
+    let rows = s.rows();
+    let (mut absent, n) = (0, 300);
+    for i in 0..n {
+        let p = s.sample_parts(5, i).unwrap();
+        // The draw before the conversion is the plain sampler's: same mixture, same sources.
+        let q = present.sample_parts(5, i).unwrap();
+        assert_eq!(p.mixture(), q.mixture(), "example {i}");
+        match p.target_row {
+            Some(t) => {
+                assert_eq!(p, q, "example {i}: a present example is the plain one");
+                assert_eq!(rows[t].label, LABELS[p.label]);
+            }
+            None => {
+                absent += 1;
+                assert!(p.target.iter().all(|v| *v == 0.0), "example {i}: silent target");
+                assert_eq!(p.tir_db, f32::NEG_INFINITY);
+                // The drawn target leads the interferers; the queried label is none of them
+                // and suits every one (no music query on an instrument).
+                assert_eq!(p.interferers[0], (q.label, q.target.clone()));
+                assert_eq!(p.interferer_rows[0], q.target_row.unwrap());
+                assert_eq!(p.interferers.len(), q.interferers.len() + 1);
+                for (l, _) in &p.interferers {
+                    assert!(compatible(*l, p.label), "{} with {}", LABELS[*l], LABELS[p.label]);
+                }
+                assert_eq!(rows[p.query_row].label, LABELS[p.label]);
+                assert_eq!(p.query.len(), q.query.len());
+                assert!(p.query.iter().any(|v| *v != 0.0));
+            }
+        }
+    }
+    // About half (a mixture without a compatible absent label stays present).
+    assert!((90..=170).contains(&absent), "{absent} absent of {n}");
+    for bad in [-0.1, 1.0, f32::NAN] {
+        let cfg = SamplerConfig {
+            absent_p: bad,
+            ..SamplerConfig::default()
+        };
+        let e = MixtureSampler::open(d.path(), "train", cfg).err().expect("refused");
+        assert!(e.to_string().contains("absent_p"), "{e}");
+    }
+}
+
+#[test]
 fn query_comes_from_another_group_when_there_is_one() {
     let d = corpus();
     let s = MixtureSampler::open(d.path(), "train", SamplerConfig::default()).unwrap();
@@ -298,7 +349,7 @@ fn query_comes_from_another_group_when_there_is_one() {
     let mut checked_other = 0;
     for i in 0..200 {
         let p = s.sample_parts(3, i).unwrap();
-        let (t, q) = (&rows[p.target_row], &rows[p.query_row]);
+        let (t, q) = (&rows[p.target_row.expect("a present target")], &rows[p.query_row]);
         assert_eq!(q.label, t.label);
         // engine, piano and water have one group in train: the query shares it.
         if ["engine", "piano", "water"].contains(&t.label.as_str()) {
@@ -333,7 +384,7 @@ fn lengths_follow_the_config_and_silent_crops_are_redrawn() {
         // spk_b's clip is 3.5 s of silence then 1.5 s of tone: most 1.5 s crops of it are
         // silent, yet the target never is (before the peak normalisation it was above
         // SILENCE_RMS; after it, the mixture peak is at least -12 dBFS).
-        if s.rows()[p.target_row].group == "spk_b" {
+        if s.rows()[p.target_row.expect("a present target")].group == "spk_b" {
             from_b += 1;
         }
         assert!(rms(&m.target) > SILENCE_RMS, "{i}");

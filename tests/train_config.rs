@@ -27,6 +27,11 @@ fn bad_configs_name_the_file_and_the_reason() {
         ("zero.json", r#"{"batch_size": 0}"#, "batch_size"),
         ("sampler.json", r#"{"valid_sampler": "leapfrog:3"}"#, "valid_sampler"),
         ("broken.json", "{", "not a valid training config"),
+        (
+            "absent.json",
+            r#"{"data": {"absent_p": 0.2}, "objective": {"waveform_sisdr": 0.02}}"#,
+            "absent_p",
+        ),
     ];
     for (name, text, needle) in cases {
         let path = tmp.path().join(name);

@@ -166,6 +166,10 @@ fn sampler_config(path: &Option<PathBuf>, default: SamplerConfig) -> crate::Resu
 fn run_mixtures(args: &MixturesArgs) -> crate::Result<()> {
     let mut cfg = sampler_config(&args.config, SamplerConfig::evaluation(args.seconds))?;
     cfg.tir_db = [args.tir, args.tir];
+    anyhow::ensure!(
+        cfg.absent_p == 0.0,
+        "absent_p must be 0 for evaluation mixtures: a silent reference cannot be scored"
+    );
     let labels: Vec<String> = match &args.labels {
         Some(l) => l.clone(),
         None => {

@@ -124,6 +124,12 @@ pub struct SamplerConfig {
     /// group by its minutes), 0 draws every group alike (clips by duration within it), so
     /// that a label's one long recording does not crowd out its many short ones. In [0, 1].
     pub group_power: f64,
+    /// Probability that an example asks for a label the mixture lacks: the drawn target joins
+    /// the interferers, the query is a clip of another label (one compatible with every source
+    /// in the mixture), and the target is silence, so that the network learns to return
+    /// nothing for a class that is not there instead of a generic foreground. In [0, 1); 0
+    /// (the default) draws no extra random number, so earlier seeds give the same examples.
+    pub absent_p: f32,
 }
 
 impl Default for SamplerConfig {
@@ -155,6 +161,7 @@ impl Default for SamplerConfig {
             preload: false,
             package_share: BTreeMap::new(),
             group_power: 1.0,
+            absent_p: 0.0,
         }
     }
 }
@@ -226,6 +233,11 @@ impl SamplerConfig {
             self.group_power
         );
         ensure!(
+            (0.0..1.0).contains(&self.absent_p),
+            "absent_p must be in [0, 1), not {}",
+            self.absent_p
+        );
+        ensure!(
             (0.0..=12.0).contains(&self.pitch_semitones),
             "pitch_semitones must be in 0..=12, not {}",
             self.pitch_semitones
@@ -260,15 +272,16 @@ impl SamplerConfig {
 pub struct Mix {
     /// `target + sum of interferers`, sample for sample; `cfg.seconds * cfg.rate` samples.
     pub mixture: Vec<f32>,
-    /// The target as it sits in the mixture (after augmentation, gain and normalisation).
+    /// The target as it sits in the mixture (after augmentation, gain and normalisation);
+    /// silence when the queried label is absent ([`SamplerConfig::absent_p`]).
     pub target: Vec<f32>,
-    /// Index in [`LABELS`].
+    /// Index in [`LABELS`]: the queried label.
     pub label: usize,
     /// Interferer labels (indices in [`LABELS`]).
     pub interferers: Vec<usize>,
     /// Another clip of the target label (`cfg.query_seconds * cfg.rate` samples).
     pub query: Vec<f32>,
-    /// The drawn target-to-interference ratio, dB.
+    /// The drawn target-to-interference ratio, dB (`-inf` when the target is absent).
     pub tir_db: f32,
 }
 
@@ -281,8 +294,9 @@ pub struct Parts {
     /// `(label, signal as it sits in the mixture)`.
     pub interferers: Vec<(usize, Vec<f32>)>,
     pub query: Vec<f32>,
-    /// Indices into [`MixtureSampler::rows`].
-    pub target_row: usize,
+    /// Indices into [`MixtureSampler::rows`]; no target row when the queried label is absent
+    /// (its drawn target is then the first interferer).
+    pub target_row: Option<usize>,
     pub interferer_rows: Vec<usize>,
     pub query_row: usize,
 }
@@ -560,16 +574,48 @@ impl MixtureSampler {
         let qpeak = query.iter().fold(0.0f32, |p, v| p.max(v.abs()));
         let qs = (db_to_amp(uniform(&mut rng, cfg.peak_db)) / f64::from(qpeak)) as f32;
         query.iter_mut().for_each(|v| *v *= qs);
-        Ok(Parts {
+        let mut parts = Parts {
             label,
             tir_db,
             target,
             interferers,
             query,
-            target_row,
+            target_row: Some(target_row),
             interferer_rows,
             query_row,
-        })
+        };
+        if cfg.absent_p > 0.0 && rng.random::<f32>() < cfg.absent_p {
+            self.make_absent(&mut rng, &mut parts, &chosen, qlen)?;
+        }
+        Ok(parts)
+    }
+
+    /// Turns `parts` into an example whose queried label is not in the mixture (see
+    /// [`SamplerConfig::absent_p`]); leaves it as it is when no label with train clips is
+    /// compatible with every source of `chosen`. The mixture is unchanged.
+    fn make_absent(&self, rng: &mut ChaCha8Rng, parts: &mut Parts, chosen: &[usize], qlen: usize) -> Result<()> {
+        let pool: Vec<usize> = (0..LABELS.len())
+            .filter(|l| !self.by_label[*l].0.is_empty() && chosen.iter().all(|c| compatible(*c, *l)))
+            .collect();
+        if pool.is_empty() {
+            return Ok(());
+        }
+        let absent = pool[rng.random_range(0..pool.len())];
+        let (query_row, mut query) = self.source(rng, absent, None, qlen, self.cfg.augment_query)?;
+        let qpeak = query.iter().fold(0.0f32, |p, v| p.max(v.abs()));
+        let qs = (db_to_amp(uniform(rng, self.cfg.peak_db)) / f64::from(qpeak)) as f32;
+        query.iter_mut().for_each(|v| *v *= qs);
+        let silence = vec![0.0; parts.target.len()];
+        let target = std::mem::replace(&mut parts.target, silence);
+        parts.interferers.insert(0, (parts.label, target));
+        if let Some(row) = parts.target_row.take() {
+            parts.interferer_rows.insert(0, row);
+        }
+        parts.label = absent;
+        parts.query = query;
+        parts.query_row = query_row;
+        parts.tir_db = f32::NEG_INFINITY;
+        Ok(())
     }
 
     /// Picks a clip of `label` (not of group `exclude`), crops and augments it; redraws silent

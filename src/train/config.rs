@@ -152,6 +152,10 @@ impl TrainConfig {
             "valid_split must be valid, test or heldout, got '{}'",
             self.valid_split
         );
+        anyhow::ensure!(
+            self.data.absent_p == 0.0 || self.objective.waveform_sisdr == 0.0,
+            "data.absent_p needs objective.waveform_sisdr 0: the SI-SDR of a silent (absent) target is undefined"
+        );
         self.valid_sampler()?;
         Ok(())
     }

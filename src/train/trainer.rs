@@ -29,7 +29,7 @@ use super::config::TrainConfig;
 use super::optim::{AdamW, AdamWConfig, Ema, clip_grad_norm, lr_at, named_vars};
 use crate::Result;
 use crate::data::LABELS;
-use crate::data::sampler::{Mix, MixtureSampler};
+use crate::data::sampler::{Mix, MixtureSampler, SamplerConfig};
 use crate::dsp::bands::Bands;
 use crate::flow::objectives;
 use crate::flow::sampling::Sampler;
@@ -401,7 +401,13 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
             known.join(", ")
         );
     }
-    let valid_sampler = MixtureSampler::open(&opts.data, &cfg.valid_split, cfg.data.clone())
+    // Validation scores present targets only: absent-label examples (`absent_p`) have no
+    // SI-SDR.
+    let valid_data = SamplerConfig {
+        absent_p: 0.0,
+        ..cfg.data.clone()
+    };
+    let valid_sampler = MixtureSampler::open(&opts.data, &cfg.valid_split, valid_data)
         .with_context(|| format!("{}: cannot open the {} split", opts.data.display(), cfg.valid_split))?;
     let valid = ValidSet::draw(&valid_sampler, cfg.valid_examples, cfg.seed ^ 0x05ee_d0f7_a11d)?;
     // The run folder is made once the data is known to be usable: a start that fails on the
