@@ -342,6 +342,66 @@ fn absent_examples_query_a_label_the_mixture_lacks() {
 }
 
 #[test]
+fn paired_examples_ask_one_mixture_for_two_sources() {
+    let d = corpus();
+    let plain = MixtureSampler::open(d.path(), "train", SamplerConfig::default()).unwrap();
+    let cfg = SamplerConfig {
+        pair_queries: true,
+        ..SamplerConfig::default()
+    };
+    let s = MixtureSampler::open(d.path(), "train", cfg).unwrap();
+    let rows = s.rows();
+    let energy = |x: &[f32]| x.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>();
+    for k in 0..60u64 {
+        // Even indices are the plain draws.
+        let a = s.sample_parts(3, 2 * k).unwrap();
+        assert_eq!(a, plain.sample_parts(3, 2 * k).unwrap(), "pair {k}");
+        let b = s.sample_parts(3, 2 * k + 1).unwrap();
+        // The same mixture, bit for bit in the sum's order up to f32 rounding.
+        let (ma, mb) = (a.mixture(), b.mixture());
+        assert!(
+            ma.iter().zip(&mb).all(|(x, y)| (x - y).abs() < 1e-6),
+            "pair {k}: mixture"
+        );
+        // The first interferer is the new target; the old target leads the interferers.
+        assert_eq!(b.label, a.interferers[0].0);
+        assert_eq!(b.target, a.interferers[0].1);
+        assert_eq!(b.interferers[0], (a.label, a.target.clone()));
+        assert_eq!(b.interferers[1..], a.interferers[1..]);
+        assert_eq!(b.target_row, Some(a.interferer_rows[0]));
+        assert_eq!(b.interferer_rows[0], a.target_row.unwrap());
+        // Its ratio is the new target's against the rest.
+        let mut rest = vec![0.0f32; mb.len()];
+        for (_, x) in &b.interferers {
+            rest.iter_mut().zip(x).for_each(|(r, v)| *r += v);
+        }
+        let tir = 10.0 * (energy(&b.target) / energy(&rest)).log10();
+        assert!(
+            (f64::from(b.tir_db) - tir).abs() < 1e-3,
+            "pair {k}: {} vs {tir}",
+            b.tir_db
+        );
+        // A query clip of the new label, from another group of it when there is one.
+        assert_eq!(rows[b.query_row].label, LABELS[b.label]);
+        assert_eq!(b.query.len(), a.query.len());
+        let t = b.target_row.unwrap();
+        if rows
+            .iter()
+            .any(|r| r.label == rows[t].label && r.group != rows[t].group)
+        {
+            assert_ne!(rows[b.query_row].group, rows[t].group, "pair {k}: query group");
+        }
+    }
+    let cfg = SamplerConfig {
+        pair_queries: true,
+        absent_p: 0.1,
+        ..SamplerConfig::default()
+    };
+    let e = MixtureSampler::open(d.path(), "train", cfg).err().expect("refused");
+    assert!(e.to_string().contains("pair_queries"), "{e}");
+}
+
+#[test]
 fn query_comes_from_another_group_when_there_is_one() {
     let d = corpus();
     let s = MixtureSampler::open(d.path(), "train", SamplerConfig::default()).unwrap();

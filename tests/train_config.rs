@@ -32,6 +32,11 @@ fn bad_configs_name_the_file_and_the_reason() {
             r#"{"data": {"absent_p": 0.2}, "objective": {"waveform_sisdr": 0.02}}"#,
             "absent_p",
         ),
+        (
+            "pairs.json",
+            r#"{"data": {"pair_queries": true}, "batch_size": 7}"#,
+            "even batch_size",
+        ),
     ];
     for (name, text, needle) in cases {
         let path = tmp.path().join(name);

@@ -170,6 +170,10 @@ fn run_mixtures(args: &MixturesArgs) -> crate::Result<()> {
         cfg.absent_p == 0.0,
         "absent_p must be 0 for evaluation mixtures: a silent reference cannot be scored"
     );
+    anyhow::ensure!(
+        !cfg.pair_queries,
+        "pair_queries must be off for evaluation mixtures: each mixture is written once"
+    );
     let labels: Vec<String> = match &args.labels {
         Some(l) => l.clone(),
         None => {

@@ -130,6 +130,13 @@ pub struct SamplerConfig {
     /// nothing for a class that is not there instead of a generic foreground. In [0, 1); 0
     /// (the default) draws no extra random number, so earlier seeds give the same examples.
     pub absent_p: f32,
+    /// Pair the examples: every odd index `2k + 1` is the mixture of index `2k` queried for
+    /// its first interferer (that source the target, the drawn target among the interferers,
+    /// the ratio recomputed, a query clip of the new label from another group), so a batch
+    /// shows the network the same input with two queries and two answers. Falls back to an
+    /// independent draw when the first interferer's label is not a target label. Not with
+    /// `absent_p`.
+    pub pair_queries: bool,
 }
 
 impl Default for SamplerConfig {
@@ -162,6 +169,7 @@ impl Default for SamplerConfig {
             package_share: BTreeMap::new(),
             group_power: 1.0,
             absent_p: 0.0,
+            pair_queries: false,
         }
     }
 }
@@ -236,6 +244,10 @@ impl SamplerConfig {
             (0.0..1.0).contains(&self.absent_p),
             "absent_p must be in [0, 1), not {}",
             self.absent_p
+        );
+        ensure!(
+            !(self.pair_queries && self.absent_p > 0.0),
+            "pair_queries and absent_p exclude each other (a pair's second example needs a present target)"
         );
         ensure!(
             (0.0..=12.0).contains(&self.pitch_semitones),
@@ -515,6 +527,56 @@ impl MixtureSampler {
 
     /// [`sample`](Self::sample) with the interferers apart and the source rows.
     pub fn sample_parts(&self, seed: u64, index: u64) -> Result<Parts> {
+        if self.cfg.pair_queries && !index.is_multiple_of(2) {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            rng.set_stream(index);
+            let first = self.draw(seed, index - 1)?;
+            if let Some(parts) = self.swap_query(&mut rng, first)? {
+                return Ok(parts);
+            }
+        }
+        self.draw(seed, index)
+    }
+
+    /// The pair partner of `parts` ([`SamplerConfig::pair_queries`]): the same mixture with its
+    /// first interferer as the target; `None` when that label is not a target label or there
+    /// is no interferer.
+    fn swap_query(&self, rng: &mut ChaCha8Rng, mut parts: Parts) -> Result<Option<Parts>> {
+        let Some(&(label, _)) = parts.interferers.first() else {
+            return Ok(None);
+        };
+        let (Some(target_row), Some(&row)) = (parts.target_row, parts.interferer_rows.first()) else {
+            return Ok(None);
+        };
+        if !self.targets.contains(&label) {
+            return Ok(None);
+        }
+        let cfg = &self.cfg;
+        let qlen = (f64::from(cfg.query_seconds) * f64::from(cfg.rate)).round() as usize;
+        let (_, new_target) = std::mem::replace(&mut parts.interferers[0], (parts.label, Vec::new()));
+        parts.interferers[0].1 = std::mem::replace(&mut parts.target, new_target);
+        parts.interferer_rows[0] = target_row;
+        parts.target_row = Some(row);
+        parts.label = label;
+        let mut sum = vec![0.0f64; parts.target.len()];
+        for (_, x) in &parts.interferers {
+            sum.iter_mut().zip(x).for_each(|(s, v)| *s += f64::from(*v));
+        }
+        let e_n: f64 = sum.iter().map(|v| v * v).sum();
+        parts.tir_db = (10.0 * (energy(&parts.target) / e_n.max(1e-30)).log10()) as f32;
+        let tgroup = self.group_of[row];
+        let other_group = self.by_label[label].0.iter().any(|r| self.group_of[*r] != tgroup);
+        let (query_row, mut query) = self.source(rng, label, other_group.then_some(tgroup), qlen, cfg.augment_query)?;
+        let qpeak = query.iter().fold(0.0f32, |p, v| p.max(v.abs()));
+        let qs = (db_to_amp(uniform(rng, cfg.peak_db)) / f64::from(qpeak)) as f32;
+        query.iter_mut().for_each(|v| *v *= qs);
+        parts.query = query;
+        parts.query_row = query_row;
+        Ok(Some(parts))
+    }
+
+    /// One independent example: the draw of `(seed, index)`.
+    fn draw(&self, seed: u64, index: u64) -> Result<Parts> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(index);
         let cfg = &self.cfg;

@@ -156,6 +156,11 @@ impl TrainConfig {
             self.data.absent_p == 0.0 || self.objective.waveform_sisdr == 0.0,
             "data.absent_p needs objective.waveform_sisdr 0: the SI-SDR of a silent (absent) target is undefined"
         );
+        anyhow::ensure!(
+            !self.data.pair_queries || self.batch_size.is_multiple_of(2),
+            "data.pair_queries needs an even batch_size (each pair shares a batch), not {}",
+            self.batch_size
+        );
         self.valid_sampler()?;
         Ok(())
     }

@@ -401,10 +401,11 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
             known.join(", ")
         );
     }
-    // Validation scores present targets only: absent-label examples (`absent_p`) have no
-    // SI-SDR.
+    // Validation scores present targets only (absent-label examples, `absent_p`, have no
+    // SI-SDR) and every mixture once (no `pair_queries`), so its figures stay comparable.
     let valid_data = SamplerConfig {
         absent_p: 0.0,
+        pair_queries: false,
         ..cfg.data.clone()
     };
     let valid_sampler = MixtureSampler::open(&opts.data, &cfg.valid_split, valid_data)
