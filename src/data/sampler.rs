@@ -542,37 +542,50 @@ impl MixtureSampler {
     /// first interferer as the target; `None` when that label is not a target label or there
     /// is no interferer.
     fn swap_query(&self, rng: &mut ChaCha8Rng, mut parts: Parts) -> Result<Option<Parts>> {
-        let Some(&(label, _)) = parts.interferers.first() else {
-            return Ok(None);
-        };
-        let (Some(target_row), Some(&row)) = (parts.target_row, parts.interferer_rows.first()) else {
+        let (Some(&(label, _)), Some(&row), Some(target_row)) = (
+            parts.interferers.first(),
+            parts.interferer_rows.first(),
+            parts.target_row,
+        ) else {
             return Ok(None);
         };
         if !self.targets.contains(&label) {
             return Ok(None);
         }
-        let cfg = &self.cfg;
-        let qlen = (f64::from(cfg.query_seconds) * f64::from(cfg.rate)).round() as usize;
         let (_, new_target) = std::mem::replace(&mut parts.interferers[0], (parts.label, Vec::new()));
         parts.interferers[0].1 = std::mem::replace(&mut parts.target, new_target);
         parts.interferer_rows[0] = target_row;
         parts.target_row = Some(row);
         parts.label = label;
-        let mut sum = vec![0.0f64; parts.target.len()];
-        for (_, x) in &parts.interferers {
-            sum.iter_mut().zip(x).for_each(|(s, v)| *s += f64::from(*v));
-        }
-        let e_n: f64 = sum.iter().map(|v| v * v).sum();
+        let e_n: f64 = interference(&parts.interferers, parts.target.len())
+            .iter()
+            .map(|v| v * v)
+            .sum();
         parts.tir_db = (10.0 * (energy(&parts.target) / e_n.max(1e-30)).log10()) as f32;
-        let tgroup = self.group_of[row];
-        let other_group = self.by_label[label].0.iter().any(|r| self.group_of[*r] != tgroup);
-        let (query_row, mut query) = self.source(rng, label, other_group.then_some(tgroup), qlen, cfg.augment_query)?;
+        (parts.query_row, parts.query) = self.query_clip(rng, label, Some(row))?;
+        Ok(Some(parts))
+    }
+
+    /// Labels with train clips that may join every label of `chosen` in a mixture.
+    fn compatible_labels(&self, chosen: &[usize]) -> Vec<usize> {
+        (0..LABELS.len())
+            .filter(|l| !self.by_label[*l].0.is_empty() && chosen.iter().all(|c| compatible(*c, *l)))
+            .collect()
+    }
+
+    /// A query clip of `label` (`query_seconds`, its peak drawn from `peak_db`): from another
+    /// group than the target clip `target_row` when the split has one. Returns its row too.
+    fn query_clip(&self, rng: &mut ChaCha8Rng, label: usize, target_row: Option<usize>) -> Result<(usize, Vec<f32>)> {
+        let cfg = &self.cfg;
+        let qlen = (f64::from(cfg.query_seconds) * f64::from(cfg.rate)).round() as usize;
+        let exclude = target_row
+            .map(|t| self.group_of[t])
+            .filter(|g| self.by_label[label].0.iter().any(|r| self.group_of[*r] != *g));
+        let (row, mut query) = self.source(rng, label, exclude, qlen, cfg.augment_query)?;
         let qpeak = query.iter().fold(0.0f32, |p, v| p.max(v.abs()));
         let qs = (db_to_amp(uniform(rng, cfg.peak_db)) / f64::from(qpeak)) as f32;
         query.iter_mut().for_each(|v| *v *= qs);
-        parts.query = query;
-        parts.query_row = query_row;
-        Ok(Some(parts))
+        Ok((row, query))
     }
 
     /// One independent example: the draw of `(seed, index)`.
@@ -581,14 +594,11 @@ impl MixtureSampler {
         rng.set_stream(index);
         let cfg = &self.cfg;
         let len = (f64::from(cfg.seconds) * f64::from(cfg.rate)).round() as usize;
-        let qlen = (f64::from(cfg.query_seconds) * f64::from(cfg.rate)).round() as usize;
         let label = self.targets[rng.random_range(0..self.targets.len())];
         let k = rng.random_range(cfg.interferers[0]..=cfg.interferers[1]);
         let mut chosen = vec![label];
         for _ in 0..k {
-            let pool: Vec<usize> = (0..LABELS.len())
-                .filter(|l| !self.by_label[*l].0.is_empty() && chosen.iter().all(|c| compatible(*c, *l)))
-                .collect();
+            let pool = self.compatible_labels(&chosen);
             if pool.is_empty() {
                 break;
             }
@@ -608,10 +618,7 @@ impl MixtureSampler {
         target.iter_mut().for_each(|v| *v *= g);
         let tir_db = uniform(&mut rng, cfg.tir_db) as f32;
         // Scale the interference to the drawn ratio (energies in f64).
-        let mut sum = vec![0.0f64; len];
-        for (_, x) in &interferers {
-            sum.iter_mut().zip(x).for_each(|(s, v)| *s += f64::from(*v));
-        }
+        let sum = interference(&interferers, len);
         let e_n: f64 = sum.iter().map(|v| v * v).sum();
         let e_t = energy(&target);
         let a = (e_t / (e_n * 10f64.powf(f64::from(tir_db) / 10.0))).sqrt();
@@ -628,14 +635,7 @@ impl MixtureSampler {
         for (_, x) in &mut interferers {
             x.iter_mut().for_each(|v| *v = (f64::from(*v) * a * s) as f32);
         }
-        // Query: the target label, another group when the split has one.
-        let tgroup = self.group_of[target_row];
-        let other_group = self.by_label[label].0.iter().any(|r| self.group_of[*r] != tgroup);
-        let exclude = other_group.then_some(tgroup);
-        let (query_row, mut query) = self.source(&mut rng, label, exclude, qlen, cfg.augment_query)?;
-        let qpeak = query.iter().fold(0.0f32, |p, v| p.max(v.abs()));
-        let qs = (db_to_amp(uniform(&mut rng, cfg.peak_db)) / f64::from(qpeak)) as f32;
-        query.iter_mut().for_each(|v| *v *= qs);
+        let (query_row, query) = self.query_clip(&mut rng, label, Some(target_row))?;
         let mut parts = Parts {
             label,
             tir_db,
@@ -647,7 +647,7 @@ impl MixtureSampler {
             query_row,
         };
         if cfg.absent_p > 0.0 && rng.random::<f32>() < cfg.absent_p {
-            self.make_absent(&mut rng, &mut parts, &chosen, qlen)?;
+            self.make_absent(&mut rng, &mut parts, &chosen)?;
         }
         Ok(parts)
     }
@@ -655,18 +655,13 @@ impl MixtureSampler {
     /// Turns `parts` into an example whose queried label is not in the mixture (see
     /// [`SamplerConfig::absent_p`]); leaves it as it is when no label with train clips is
     /// compatible with every source of `chosen`. The mixture is unchanged.
-    fn make_absent(&self, rng: &mut ChaCha8Rng, parts: &mut Parts, chosen: &[usize], qlen: usize) -> Result<()> {
-        let pool: Vec<usize> = (0..LABELS.len())
-            .filter(|l| !self.by_label[*l].0.is_empty() && chosen.iter().all(|c| compatible(*c, *l)))
-            .collect();
+    fn make_absent(&self, rng: &mut ChaCha8Rng, parts: &mut Parts, chosen: &[usize]) -> Result<()> {
+        let pool = self.compatible_labels(chosen);
         if pool.is_empty() {
             return Ok(());
         }
         let absent = pool[rng.random_range(0..pool.len())];
-        let (query_row, mut query) = self.source(rng, absent, None, qlen, self.cfg.augment_query)?;
-        let qpeak = query.iter().fold(0.0f32, |p, v| p.max(v.abs()));
-        let qs = (db_to_amp(uniform(rng, self.cfg.peak_db)) / f64::from(qpeak)) as f32;
-        query.iter_mut().for_each(|v| *v *= qs);
+        let (query_row, query) = self.query_clip(rng, absent, None)?;
         let silence = vec![0.0; parts.target.len()];
         let target = std::mem::replace(&mut parts.target, silence);
         parts.interferers.insert(0, (parts.label, target));
@@ -828,6 +823,15 @@ fn read_all(path: &Path, rate: u32) -> Result<Vec<i16>> {
         .with_context(|| format!("{}", path.display()))?;
     ensure!(!v.is_empty(), "{}: no samples", path.display());
     Ok(v)
+}
+
+/// The interferers' sum, sample for sample, in f64 (`len` samples).
+fn interference(interferers: &[(usize, Vec<f32>)], len: usize) -> Vec<f64> {
+    let mut sum = vec![0.0f64; len];
+    for (_, x) in interferers {
+        sum.iter_mut().zip(x).for_each(|(s, v)| *s += f64::from(*v));
+    }
+    sum
 }
 
 fn energy(x: &[f32]) -> f64 {
