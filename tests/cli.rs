@@ -1362,3 +1362,47 @@ fn several_queries_in_one_run() {
     assert!(stderr(&run).contains("use --query all"), "{}", stderr(&run));
     assert!(!bad.exists());
 }
+
+#[test]
+fn segment_and_overlap_flags_cut_the_input_and_refuse_bad_values() {
+    let tmp = tempfile::tempdir().unwrap();
+    let song = demo(tmp.path());
+    let input = tmp.path().join("song.wav");
+    let out = tmp.path().join("out");
+    // 1 s segments with 0.25 s crossfades over the 3 s song: four segments, the last partial.
+    let run = separate(
+        "drums",
+        &out,
+        &["--residual", "--segment", "1", "--overlap", "0.25"],
+        &[&input],
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    let (_, mix) = read_wav(&input);
+    let (_, target) = read_wav(&out.join("song/drums.wav"));
+    let (_, residual) = read_wav(&out.join("song/no_drums.wav"));
+    for c in 0..2 {
+        assert_eq!(target[c].len(), mix[c].len());
+        for i in 0..mix[c].len() {
+            assert_eq!(target[c][i] + residual[c][i], mix[c][i], "channel {c} frame {i}");
+        }
+    }
+    let (base, est) = drums_si_sdr(&song, mix, target);
+    assert!(
+        est - base > 3.0,
+        "SI-SDR improvement {:.2} dB with 1 s segments",
+        est - base
+    );
+    for (args, expect) in [
+        (
+            &["--segment", "1", "--overlap", "1"][..],
+            "--overlap 1 s must be shorter",
+        ),
+        (&["--segment", "0.05"][..], "too short"),
+        (&["--overlap", "abc"][..], "not a number of seconds"),
+    ] {
+        let run = separate("drums", &tmp.path().join("bad"), args, &[&input]);
+        assert!(!run.status.success(), "{args:?} was accepted");
+        assert!(stderr(&run).contains(expect), "{args:?}: {}", stderr(&run));
+    }
+    assert!(!tmp.path().join("bad").exists() || walk(&tmp.path().join("bad")).is_empty());
+}

@@ -225,3 +225,17 @@ fn several_queries_in_one_pass_equal_one_at_a_time() {
         assert!(max_err(&want, &many[i]) <= 1e-5, "query {q:?}");
     }
 }
+
+#[test]
+fn partial_segments_reach_the_separator_unpadded() {
+    // A constant minus the mean of what the separator sees is 0 only if it sees no zero
+    // padding: a file shorter than one segment, and the last partial segment of a longer one.
+    let (len, _) = SEG.frames(RATE);
+    for frames in [len / 3, len + len / 2, 3 * len + 7] {
+        let x = vec![vec![0.5f32; frames]; 2];
+        let y = separate_all(&RemoveMean, &Query::from_label("x"), &x, RATE, SEG).unwrap();
+        assert_eq!(y[0].len(), frames);
+        let worst = y.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(worst < 1e-5, "{frames} frames: largest output {worst}");
+    }
+}

@@ -124,6 +124,16 @@ pub struct SeparateArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
 
+    /// Length of the segments a long input is cut into, seconds (default: the separator's,
+    /// 10 s). A file or a last piece shorter than a segment goes through at its own length.
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    pub segment: Option<f32>,
+
+    /// Overlap of consecutive segments, seconds, crossfaded linearly (default 1; less than
+    /// the segment).
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    pub overlap: Option<f32>,
+
     /// Where the model runs.
     #[arg(long, value_enum, default_value_t = Device::Cpu)]
     pub device: Device,
@@ -359,6 +369,15 @@ pub struct ReportArgs {
     /// Resample estimates and mixtures to the reference's rate before scoring.
     #[arg(long)]
     pub resample: bool,
+}
+
+fn seconds(s: &str) -> Result<f32, String> {
+    let t: f32 = s.parse().map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if t.is_finite() && (0.0..=3600.0).contains(&t) {
+        Ok(t)
+    } else {
+        Err(format!("{t} is not in [0, 3600] seconds"))
+    }
 }
 
 fn temperature(s: &str) -> Result<f64, String> {

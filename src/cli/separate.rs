@@ -15,7 +15,7 @@ use crate::separate::file::{FileJob, OutputOptions, separate_file, write_uncerta
 use crate::separate::log::{BatchLog, Entry, Status, unix_now};
 use crate::separate::neural::FlowOptions;
 use crate::separate::shard::Shard;
-use crate::separate::{Negated, Query, Separator, default_model, load};
+use crate::separate::{Negated, Query, Segment, Separator, default_model, load};
 
 fn file_style() -> ProgressStyle {
     progress::bar("{prefix:>24!} [{bar:30}] {percent:>3}% {msg}", "=> ")
@@ -60,6 +60,7 @@ fn label_list(text: &str, flag: &str, sep: &dyn Separator) -> crate::Result<Vec<
 }
 
 fn setup(args: &SeparateArgs) -> crate::Result<Setup> {
+    check_segment(args)?;
     let device = args.device.candle()?;
     let flow = FlowOptions {
         sampler: args.sampler.clone(),
@@ -419,7 +420,41 @@ fn output_options(args: &SeparateArgs) -> OutputOptions {
         } else {
             crate::audio::Damaged::Fail
         },
+        segment: segment(args),
     }
+}
+
+/// `--segment` / `--overlap` as a segmentation (`None`: the separator's own). The default
+/// overlap is 1 s, or a quarter of a segment shorter than 4 s.
+fn segment(args: &SeparateArgs) -> Option<Segment> {
+    if args.segment.is_none() && args.overlap.is_none() {
+        return None;
+    }
+    let length_secs = args.segment.unwrap_or(Segment::default().length_secs);
+    let overlap_secs = args.overlap.unwrap_or((length_secs / 4.0).min(1.0));
+    Some(Segment {
+        length_secs,
+        overlap_secs,
+    })
+}
+
+/// Refuses a segmentation the engine cannot run: segments under 0.1 s, or an overlap not
+/// shorter than the segment.
+fn check_segment(args: &SeparateArgs) -> crate::Result<()> {
+    if let Some(s) = segment(args) {
+        anyhow::ensure!(
+            s.length_secs >= 0.1,
+            "--segment {} s is too short (at least 0.1 s)",
+            s.length_secs
+        );
+        anyhow::ensure!(
+            s.overlap_secs < s.length_secs,
+            "--overlap {} s must be shorter than the segment ({} s)",
+            s.overlap_secs,
+            s.length_secs
+        );
+    }
+    Ok(())
 }
 
 /// What `run_one` reports of a separated file.

@@ -7,8 +7,11 @@
 //! ends, flat in between, never zero) and the sum is divided by the sum of weights. In an
 //! overlap the two ramps add to one, so neighbouring segments crossfade linearly; dividing by
 //! the weight sum makes the first and last frames exact as well, so an identity separator
-//! reproduces its input to float rounding. The last, partial segment is zero-padded to the
-//! full length (a model sees the shape it was trained on) and trimmed after.
+//! reproduces its input to float rounding. The last, partial segment (and a stream shorter than
+//! one segment) goes to the separator at its own length, not zero-padded: a model that
+//! normalises its input by the chunk's loudness, or attends over the whole chunk, would
+//! otherwise see seconds of digital silence it never met in training (a 4 s file in a 10 s
+//! segment is 60 % padding; docs/training.md, "Unpadded segments").
 
 use super::{Query, Separator};
 use crate::Result;
@@ -108,18 +111,11 @@ impl<'a> ChunkEngine<'a> {
         self.len
     }
 
-    /// Runs the separator on the first `len` pending frames (zero-padded if fewer) and adds
-    /// the weighted estimates to the accumulators.
+    /// Runs the separator on the first `len` pending frames (fewer at the end of the stream:
+    /// the partial segment as it is) and adds the weighted estimates to the accumulators.
     fn run_segment(&mut self) -> Result<()> {
-        let chunk: Planar = self
-            .pending
-            .iter()
-            .map(|c| {
-                let mut v = c[..c.len().min(self.len)].to_vec();
-                v.resize(self.len, 0.0);
-                v
-            })
-            .collect();
+        let n = crate::audio::frames(&self.pending).min(self.len);
+        let chunk: Planar = self.pending.iter().map(|c| c[..n].to_vec()).collect();
         let ests = self.sep.separate_many(&chunk, self.rate, self.queries)?;
         anyhow::ensure!(
             ests.len() == self.queries.len(),
@@ -130,13 +126,12 @@ impl<'a> ChunkEngine<'a> {
         );
         for (acc, est) in self.acc.iter_mut().zip(&ests) {
             anyhow::ensure!(
-                est.len() == chunk.len() && est.iter().all(|c| c.len() == self.len),
-                "separator {} returned {} channels of {} frames for {} channels of {}",
+                est.len() == chunk.len() && est.iter().all(|c| c.len() == n),
+                "separator {} returned {} channels of {} frames for {} channels of {n}",
                 self.sep.name(),
                 est.len(),
                 est.first().map_or(0, Vec::len),
                 chunk.len(),
-                self.len
             );
             for (a, e) in acc.iter_mut().zip(est) {
                 for ((a, &x), &w) in a.iter_mut().zip(e).zip(&self.weight) {
@@ -144,7 +139,7 @@ impl<'a> ChunkEngine<'a> {
                 }
             }
         }
-        for (s, &w) in self.wsum.iter_mut().zip(&self.weight) {
+        for (s, &w) in self.wsum.iter_mut().zip(&self.weight[..n]) {
             *s += w;
         }
         self.started = true;

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 
-use super::{ChunkEngine, Query, Separator};
+use super::{ChunkEngine, Query, Segment, Separator};
 use crate::Result;
 use crate::audio::encode::quantize;
 use crate::audio::{
@@ -38,6 +38,8 @@ pub struct OutputOptions {
     pub overwrite: bool,
     /// What to do with a damaged input (fail, or keep what decodes).
     pub damaged: Damaged,
+    /// Segmentation of long inputs; `None`: the separator's own ([`Separator::segment`]).
+    pub segment: Option<Segment>,
 }
 
 /// Where one input's outputs go.
@@ -324,7 +326,8 @@ pub fn separate_file(
     };
     let mut down = StreamResampler::new(rate, proc_rate, channels)?;
     let mut up = resamplers(proc_rate, rate)?;
-    let mut engine = ChunkEngine::new(sep, queries, proc_rate, channels);
+    let segment = opts.segment.unwrap_or_else(|| sep.segment());
+    let mut engine = ChunkEngine::with_segment(sep, queries, proc_rate, channels, segment);
     let back = |up: &mut [StreamResampler], est: Vec<Planar>| -> Result<Vec<Planar>> {
         up.iter_mut().zip(&est).map(|(u, e)| u.process(e)).collect()
     };
