@@ -8,8 +8,8 @@ use candle_nn::{VarBuilder, VarMap};
 use splitflow::data::LABELS;
 use splitflow::model::{Layout, ModelConfig, Network, resolve_query};
 
-/// The tiny config and its two alternative layouts: full band resolution with dilated band
-/// convolutions, and the 1-D net over time with the bands as channels.
+/// The tiny config and its alternatives: full band resolution with dilated band convolutions,
+/// the 1-D net over time with the bands as channels, and the band-normalised input plane.
 fn variants() -> Vec<(&'static str, ModelConfig)> {
     let tiny = ModelConfig::tiny();
     let mut full = tiny.clone();
@@ -18,7 +18,14 @@ fn variants() -> Vec<(&'static str, ModelConfig)> {
     let mut time = tiny.clone();
     time.unet.layout = Layout::Time;
     time.unet.channels = vec![16, 32, 32];
-    vec![("freq_time", tiny), ("full_band_dilated", full), ("time", time)]
+    let mut norm = tiny.clone();
+    norm.unet.input_norm = true;
+    vec![
+        ("freq_time", tiny),
+        ("full_band_dilated", full),
+        ("time", time),
+        ("input_norm", norm),
+    ]
 }
 
 fn build(cfg: &ModelConfig) -> (VarMap, Network) {
@@ -302,4 +309,48 @@ fn gemm_conv_matches_candle_conv2d() {
         assert!(max_diff(&got, &want) < 1e-5, "case {i}: {}", max_diff(&got, &want));
     }
     assert!(GemmConv2d::new(2, 2, 2, 1, vb.pp("bad")).is_err());
+}
+
+#[test]
+fn band_normalised_plane_cancels_the_recording_gain() {
+    use splitflow::model::unet::band_normalised;
+    let (b, f, t) = (2, 16, 40);
+    // Band envelopes well above the floor: 0.5..1.5 with a per-band offset.
+    let cond = ((input((b, 1, f, t), 7).abs().unwrap() * 0.5).unwrap() + 1.0).unwrap();
+    let base = band_normalised(&cond).unwrap();
+    // Each band's frames average 1 once its mean dominates the floor (0.1 of the plane's mean).
+    let means = base
+        .mean_keepdim(3)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    for m in &means {
+        assert!((m - 1.0 / 1.1).abs() < 0.02, "band mean {m}");
+    }
+    // A global gain cancels exactly.
+    let scaled = band_normalised(&(&cond * 3.7).unwrap()).unwrap();
+    assert!(max_diff(&base, &scaled) < 1e-5);
+    // A static EQ (gains 0.5..2 per band, the compressed features of a +-20 dB EQ at p = 0.3
+    // would be 0.25..4; these stay where the floor matters little) changes cond by up to 100 %
+    // but the normalised plane by under 12 % (the floor is what remains).
+    let g: Vec<f32> = (0..f).map(|i| 0.5 * 4f32.powf(i as f32 / (f - 1) as f32)).collect();
+    let g = Tensor::from_vec(g, (1, 1, f, 1), &Device::Cpu).unwrap();
+    let eq = cond.broadcast_mul(&g).unwrap();
+    let coloured = band_normalised(&eq).unwrap();
+    let rel = max_diff(&base, &coloured) / base.max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(rel < 0.12, "relative change {rel}");
+    assert!(max_diff(&cond, &eq) > 0.5);
+    // Near-silent bands stay near 0 instead of being lifted to 1.
+    let quiet = Tensor::cat(
+        &[
+            cond.narrow(2, 0, f - 1).unwrap(),
+            (cond.narrow(2, f - 1, 1).unwrap() * 1e-4).unwrap(),
+        ],
+        2,
+    )
+    .unwrap();
+    let q = band_normalised(&quiet).unwrap().narrow(2, f - 1, 1).unwrap();
+    assert!(q.max_all().unwrap().to_scalar::<f32>().unwrap() < 0.01);
 }

@@ -73,6 +73,13 @@ pub struct UNetConfig {
     /// (`"freq_time"` only; missing levels use 1).
     #[serde(default)]
     pub freq_dilation: Vec<usize>,
+    /// Add a fourth input plane (`"freq_time"` only): `cond` divided by its own mean over the
+    /// chunk's frames in each band (floored at a tenth of the plane's overall mean), the
+    /// band-wise normalisation of cepstral mean subtraction. A static EQ of the recording
+    /// (`g(f)·X`, so `g^p · cond` after the compression) cancels in it exactly, so the network
+    /// sees each band's envelope apart from the recording chain's colour.
+    #[serde(default)]
+    pub input_norm: bool,
 }
 
 fn yes() -> bool {
@@ -104,6 +111,7 @@ impl Default for UNetConfig {
             layout: Layout::FreqTime,
             down_freq: true,
             freq_dilation: Vec::new(),
+            input_norm: false,
         }
     }
 }
@@ -124,6 +132,7 @@ impl UNetConfig {
             layout: Layout::FreqTime,
             down_freq: true,
             freq_dilation: Vec::new(),
+            input_norm: false,
         }
     }
 
@@ -156,6 +165,10 @@ impl UNetConfig {
         ensure!(
             self.layout == Layout::FreqTime || (self.freq_dilation.iter().all(|&d| d == 1)),
             "freq_dilation applies to the \"freq_time\" layout only"
+        );
+        ensure!(
+            self.layout == Layout::FreqTime || !self.input_norm,
+            "input_norm applies to the \"freq_time\" layout only"
         );
         let last = self.channels[self.channels.len() - 1];
         ensure!(
@@ -202,7 +215,7 @@ impl UNetConfig {
     /// of the planes it works on.
     fn io(&self, n_bands: usize) -> (usize, usize, usize) {
         match self.layout {
-            Layout::FreqTime => (IN_CHANNELS, 1, n_bands),
+            Layout::FreqTime => (IN_CHANNELS + usize::from(self.input_norm), 1, n_bands),
             Layout::Time => (2 * n_bands, n_bands, 1),
         }
     }
@@ -391,6 +404,17 @@ fn sinusoidal(x: &Tensor, dim: usize) -> Result<Tensor> {
     Ok(Tensor::cat(&[args.sin()?, args.cos()?], 1)?)
 }
 
+/// `cond (B, 1, F, T)` divided, in each band, by its mean over the `T` frames plus a tenth of
+/// the plane's mean (so that near-silent bands stay near 0 rather than being lifted to 1):
+/// `cond / (mean_t + 0.1 · mean_ft + 1e-6)`. A per-band gain `g_f` on `cond` cancels wherever
+/// the band mean dominates the floor.
+pub fn band_normalised(cond: &Tensor) -> Result<Tensor> {
+    let band_mean = cond.mean_keepdim(D::Minus1)?;
+    let floor = (band_mean.mean_keepdim(2)? * 0.1)?;
+    let den = (band_mean.broadcast_add(&floor)? + 1e-6)?;
+    Ok(cond.broadcast_div(&den)?)
+}
+
 impl UNet {
     /// Builds the network for `n_bands`-band planes and conditioning queries of `query_dim`
     /// values.
@@ -513,7 +537,13 @@ impl UNet {
                     })
                     .collect();
                 let pos = Tensor::from_vec(pos, (1, 1, fp, 1), z.device())?.broadcast_as((b, 1, fp, tp))?;
-                Tensor::cat(&[pad(z)?, pad(cond)?, pos.contiguous()?], 1)?
+                let pos = pos.contiguous()?;
+                if self.cfg.input_norm {
+                    let norm = band_normalised(&cond.to_dtype(DType::F32)?)?;
+                    Tensor::cat(&[pad(z)?, pad(cond)?, pos, pad(&norm)?], 1)?
+                } else {
+                    Tensor::cat(&[pad(z)?, pad(cond)?, pos], 1)?
+                }
             }
             // Bands as channels: (B, 2, F, T) → (B, 2F, 1, T).
             Layout::Time => Tensor::cat(&[pad(z)?, pad(cond)?], 1)?.reshape((b, 2 * fp, 1, tp))?,
