@@ -31,6 +31,18 @@ fn separate(query: &str, out: &Path, extra: &[&str], inputs: &[&Path]) -> std::p
     cmd.output().unwrap()
 }
 
+/// Integer outputs (read as f64) of a stereo input: every channel of `target` has the input's length and
+/// `target + residual` is the input, sample for sample (`what` names the item in failures).
+fn assert_residual_completes(mix: &[Vec<f64>], target: &[Vec<f64>], residual: &[Vec<f64>], what: &str) {
+    assert_eq!(mix.len(), 2, "{what}: stereo input");
+    for c in 0..2 {
+        assert_eq!(mix[c].len(), target[c].len(), "{what} channel {c}");
+        for i in 0..mix[c].len() {
+            assert_eq!(target[c][i] + residual[c][i], mix[c][i], "{what} channel {c} frame {i}");
+        }
+    }
+}
+
 /// SI-SDR (dB) of a 16-bit mixture and of a 16-bit drums estimate (as read by `read_wav`)
 /// against the demo song's drums.
 fn drums_si_sdr(song: &splitflow::demo::DemoSong, mix: Vec<Vec<f64>>, estimate: Vec<Vec<f64>>) -> (f64, f64) {
@@ -62,13 +74,7 @@ fn separates_drums_keeps_format_and_residual_sums_to_input() {
     let (r_spec, residual) = read_wav(&out.join("song/no_drums.wav"));
     assert_eq!(t_spec, in_spec);
     assert_eq!(r_spec, in_spec);
-    // Integer outputs: target + residual is the input, sample for sample.
-    for c in 0..2 {
-        assert_eq!(mix[c].len(), target[c].len());
-        for i in 0..mix[c].len() {
-            assert_eq!(target[c][i] + residual[c][i], mix[c][i], "channel {c} frame {i}");
-        }
-    }
+    assert_residual_completes(&mix, &target, &residual, "song");
     // The drums estimate is closer to the true drums than the mixture is.
     let (base, est) = drums_si_sdr(&song, mix, target);
     eprintln!("drums SI-SDR: mixture {base:.2} dB, hpss {est:.2} dB");
@@ -976,12 +982,8 @@ fn bundled_default_model_separates_without_model_flag() {
         let (_, residual) = read_wav(&out.join(format!("{name}/no_drums.wav")));
         assert_eq!(t_spec, in_spec);
         assert_eq!((t_spec.sample_rate, t_spec.bits_per_sample), (rate, bits));
-        for c in 0..2 {
-            assert_eq!(target[c].len(), frames);
-            for i in 0..frames {
-                assert_eq!(target[c][i] + residual[c][i], mix[c][i], "{name} channel {c} frame {i}");
-            }
-        }
+        assert!(target[..2].iter().all(|c| c.len() == frames), "{name}: {frames} frames");
+        assert_residual_completes(&mix, &target, &residual, name);
         if name == "song" {
             let (base, est) = drums_si_sdr(&song, mix, target);
             eprintln!("demo drums SI-SDR: mixture {base:.2} dB, bundled model {est:.2} dB");
@@ -1380,12 +1382,7 @@ fn segment_and_overlap_flags_cut_the_input_and_refuse_bad_values() {
     let (_, mix) = read_wav(&input);
     let (_, target) = read_wav(&out.join("song/drums.wav"));
     let (_, residual) = read_wav(&out.join("song/no_drums.wav"));
-    for c in 0..2 {
-        assert_eq!(target[c].len(), mix[c].len());
-        for i in 0..mix[c].len() {
-            assert_eq!(target[c][i] + residual[c][i], mix[c][i], "channel {c} frame {i}");
-        }
-    }
+    assert_residual_completes(&mix, &target, &residual, "1 s segments");
     let (base, est) = drums_si_sdr(&song, mix, target);
     assert!(
         est - base > 3.0,

@@ -537,13 +537,11 @@ impl UNet {
                     })
                     .collect();
                 let pos = Tensor::from_vec(pos, (1, 1, fp, 1), z.device())?.broadcast_as((b, 1, fp, tp))?;
-                let pos = pos.contiguous()?;
+                let mut planes = vec![pad(z)?, pad(cond)?, pos.contiguous()?];
                 if self.cfg.input_norm {
-                    let norm = band_normalised(&cond.to_dtype(DType::F32)?)?;
-                    Tensor::cat(&[pad(z)?, pad(cond)?, pos, pad(&norm)?], 1)?
-                } else {
-                    Tensor::cat(&[pad(z)?, pad(cond)?, pos], 1)?
+                    planes.push(pad(&band_normalised(&cond.to_dtype(DType::F32)?)?)?);
                 }
+                Tensor::cat(&planes, 1)?
             }
             // Bands as channels: (B, 2, F, T) → (B, 2F, 1, T).
             Layout::Time => Tensor::cat(&[pad(z)?, pad(cond)?], 1)?.reshape((b, 2 * fp, 1, tp))?,
