@@ -239,3 +239,50 @@ fn partial_segments_reach_the_separator_unpadded() {
         assert!(worst < 1e-5, "{frames} frames: largest output {worst}");
     }
 }
+
+/// Records the length of every block `mask_spread` is asked for, one mask frame per block.
+struct BlockLengths(std::sync::Mutex<Vec<usize>>);
+impl Separator for BlockLengths {
+    fn name(&self) -> &str {
+        "block-lengths"
+    }
+    fn check_query(&self, _: &Query) -> Result<()> {
+        Ok(())
+    }
+    fn separate(&self, chunk: &[Vec<f32>], _: u32, _: &Query) -> Result<Vec<Vec<f32>>> {
+        Ok(chunk.to_vec())
+    }
+    fn mask_spread(&self, chunk: &[Vec<f32>], _: u32, _: &Query) -> Option<Result<splitflow::separate::MaskSpread>> {
+        self.0.lock().unwrap().push(chunk[0].len());
+        Some(Ok(splitflow::separate::MaskSpread {
+            mean: vec![0.5],
+            spread: vec![0.1],
+            n_bands: 1,
+            n_frames: 1,
+        }))
+    }
+}
+
+#[test]
+fn uncertainty_blocks_follow_the_segment_length() {
+    use splitflow::audio::Damaged;
+    use splitflow::separate::file::write_uncertainty;
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = tmp.path().join("in.wav");
+    let rate = 8_000u32;
+    // 2.5 s: two whole 1 s segments and a half one; one 10 s block by default.
+    splitflow::audio::encode::write_mono16(&wav, &noise(1, 20_000, 3)[0], rate).unwrap();
+    let q = Query::from_label("x");
+    let one_s = Segment {
+        length_secs: 1.0,
+        overlap_secs: 0.25,
+    };
+    for (segment, want) in [(Some(one_s), vec![8_000, 8_000, 4_000]), (None, vec![20_000])] {
+        let sep = BlockLengths(Default::default());
+        let png = tmp.path().join("u.png");
+        assert!(write_uncertainty(&sep, &q, &wav, &png, Damaged::Fail, segment).unwrap());
+        assert_eq!(*sep.0.lock().unwrap(), want, "blocks for {segment:?}");
+        let bytes = std::fs::read(&png).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG");
+    }
+}

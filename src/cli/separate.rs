@@ -516,7 +516,7 @@ fn run_one(
     if uncertainty {
         for (query, target) in queries.iter().zip(&job.targets) {
             let png = target.with_extension("uncertainty.png");
-            if write_uncertainty(sep, query, &job.input, &png, opts.damaged)? {
+            if write_uncertainty(sep, query, &job.input, &png, opts.damaged, opts.segment)? {
                 picture += &format!(" + {}", png.display());
             } else {
                 picture = " (no uncertainty picture: the model is not generative)".into();

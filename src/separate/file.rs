@@ -375,19 +375,22 @@ pub fn separate_file(
 
 /// Writes the uncertainty picture of a generative separator for `input` to `png`: the band
 /// mask averaged over the samples and its per-bin spread (standard deviation over samples),
-/// computed on 10 s blocks (memory stays bounded). Returns `false` when the separator has no
-/// such picture.
+/// computed on consecutive blocks of one segment each (`segment`, default the separator's: the
+/// same context length the separation used; memory stays bounded). Returns `false` when the
+/// separator has no such picture.
 pub fn write_uncertainty(
     sep: &dyn Separator,
     query: &Query,
     input: &Path,
     png: &Path,
     damaged: Damaged,
+    segment: Option<Segment>,
 ) -> Result<bool> {
     let mut reader = AudioReader::open_with(input, damaged)?;
     let rate = reader.info().sample_rate;
     let channels = reader.info().channels;
-    let block_len = (rate as usize) * 10;
+    let secs = segment.unwrap_or_else(|| sep.segment()).length_secs;
+    let block_len = ((f64::from(secs) * f64::from(rate)).round() as usize).max(1);
     let mut all = super::MaskSpread::default();
     let mut block: Planar = vec![Vec::with_capacity(block_len); channels];
     let mut total = 0usize;
