@@ -389,8 +389,7 @@ pub fn write_uncertainty(
     let mut reader = AudioReader::open_with(input, damaged)?;
     let rate = reader.info().sample_rate;
     let channels = reader.info().channels;
-    let secs = segment.unwrap_or_else(|| sep.segment()).length_secs;
-    let block_len = ((f64::from(secs) * f64::from(rate)).round() as usize).max(1);
+    let (block_len, _) = segment.unwrap_or_else(|| sep.segment()).frames(rate);
     let mut all = super::MaskSpread::default();
     let mut block: Planar = vec![Vec::with_capacity(block_len); channels];
     let mut total = 0usize;
